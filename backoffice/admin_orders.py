@@ -1,0 +1,334 @@
+"""Orders in the admin: read-only lists built for a million rows, cancels and break handling through services.
+
+Nobody adds, edits or deletes an order, a fill or a position by hand. The
+order list pages without counting the table (``NoCountPaginator``), filters
+on indexed columns only (status, strategy, symbol, created_at: the
+``order_*_newest`` indexes), sorts only in index order, searches ids by
+exact match (their unique indexes), and reads each page with one query
+(``list_select_related``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin, messages
+from django.contrib.admin import DateFieldListFilter, helpers
+from django.core.exceptions import PermissionDenied
+from django.db.models import Q, QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.utils.html import format_html_join
+
+from backoffice.admin_risk import AuditTrailMixin, badge
+from backoffice.admin_tools import (
+    BackofficeModelAdmin,
+    InputFilter,
+    LargeTableAdminMixin,
+    ObjectAction,
+    ReadOnlyAdminMixin,
+    ReasonForm,
+    has_perm,
+    quantity,
+    timestamp,
+    timestamp_column,
+)
+from orders import services
+from orders.models import BreakStatus, Fill, Order, OrderTransition, Position, ReconciliationBreak, ReconciliationRun
+from orders.states import WORKING, OrderStatus
+from risk.models import RiskEvent, RiskEventKind
+
+S = OrderStatus
+CANCEL_PERMISSION = "orders.cancel_any_order"
+# A bulk cancel beyond this is a job for the kill switch, not for a list action.
+MAX_BULK_CANCEL = 500
+STATUS_LEVEL = {
+    S.FILLED: "ok", S.PARTIALLY_FILLED: "info", S.SUBMITTED: "info", S.PENDING: "info",
+    S.PENDING_CANCEL: "warn", S.UNKNOWN: "breach", S.DENIED: "muted", S.REJECTED: "warn",
+    S.CANCELLED: "muted", S.EXPIRED: "muted",
+}
+
+
+def order_status_badge(order: Order) -> str:
+    return badge(order.get_status_display(), STATUS_LEVEL.get(order.status, "info"))
+
+
+def require_cancel_permission(request: HttpRequest) -> None:
+    # order_cancel trusts its caller (the API checks the strategy grant); here only officers may.
+    if not (request.user.is_active and request.user.has_perm(CANCEL_PERMISSION)):
+        raise PermissionDenied(f"missing permission {CANCEL_PERMISSION}")
+
+
+def cancel_order(request: HttpRequest, order: Order, reason: str) -> str:
+    require_cancel_permission(request)
+    order = services.order_cancel(acting_user=request.user, order=order, reason=reason)
+    return f"Cancel requested for {order.client_order_id}: it is {order.get_status_display().lower()}."
+
+
+class SymbolFilter(InputFilter):
+    title = "symbol"
+    parameter_name = "symbol"
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        value = (self.value() or "").strip().upper()
+        return queryset.filter(symbol=value) if value else queryset
+
+
+class ReadOnlyInline(ReadOnlyAdminMixin, admin.TabularInline):  # type: ignore[type-arg]
+    classes = ["bo-readonly-inline"]
+    extra = 0
+    max_num = 0
+    can_delete = False
+    show_change_link = False
+
+
+class TransitionInline(ReadOnlyInline):
+    model = OrderTransition
+    verbose_name_plural = "transition history (oldest first)"
+    fields = [timestamp_column("at", "at (UTC)"), "from_display", "to_status", "actor_label", "reason"]
+    readonly_fields = fields
+    ordering = ["at", "id"]
+
+    @admin.display(description="from")
+    def from_display(self, transition: OrderTransition) -> str:
+        return transition.from_status or "(created)"
+
+
+class FillInline(ReadOnlyInline):
+    model = Fill
+    fields = [timestamp_column("at", "at (UTC)"), "side", "qty", "price", "cumulative_qty", "realized_pnl"]
+    readonly_fields = fields
+    ordering = ["at", "id"]
+
+
+@admin.register(Order)
+class OrderAdmin(LargeTableAdminMixin, ReadOnlyAdminMixin, BackofficeModelAdmin):
+    list_display = ["created", "client_order_id", "strategy", "symbol", "side", "quantity", "type", "limit",
+                    "status_badge", "filled", "average_fill", "broker_order_id"]
+    list_select_related = ["strategy"]
+    list_filter = ["status", "strategy", SymbolFilter, ("created_at", DateFieldListFilter)]
+    search_fields = ["client_order_id", "broker_order_id"]
+    search_help_text = "An exact client_order_id or broker_order_id."
+    # Sorting by another column would sort the whole table; the index order is newest first.
+    sortable_by = ()
+    actions = ["cancel_orders"]
+    inlines = [TransitionInline, FillInline]
+    object_actions = (
+        ObjectAction(
+            name="cancel",
+            label="Cancel order",
+            run=cancel_order,
+            allowed=has_perm(CANCEL_PERMISSION),
+            available=lambda user, o: o.status in WORKING and o.status != S.PENDING_CANCEL,
+            style="danger",
+            explanation="Moves the order to pending cancel and asks the broker to cancel it; "
+                        "a fill that arrives first still counts.",
+            submit_label="Request cancel",
+        ),
+    )
+    fieldsets = [
+        ("Order", {"fields": ["client_order_id", "strategy", "symbol", "side", "qty", "type", "limit_price",
+                              "time_in_force", "stop_loss", "extended_hours", "origin", "submitted_by"]}),
+        ("State", {"fields": ["status_badge", "filled_qty", "filled_avg_price", "broker_order_id", "reject_reason",
+                              "violation_list"]}),
+        ("Times (UTC)", {"fields": [timestamp_column("created_at", "created"), timestamp_column("sent_at", "sent"),
+                                    timestamp_column("broker_updated_at", "broker update"),
+                                    timestamp_column("updated_at", "updated")]}),
+    ]
+    readonly_fields = [f for _, opts in fieldsets for f in opts["fields"]]
+
+    @admin.display(description="created (UTC)")
+    def created(self, order: Order) -> str:
+        return timestamp(order.created_at)
+
+    @admin.display(description="qty")
+    def quantity(self, order: Order) -> str:
+        return quantity(order.qty)
+
+    @admin.display(description="limit")
+    def limit(self, order: Order) -> str:
+        return quantity(order.limit_price)
+
+    @admin.display(description="filled")
+    def filled(self, order: Order) -> str:
+        return quantity(order.filled_qty)
+
+    @admin.display(description="avg fill")
+    def average_fill(self, order: Order) -> str:
+        return quantity(order.filled_avg_price)
+
+    @admin.display(description="status")
+    def status_badge(self, order: Order) -> str:
+        return order_status_badge(order)
+
+    @admin.display(description="risk violations")
+    def violation_list(self, order: Order) -> str:
+        if not order.violations:
+            return "—"
+        return format_html_join(
+            "", "<div><code>{}</code> {} (limit {}, actual {})</div>",
+            ((v.get("code"), v.get("message"), v.get("limit"), v.get("actual")) for v in order.violations),
+        )
+
+    def has_cancel_permission(self, request: HttpRequest) -> bool:
+        return request.user.is_active and request.user.has_perm(CANCEL_PERMISSION)
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Order], search_term: str
+    ) -> tuple[QuerySet[Order], bool]:
+        # Exact match, so the unique indexes answer; admin's "=" search would
+        # compare UPPER(...) and scan the table.
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        return queryset.filter(Q(client_order_id=term) | Q(broker_order_id=term)), False
+
+    @admin.action(description="Cancel selected working orders…", permissions=["cancel"])
+    def cancel_orders(self, request: HttpRequest, queryset: QuerySet[Order]) -> HttpResponse | None:
+        require_cancel_permission(request)
+        working = list(queryset.filter(status__in=WORKING).exclude(status=S.PENDING_CANCEL)
+                       .select_related("strategy").order_by("-created_at")[: MAX_BULK_CANCEL + 1])
+        if len(working) > MAX_BULK_CANCEL:
+            self.message_user(request, f"More than {MAX_BULK_CANCEL} working orders selected: "
+                              "use a kill switch to stop a strategy or everything.", messages.ERROR)
+            return None
+        if not working:
+            self.message_user(request, "None of the selected orders is working: nothing to cancel.", messages.WARNING)
+            return None
+        form = ReasonForm(request.POST if request.POST.get("confirm") == "yes" else None)
+        if form.is_bound and form.is_valid():
+            done, refused = 0, []
+            for order in working:
+                try:
+                    services.order_cancel(acting_user=request.user, order=order, reason=form.cleaned_data["reason"])
+                    done += 1
+                except services.OrderNotCancellable:
+                    refused.append(order.client_order_id)
+            note = f" {len(refused)} had already finished: {', '.join(refused)}." if refused else ""
+            self.message_user(request, f"Cancel requested for {done} order(s).{note}", messages.SUCCESS)
+            return None
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": f"Cancel {len(working)} working order(s)",
+            "orders": working,
+            "form": form,
+            "selected": request.POST.getlist(helpers.ACTION_CHECKBOX_NAME),
+            "select_across": request.POST.get("select_across", "0"),
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+        }
+        return TemplateResponse(request, "admin/orders/order/cancel_orders.html", context)
+
+
+@admin.register(Fill)
+class FillAdmin(LargeTableAdminMixin, ReadOnlyAdminMixin, BackofficeModelAdmin):
+    list_display = [timestamp_column("at", "at (UTC)"), "order", "strategy", "symbol", "side", "qty", "price",
+                    "realized_pnl"]
+    list_select_related = ["order", "strategy"]
+    list_filter = ["strategy"]
+    sortable_by = ()
+    actions = None
+    # Newest first by primary key (fills are inserted as they happen): Fill has no index on
+    # ``at`` alone, and an order by it would sort the whole table for every page.
+    ordering = ["-id"]
+
+
+class OpenPositionFilter(admin.SimpleListFilter):
+    title = "position"
+    parameter_name = "open"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("yes", "Open (qty ≠ 0)"), ("no", "Flat")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        if self.value() == "yes":
+            return queryset.exclude(qty=0)
+        if self.value() == "no":
+            return queryset.filter(qty=0)
+        return queryset
+
+
+@admin.register(Position)
+class PositionAdmin(ReadOnlyAdminMixin, BackofficeModelAdmin):
+    list_display = ["strategy", "symbol", "qty", "avg_price", "realized_pnl", "updated_at"]
+    list_select_related = ["strategy"]
+    list_filter = [OpenPositionFilter, "strategy"]
+    search_fields = ["=symbol"]
+    actions = None
+
+
+class BreakInline(ReadOnlyInline):
+    model = ReconciliationBreak
+    fields = ["symbol", "broker_qty", "ledger_qty", "status", "handled_by", "note"]
+    readonly_fields = fields
+    show_change_link = True
+
+
+@admin.register(ReconciliationRun)
+class ReconciliationRunAdmin(LargeTableAdminMixin, ReadOnlyAdminMixin, BackofficeModelAdmin):
+    list_display = [timestamp_column("at", "at (UTC)"), "positions_checked", "breaks_found", "unknown_orders"]
+    list_filter = [("at", DateFieldListFilter)]
+    sortable_by = ()
+    actions = None
+    inlines = [BreakInline]
+    fields = [timestamp_column("at", "at (UTC)"), "positions_checked", "breaks_found", "unknown_broker_orders"]
+    readonly_fields = fields
+
+    @admin.display(description="broker orders unknown here")
+    def unknown_orders(self, run: ReconciliationRun) -> int:
+        return len(run.unknown_broker_orders)
+
+
+def handle_break(status: str) -> Any:
+    def run(request: HttpRequest, item: ReconciliationBreak, note: str) -> str:
+        services.break_handle(acting_user=request.user, item=item, status=status, note=note)
+        return f"Break on {item.symbol} {status}."
+
+    return run
+
+
+BREAK_KINDS = [RiskEventKind.BREAK_ACKNOWLEDGED, RiskEventKind.BREAK_RESOLVED]
+
+
+@admin.register(ReconciliationBreak)
+class ReconciliationBreakAdmin(AuditTrailMixin, ReadOnlyAdminMixin, BackofficeModelAdmin):
+    list_display = ["symbol", "broker_qty", "ledger_qty", "difference", "status_badge", "run", "handled_by",
+                    "handled_at", "note"]
+    list_select_related = ["run", "handled_by"]
+    list_filter = ["status"]
+    search_fields = ["=symbol"]
+    actions = None
+    fields = ["symbol", "broker_qty", "ledger_qty", "difference", "status_badge", "run", "handled_by", "handled_at",
+              "note"]
+    readonly_fields = fields
+    object_actions = (
+        ObjectAction(
+            name="acknowledge", label="Acknowledge", run=handle_break(BreakStatus.ACKNOWLEDGED),
+            allowed=has_perm("orders.change_reconciliationbreak"),
+            available=lambda user, b: b.status == BreakStatus.OPEN,
+            explanation="Records that you are looking into it; the break stays unresolved (and halts trading "
+                        "if the halt-on-break policy is on).",
+            reason_label="Note", reason_help="What you found or are doing; written to the audit trail.",
+        ),
+        ObjectAction(
+            name="resolve", label="Resolve", run=handle_break(BreakStatus.RESOLVED),
+            allowed=has_perm("orders.change_reconciliationbreak"),
+            available=lambda user, b: b.status != BreakStatus.RESOLVED, style="primary",
+            explanation="Nothing is changed at the broker or in the ledger: resolving records how the "
+                        "difference was explained or fixed.",
+            reason_label="Note", reason_help="How it was resolved; written to the audit trail.",
+        ),
+    )
+
+    @admin.display(description="broker − ledger")
+    def difference(self, item: ReconciliationBreak) -> Any:
+        return item.difference
+
+    @admin.display(description="status", ordering="status")
+    def status_badge(self, item: ReconciliationBreak) -> str:
+        level = {BreakStatus.OPEN: "breach", BreakStatus.ACKNOWLEDGED: "warn"}.get(item.status, "ok")
+        return badge(item.get_status_display(), level)
+
+    def audit_trail(self, obj: ReconciliationBreak) -> QuerySet[Any]:  # type: ignore[override]
+        return RiskEvent.objects.filter(kind__in=BREAK_KINDS, old__symbol=obj.symbol).select_related("strategy")
+

@@ -1,0 +1,640 @@
+"""The risk officer's dashboard: what the admin index shows and its JSON refresh serves.
+
+Every read here costs what the book and the chart window cost, never what
+history costs: ``risk_picture`` (positions, working orders through their
+partial index), ``job_freshness`` (three rows), open breaks (status index),
+the kill-switch rows (one per strategy), and ``equity_series``, which
+downsamples EquitySnapshot in SQL to the last snapshot of each bucket.
+
+Chart geometry uses floats: they are pixel coordinates, not risk arithmetic.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import zoneinfo
+from dataclasses import dataclass, field, replace
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db.models import Count, F, Max, Q, Subquery
+from django.db.models.functions import Trunc
+from django.http import HttpRequest
+from django.template.loader import render_to_string
+from django.utils import timezone
+
+from backoffice.jobs import JobStatus, age_display, job_statuses
+from orders.models import BreakStatus, ReconciliationBreak, ReconciliationRun
+from orders.selectors import risk_picture, trading_day_start, working_orders
+from orders.states import OrderStatus
+from risk.models import BreakerState, EquitySnapshot, KillSwitch, RiskEvent, RiskLimits, RiskState, Strategy
+
+ZERO = Decimal(0)
+HUNDRED = Decimal(100)
+HISTORY_DAYS = 30
+OPEN_BREAKS_SHOWN = 5
+RECENT_EVENTS_SHOWN = 8
+
+# The panels the page renders once and the JSON endpoint re-renders; the
+# browser swaps each ``[data-panel=name]`` element's content.
+PANELS = ("banner", "status", "gauges", "operations", "charts", "strategies", "events")
+
+
+# --- Formatting -----------------------------------------------------------------
+
+
+def money(value: Decimal | None) -> str:
+    if value is None:
+        return "—"
+    sign = "-" if value < 0 else ""
+    return f"{sign}${abs(value):,.2f}"
+
+
+def signed_money(value: Decimal) -> str:
+    return ("+" if value > 0 else "") + money(value)
+
+
+def percent(value: Decimal | None, places: int = 2) -> str:
+    return "—" if value is None else f"{value:.{places}f} %"
+
+
+# --- Selectors ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EquityPoint:
+    at: dt.datetime
+    equity: Decimal
+    day_start_equity: Decimal
+    peak_equity: Decimal
+
+
+def equity_series(*, since: dt.datetime, bucket: str, until: dt.datetime | None = None) -> list[EquityPoint]:
+    """The last snapshot of each ``bucket`` ("hour" or "minute") in [since, until), oldest first.
+
+    The grouping runs in the database, so what crosses the wire is bounded by
+    the number of buckets (30 days of hours: 720 rows) whatever the snapshot
+    rate, and the range scan on the ``at`` index never reaches older history.
+    """
+    window = Q(at__gte=since) & (Q(at__lt=until) if until else Q())
+    last_of_each_bucket = (
+        EquitySnapshot.objects.filter(window)
+        .order_by()
+        .annotate(bucket=Trunc("at", bucket, tzinfo=dt.UTC))
+        .values("bucket")
+        .annotate(last_at=Max("at"))
+        .values("last_at")
+    )
+    rows = (
+        EquitySnapshot.objects.filter(window, at__in=Subquery(last_of_each_bucket))
+        .order_by("at", "id")
+        .values_list("at", "equity", "day_start_equity", "peak_equity")
+    )
+    points: dict[dt.datetime, EquityPoint] = {}
+    for at, equity, day_start, peak in rows:
+        points[at] = EquityPoint(at=at, equity=equity, day_start_equity=day_start, peak_equity=peak)
+    return list(points.values())
+
+
+def equity_history(*, now: dt.datetime) -> list[EquityPoint]:
+    """The last snapshot of each hour of the last HISTORY_DAYS days, up to now.
+
+    The hours that are over never change, so their series is computed once
+    per hour and kept in the shared cache: the grouping scans every snapshot
+    of the window (172,800 at one per 15 s; about 60 ms on PostgreSQL, over a
+    second on SQLite, where the truncation is a Python function), which the
+    dashboard cannot afford on every refresh. The current hour is read live.
+    """
+    hour = now.replace(minute=0, second=0, microsecond=0)
+    since = hour - dt.timedelta(days=HISTORY_DAYS)
+    key = f"dashboard:equity-hours:{since.isoformat()}"
+    closed = cache.get(key)
+    if closed is None:
+        closed = equity_series(since=since, until=hour, bucket="hour")
+        cache.set(key, closed, timeout=3600 + 300)
+    return closed + equity_series(since=hour, bucket="hour")
+
+
+@dataclass(frozen=True)
+class RiskAlerts:
+    """What every admin page shouts about: active kill switches, pending resets, a non-closed breaker."""
+
+    switches: list[KillSwitch]
+    breaker: RiskState | None
+
+    @property
+    def global_switch(self) -> KillSwitch | None:
+        return next((s for s in self.switches if s.strategy_id is None and s.active), None)
+
+    @property
+    def strategy_switches(self) -> list[KillSwitch]:
+        return [s for s in self.switches if s.strategy_id is not None and s.active]
+
+    @property
+    def pending_resets(self) -> list[KillSwitch]:
+        return [s for s in self.switches if s.reset_pending]
+
+    @property
+    def breaker_alert(self) -> bool:
+        return self.breaker is not None and self.breaker.breaker_state != BreakerState.CLOSED
+
+    @property
+    def any(self) -> bool:
+        return bool(self.global_switch or self.strategy_switches or self.breaker_alert)
+
+
+def risk_alerts() -> RiskAlerts:
+    """Two small queries; run on every admin page for the banner."""
+    switches = list(
+        KillSwitch.objects.filter(Q(active=True) | Q(reset_requested_by__isnull=False))
+        .select_related("strategy", "activated_by", "reset_requested_by")
+        .order_by(F("strategy__slug").asc(nulls_first=True))
+    )
+    breaker = RiskState.objects.select_related("breaker_reset_requested_by").filter(pk=1).first()
+    return RiskAlerts(switches=switches, breaker=breaker)
+
+
+# --- Gauges ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Gauge:
+    """A bar of a current value against its limit, with the warning level marked when there is one."""
+
+    key: str
+    label: str
+    value: Decimal
+    limit: Decimal
+    value_display: str
+    limit_display: str
+    warn: Decimal | None = None
+    detail: str = ""
+    # A third of the bar's length beyond the limit stays visible, so an
+    # overshoot shows how far past the line it is.
+    scale: Decimal = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "scale", max(self.limit * Decimal("1.25"), self.value, Decimal("0.0001")))
+
+    def _pct(self, value: Decimal) -> str:
+        return f"{min(HUNDRED, value / self.scale * HUNDRED):.2f}"
+
+    @property
+    def fill_pct(self) -> str:
+        return self._pct(self.value)
+
+    @property
+    def limit_pct(self) -> str:
+        return self._pct(self.limit)
+
+    @property
+    def warn_pct(self) -> str | None:
+        return None if self.warn is None else self._pct(self.warn)
+
+    @property
+    def utilisation(self) -> Decimal:
+        return self.value / self.limit * HUNDRED if self.limit else ZERO
+
+    @property
+    def level(self) -> str:
+        if self.value >= self.limit:
+            return "breach"
+        if (self.warn is not None and self.value >= self.warn) or self.utilisation >= 75:
+            return "warn"
+        return "ok"
+
+
+def _limit_items(picture: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {item["name"]: item for item in picture["limits"]}
+
+
+def _current(item: dict[str, Any]) -> Decimal:
+    return Decimal(item["current"]) if item["current"] is not None else ZERO
+
+
+def gauges(picture: dict[str, Any], limits: RiskLimits) -> list[Gauge]:
+    items = _limit_items(picture)
+    daily = picture["daily_drawdown"]
+    total = picture["total_drawdown"]
+    deployed_pct = _current(items["max_capital_deployed"])
+    open_positions = _current(items["max_open_positions"])
+    return [
+        Gauge(
+            key="daily_drawdown",
+            label="Daily drawdown",
+            value=daily,
+            limit=limits.max_daily_drawdown_pct,
+            warn=limits.daily_drawdown_warning_pct,
+            value_display=percent(daily),
+            limit_display=percent(limits.max_daily_drawdown_pct),
+            detail=(f"warning at {percent(limits.daily_drawdown_warning_pct)}; "
+                    "at the limit the breaker trips (reduce-only)"),
+        ),
+        Gauge(
+            key="total_drawdown",
+            label="Total drawdown (from peak)",
+            value=total,
+            limit=limits.max_total_drawdown_pct,
+            value_display=percent(total),
+            limit_display=percent(limits.max_total_drawdown_pct),
+            detail="at the limit the global kill switch activates",
+        ),
+        Gauge(
+            key="capital_deployed",
+            label="Capital deployed",
+            value=deployed_pct,
+            limit=limits.max_capital_deployed_pct,
+            value_display=f"{percent(deployed_pct)} ({money(picture['capital_deployed'])})",
+            limit_display=percent(limits.max_capital_deployed_pct),
+            detail="positions at the last price plus working orders that add exposure",
+        ),
+        Gauge(
+            key="open_positions",
+            label="Open positions",
+            value=open_positions,
+            limit=Decimal(limits.max_open_positions),
+            value_display=f"{open_positions:.0f}",
+            limit_display=str(limits.max_open_positions),
+            detail="symbols held or with working orders that add exposure",
+        ),
+    ]
+
+
+# --- Charts ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Line:
+    label: str
+    css: str
+    d: str  # SVG path data
+    label_x: float
+    label_y: float
+    value_display: str
+
+
+@dataclass(frozen=True)
+class Tick:
+    pos: float
+    label: str
+
+
+@dataclass
+class Chart:
+    key: str
+    title: str
+    subtitle: str
+    width: int = 760
+    height: int = 240
+    left: int = 78
+    right: int = 150
+    top: int = 14
+    bottom: int = 26
+    equity_d: str = ""
+    area_d: str = ""
+    lines: list[Line] = field(default_factory=list)
+    y_ticks: list[Tick] = field(default_factory=list)
+    x_ticks: list[Tick] = field(default_factory=list)
+    last_x: float | None = None
+    last_y: float | None = None
+    last_display: str = ""
+    empty: bool = True
+
+    @property
+    def plot_right(self) -> int:
+        return self.width - self.right
+
+    @property
+    def plot_bottom(self) -> int:
+        return self.height - self.bottom
+
+    @property
+    def view_box(self) -> str:
+        return f"0 0 {self.width} {self.height}"
+
+
+Series = list[tuple[dt.datetime, float]]
+
+
+def _path(points: list[tuple[float, float]], breaks: set[int] | None = None) -> str:
+    parts = []
+    for i, (x, y) in enumerate(points):
+        command = "M" if i == 0 or (breaks and i in breaks) else "L"
+        parts.append(f"{command}{x:.1f},{y:.1f}")
+    return " ".join(parts)
+
+
+def _nice_step(span: float, count: int) -> float:
+    """A 1-2-2.5-5 step that draws about ``count`` gridlines over ``span``."""
+    raw = max(span / max(count, 1), 1e-9)
+    magnitude = 10 ** math.floor(math.log10(raw))
+    return next(f * magnitude for f in (1, 2, 2.5, 5, 10) if raw <= f * magnitude)
+
+
+def line_chart(
+    *,
+    key: str,
+    title: str,
+    subtitle: str,
+    equity: Series,
+    thresholds: list[tuple[str, str, Series]],
+    start: dt.datetime,
+    end: dt.datetime,
+    x_ticks: list[tuple[dt.datetime, str]],
+    gap: dt.timedelta,
+) -> Chart:
+    """Equity as a line with its thresholds as dashed (step) lines, in SVG coordinates."""
+    chart = Chart(key=key, title=title, subtitle=subtitle)
+    if not equity:
+        return chart
+    chart.empty = False
+    values = [v for _, v in equity] + [v for _, _, series in thresholds for _, v in series]
+    low, high = min(values), max(values)
+    pad = (high - low) * 0.08 or max(abs(high) * 0.01, 1.0)
+    low, high = low - pad, high + pad
+    span_t = max((end - start).total_seconds(), 1.0)
+    plot_w = chart.plot_right - chart.left
+    plot_h = chart.plot_bottom - chart.top
+
+    def x_of(at: dt.datetime) -> float:
+        return chart.left + max(0.0, min(1.0, (at - start).total_seconds() / span_t)) * plot_w
+
+    def y_of(value: float) -> float:
+        return chart.top + (high - value) / (high - low) * plot_h
+
+    coords = [(x_of(at), y_of(v)) for at, v in equity]
+    # A hole in the history (the jobs were down) stays a hole, not a straight line.
+    breaks = {i for i in range(1, len(equity)) if equity[i][0] - equity[i - 1][0] > gap}
+    chart.equity_d = _path(coords, breaks)
+    if not breaks:
+        chart.area_d = (
+            f"{_path(coords)} L{coords[-1][0]:.1f},{chart.plot_bottom} L{coords[0][0]:.1f},{chart.plot_bottom} Z"
+        )
+    chart.last_x, chart.last_y = coords[-1]
+    chart.last_display = money(Decimal(str(equity[-1][1])).quantize(Decimal("0.01")))
+
+    for label, css, series in thresholds:
+        # Step lines: a threshold holds until the next point changes it (a new day's start equity).
+        stepped: list[tuple[float, float]] = []
+        for i, (at, value) in enumerate(series):
+            if i:
+                stepped.append((x_of(at), stepped[-1][1]))
+            stepped.append((x_of(at), y_of(value)))
+        stepped.append((chart.plot_right, stepped[-1][1]))
+        chart.lines.append(
+            Line(
+                label=label,
+                css=css,
+                d=_path(stepped),
+                label_x=chart.plot_right + 6,
+                label_y=stepped[-1][1],
+                value_display=money(Decimal(str(series[-1][1])).quantize(Decimal("0.01"))),
+            )
+        )
+    # The current equity is labelled in the same gutter as the thresholds (its line is the curve itself).
+    chart.lines.append(
+        Line(label="Equity", css="equity", d="", label_x=chart.plot_right + 6, label_y=chart.last_y,
+             value_display=chart.last_display)
+    )
+    _spread_labels(chart.lines, chart.top + 6, chart.plot_bottom - 10)
+
+    step = _nice_step(high - low, 4)
+    tick = (low // step + 1) * step
+    while tick < high:
+        chart.y_ticks.append(Tick(pos=y_of(tick), label=f"${tick:,.0f}"))
+        tick += step
+    chart.x_ticks = [Tick(pos=x_of(at), label=label) for at, label in x_ticks if start <= at <= end]
+    return chart
+
+
+def _spread_labels(lines: list[Line], top: float, bottom: float, gap: float = 24.0) -> None:
+    """Threshold labels sit at their line's height, nudged apart so none overlaps another.
+
+    Downwards first (each at least ``gap`` below the one above), then, if that
+    ran past the bottom, upwards from the bottom.
+    """
+    order = sorted(range(len(lines)), key=lambda i: lines[i].label_y)
+    ys = [lines[i].label_y for i in order]
+    for k in range(len(ys)):
+        ys[k] = max(ys[k], top if k == 0 else ys[k - 1] + gap)
+    for k in reversed(range(len(ys))):
+        ys[k] = min(ys[k], bottom if k == len(ys) - 1 else ys[k + 1] - gap)
+    for k, i in enumerate(order):
+        lines[i] = replace(lines[i], label_y=max(ys[k], top))
+
+
+def _f(value: Decimal) -> float:
+    return float(value)
+
+
+def charts(*, now: dt.datetime, state: RiskState, limits: RiskLimits) -> list[Chart]:
+    exchange = zoneinfo.ZoneInfo(settings.TRADING_DAY_TIME_ZONE)
+    zone_name = now.astimezone(exchange).tzname() or "ET"
+    day_start = trading_day_start(now)
+    warn = limits.daily_drawdown_warning_pct / HUNDRED
+    daily = limits.max_daily_drawdown_pct / HUNDRED
+    total = limits.max_total_drawdown_pct / HUNDRED
+
+    today = equity_series(since=day_start, bucket="minute")
+    if state.equity is not None and state.equity_at and (not today or state.equity_at > today[-1].at):
+        today.append(
+            EquityPoint(
+                at=state.equity_at,
+                equity=state.equity,
+                day_start_equity=state.day_start_equity or state.equity,
+                peak_equity=state.peak_equity or state.equity,
+            )
+        )
+    today_chart_end = max(now, day_start + dt.timedelta(hours=1))
+    hours_so_far = (today_chart_end - day_start).total_seconds() / 3600
+    every = 1 if hours_so_far <= 6 else 2 if hours_so_far <= 12 else 3
+    hours = [day_start + dt.timedelta(hours=h) for h in range(0, 25, every)]
+    base = today[-1] if today else None
+    today_thresholds: list[tuple[str, str, Series]] = []
+    if base is not None:
+        start_value = _f(base.day_start_equity)
+        today_thresholds = [
+            ("Day start", "day-start", [(day_start, start_value)]),
+            (f"Warning −{limits.daily_drawdown_warning_pct}%", "warn",
+             [(day_start, _f(base.day_start_equity * (1 - warn)))]),
+            (f"Breaker −{limits.max_daily_drawdown_pct}%", "breach",
+             [(day_start, _f(base.day_start_equity * (1 - daily)))]),
+        ]
+        floor = _f(base.peak_equity * (1 - total))
+        # The total-drawdown floor is drawn today only when it is within reach;
+        # otherwise it would flatten the intraday line into nothing.
+        if floor >= start_value * (1 - 2 * float(daily)):
+            today_thresholds.append((f"Kill switch −{limits.max_total_drawdown_pct}%", "kill", [(day_start, floor)]))
+    today_chart = line_chart(
+        key="today",
+        title="Equity today",
+        subtitle=f"since {day_start.astimezone(exchange):%a %d %b} 00:00 {zone_name}, last snapshot of each minute",
+        equity=[(p.at, _f(p.equity)) for p in today],
+        thresholds=today_thresholds,
+        start=day_start,
+        end=today_chart_end,
+        x_ticks=[(h, f"{h.astimezone(exchange):%H:%M}") for h in hours],
+        gap=dt.timedelta(minutes=20),
+    )
+
+    since = now - dt.timedelta(days=HISTORY_DAYS)
+    history = equity_history(now=now)
+    if today:
+        history.append(today[-1])
+    days = [trading_day_start(now - dt.timedelta(days=d)) for d in range(HISTORY_DAYS, -1, -5)]
+    history_chart = line_chart(
+        key="history",
+        title=f"Equity, last {HISTORY_DAYS} days and today",
+        subtitle="last snapshot of each hour; thresholds follow each day's start equity and the running peak",
+        equity=[(p.at, _f(p.equity)) for p in history],
+        thresholds=[
+            (f"Breaker −{limits.max_daily_drawdown_pct}%", "breach",
+             [(p.at, _f(p.day_start_equity * (1 - daily))) for p in history]),
+            (f"Kill switch −{limits.max_total_drawdown_pct}%", "kill",
+             [(p.at, _f(p.peak_equity * (1 - total))) for p in history]),
+        ] if history else [],
+        start=since,
+        end=now,
+        x_ticks=[(d, f"{d.astimezone(exchange):%d %b}") for d in days],
+        gap=dt.timedelta(hours=4),
+    )
+    return [today_chart, history_chart]
+
+
+# --- The dashboard ----------------------------------------------------------------
+
+
+@dataclass
+class Dashboard:
+    now: dt.datetime
+    picture: dict[str, Any]
+    alerts: RiskAlerts
+    state: RiskState
+    limits: RiskLimits
+    gauges: list[Gauge]
+    charts: list[Chart]
+    jobs: list[JobStatus]
+    working_by_status: list[tuple[str, str, int]]
+    open_breaks: list[ReconciliationBreak]
+    open_breaks_count: int
+    last_reconciliation: ReconciliationRun | None
+    strategies: list[Strategy]
+    recent_events: list[RiskEvent]
+    global_switch_pk: int | None
+
+    @property
+    def equity(self) -> str:
+        return money(self.picture["equity"]) if self.state.equity is not None else "—"
+
+    @property
+    def day_pnl(self) -> Decimal:
+        return self.picture["equity"] - self.picture["day_start_equity"]
+
+    @property
+    def day_pnl_display(self) -> str:
+        return signed_money(self.day_pnl)
+
+    @property
+    def day_pnl_pct_display(self) -> str:
+        start = self.picture["day_start_equity"]
+        pct = self.day_pnl / start * HUNDRED if start else ZERO
+        return f"{'+' if pct > 0 else ''}{pct:.2f} %"
+
+    @property
+    def equity_age(self) -> str:
+        at = self.picture["equity_at"]
+        return age_display((self.now - at).total_seconds() if at else None)
+
+    @property
+    def equity_stale(self) -> bool:
+        return any(job.stale for job in self.jobs if job.name == "risk_eval")
+
+    @property
+    def day_start_display(self) -> str:
+        return money(self.picture["day_start_equity"]) if self.state.equity is not None else "—"
+
+    @property
+    def peak_display(self) -> str:
+        return money(self.picture["peak_equity"]) if self.state.equity is not None else "—"
+
+    @property
+    def trading_day(self) -> str:
+        exchange = zoneinfo.ZoneInfo(settings.TRADING_DAY_TIME_ZONE)
+        return f"{self.now.astimezone(exchange):%a %d %b}"
+
+    @property
+    def breaker_level(self) -> str:
+        return {BreakerState.CLOSED: "ok", BreakerState.WARNING: "warn"}.get(self.state.breaker_state, "breach")
+
+    @property
+    def risk_eval_every(self) -> int:
+        return int(settings.RISK_EVAL_INTERVAL_S)
+
+    @property
+    def stale_jobs(self) -> list[JobStatus]:
+        return [job for job in self.jobs if job.stale]
+
+    @property
+    def working_total(self) -> int:
+        return sum(count for _, _, count in self.working_by_status)
+
+    @property
+    def trading_mode(self) -> str:
+        return settings.TRADING_MODE
+
+    def as_json(self) -> dict[str, Any]:
+        """The facts, for scripts and tests; the page itself uses the rendered panels."""
+        return {
+            "generated_at": self.now,
+            "equity": self.picture["equity"],
+            "day_start_equity": self.picture["day_start_equity"],
+            "peak_equity": self.picture["peak_equity"],
+            "daily_drawdown": self.picture["daily_drawdown"],
+            "total_drawdown": self.picture["total_drawdown"],
+            "capital_deployed": self.picture["capital_deployed"],
+            "circuit_breaker": self.picture["circuit_breaker"]["state"],
+            "kill_switch": {
+                "global_active": self.alerts.global_switch is not None,
+                "strategies_active": [s.strategy.slug for s in self.alerts.strategy_switches],
+                "resets_pending": [s.scope_label for s in self.alerts.pending_resets],
+            },
+            "working_orders": self.working_total,
+            "open_breaks": self.open_breaks_count,
+            "jobs": {job.name: {"last_success": job.last_success, "stale": job.stale} for job in self.jobs},
+        }
+
+
+def build(*, now: dt.datetime | None = None) -> Dashboard:
+    now = now or timezone.now()
+    picture = risk_picture(now=now)
+    state = RiskState.current()
+    limits = RiskLimits.current()
+    labels = dict(OrderStatus.choices)
+    by_status = dict(working_orders().order_by().values_list("status").annotate(n=Count("id")))
+    open_breaks_qs = ReconciliationBreak.objects.filter(status__in=[BreakStatus.OPEN, BreakStatus.ACKNOWLEDGED])
+    return Dashboard(
+        now=now,
+        picture=picture,
+        alerts=risk_alerts(),
+        state=state,
+        limits=limits,
+        gauges=gauges(picture, limits),
+        charts=charts(now=now, state=state, limits=limits),
+        jobs=job_statuses(now),
+        working_by_status=[
+            (status, labels[status], by_status[status]) for status in OrderStatus.values if status in by_status
+        ],
+        open_breaks=list(open_breaks_qs.select_related("run").order_by("-run__at", "symbol")[:OPEN_BREAKS_SHOWN]),
+        open_breaks_count=open_breaks_qs.count(),
+        last_reconciliation=ReconciliationRun.objects.order_by("-at").first(),
+        strategies=list(Strategy.objects.select_related("kill_switch").order_by("slug")),
+        recent_events=list(RiskEvent.objects.select_related("strategy").order_by("-at", "-id")[:RECENT_EVENTS_SHOWN]),
+        global_switch_pk=KillSwitch.objects.filter(strategy__isnull=True).values_list("pk", flat=True).first(),
+    )
+
+
+def render_panels(request: HttpRequest, context: dict[str, Any], names: tuple[str, ...] = PANELS) -> dict[str, str]:
+    return {name: render_to_string(f"backoffice/dashboard/{name}.html", context, request=request) for name in names}

@@ -1,0 +1,326 @@
+"""/v1/orders and /v1/positions: parse, authorise, call a service, render."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.db.models import QuerySet
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_field
+from rest_framework import serializers, status
+from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
+from rest_framework.pagination import CursorPagination
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from backoffice.api import BODY_ERRORS, COMMON_ERRORS, PROBLEM, StrictSerializer, ViolationSerializer, problem
+from backoffice.problems import problem_response
+from orders import selectors, services
+from orders.models import Order, OrderType, Position, ReconciliationRun, Side, TimeInForce
+from orders.states import OrderStatus
+from risk.models import Strategy
+
+MAX_QTY = Decimal("10000000")
+MAX_PRICE = Decimal("1000000")
+SYMBOL_PATTERN = r"^[A-Z][A-Z0-9.]{0,15}$"
+CLIENT_ORDER_ID_PATTERN = r"^[A-Za-z0-9._:\-]{1,128}$"
+
+
+class NullIfBlank(serializers.CharField):
+    def to_representation(self, value: Any) -> str | None:
+        return value or None
+
+
+class TransitionOut(serializers.Serializer):
+    from_ = NullIfBlank(source="from_status", allow_null=True, help_text="null for the order's creation")
+    to = serializers.CharField(source="to_status")
+    at = serializers.DateTimeField()
+    actor = serializers.CharField(source="actor_label")
+    reason = serializers.CharField(allow_blank=True)
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        # "from" is a Python keyword: declared as from_, served (and documented) as "from".
+        fields = super().get_fields()
+        return {("from" if name == "from_" else name): field for name, field in fields.items()}
+
+
+class OrderOut(serializers.ModelSerializer):
+    strategy = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    violations = ViolationSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = Order
+        fields = [
+            "id", "client_order_id", "strategy", "symbol", "side", "qty", "type", "limit_price", "time_in_force",
+            "stop_loss", "extended_hours", "status", "filled_qty", "filled_avg_price", "broker_order_id",
+            "reject_reason", "violations", "created_at", "updated_at", "sent_at",
+        ]
+        read_only_fields = fields
+
+
+class OrderDetailOut(OrderOut):
+    transitions = serializers.SerializerMethodField()
+
+    class Meta(OrderOut.Meta):
+        fields = [*OrderOut.Meta.fields, "transitions"]
+        read_only_fields = fields
+
+    @extend_schema_field(TransitionOut(many=True))
+    def get_transitions(self, order: Order) -> list[dict[str, Any]]:
+        return TransitionOut(order.transitions.all(), many=True).data
+
+
+class OrderIn(StrictSerializer):
+    client_order_id = serializers.RegexField(CLIENT_ORDER_ID_PATTERN, required=False, max_length=128)
+    strategy = serializers.SlugField(max_length=64)
+    symbol = serializers.RegexField(SYMBOL_PATTERN, max_length=16)
+    side = serializers.ChoiceField(choices=Side.choices)
+    qty = serializers.DecimalField(max_digits=20, decimal_places=8, min_value=Decimal("0.00000001"), max_value=MAX_QTY)
+    type = serializers.ChoiceField(choices=OrderType.choices)
+    limit_price = serializers.DecimalField(
+        max_digits=20, decimal_places=8, min_value=Decimal("0.0001"), max_value=MAX_PRICE, required=False,
+        allow_null=True,
+    )
+    time_in_force = serializers.ChoiceField(choices=TimeInForce.choices, default=TimeInForce.DAY)
+    stop_loss = serializers.DecimalField(
+        max_digits=20, decimal_places=8, min_value=Decimal("0.0001"), max_value=MAX_PRICE, required=False,
+        allow_null=True,
+    )
+    extended_hours = serializers.BooleanField(default=False)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if attrs["type"] == OrderType.LIMIT and attrs.get("limit_price") is None:
+            raise ValidationError({"limit_price": ["A limit order needs a limit_price."]})
+        if attrs["type"] == OrderType.MARKET and attrs.get("limit_price") is not None:
+            raise ValidationError({"limit_price": ["A market order must not carry a limit_price."]})
+        return attrs
+
+
+class NewestFirst(CursorPagination):
+    ordering = "-created_at"
+    page_size = 100
+    page_size_query_param = "limit"
+    max_page_size = 500
+
+    def decode_cursor(self, request: Request) -> Any:
+        try:
+            return super().decode_cursor(request)
+        except NotFound:
+            raise ValidationError({"cursor": ["Invalid cursor: use the next or previous link of a page."]}) from None
+
+
+class OrderPage(serializers.Serializer):
+    next = serializers.URLField(allow_null=True, help_text="link to the next (older) page")
+    previous = serializers.URLField(allow_null=True)
+    results = OrderOut(many=True)
+
+
+class OrderListQuery(StrictSerializer):
+    query_string = True  # every value of a query string is text; the fields parse it
+    status = serializers.ChoiceField(choices=OrderStatus.choices, required=False)
+    strategy = serializers.SlugField(required=False)
+    symbol = serializers.RegexField(SYMBOL_PATTERN, required=False)
+    created_after = serializers.DateTimeField(required=False)
+    created_before = serializers.DateTimeField(required=False)
+    cursor = serializers.CharField(required=False)
+    limit = serializers.IntegerField(required=False, min_value=1, max_value=500)
+
+
+def _strategy_for(user: Any, slug: str) -> Strategy:
+    """Unknown strategy: 404. Known but not granted to this client: 403."""
+    strategy = get_object_or_404(Strategy, slug=slug)
+    if not strategy.clients.filter(pk=user.pk).exists():
+        raise PermissionDenied(f"You are not allowed to trade strategy {slug}.")
+    return strategy
+
+
+class OrderListCreate(APIView):
+    @extend_schema(
+        operation_id="orders_create",
+        request=OrderIn,
+        responses={
+            201: OpenApiResponse(OrderOut, description="Created (also when the send's outcome is unknown, or the broker rejected it)"),
+            200: OpenApiResponse(OrderOut, description="Idempotent replay: header Idempotent-Replayed: true"),
+            (400, PROBLEM): problem("Malformed input (nothing stored), or denied by the pre-trade check (stored; order_id and violations given)"),
+            (404, PROBLEM): problem("Unknown strategy"),
+            (409, PROBLEM): problem("client_order_id already used with another payload"),
+            **BODY_ERRORS,
+            (503, PROBLEM): problem("The broker could not be asked something order entry needs; nothing stored, retry (Retry-After)"),
+            **COMMON_ERRORS,
+        },
+    )
+    def post(self, request: Request) -> Response:
+        data = OrderIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        fields = data.validated_data
+        strategy = _strategy_for(request.user, fields.pop("strategy"))
+        order_request = services.OrderRequest(strategy=strategy, **fields)
+        try:
+            outcome = services.order_submit(acting_user=request.user, request=order_request)
+        except services.InvalidOrder as exc:
+            return problem_response(400, slug="invalid-order", title="Invalid order", detail=str(exc),
+                                    errors={"symbol": [str(exc)]})
+        except services.IdempotencyConflict as exc:
+            return problem_response(409, slug="idempotency-conflict", detail=str(exc))
+        except services.BrokerUnreachable as exc:
+            # Nothing was stored: the client retries with the same client_order_id.
+            return problem_response(503, slug="broker-unavailable", title="Broker unavailable", detail=str(exc),
+                                    headers={"Retry-After": "2"})
+        order = outcome.order
+        body = OrderOut(order).data
+        if outcome.replayed:
+            return Response(body, status=status.HTTP_200_OK, headers={"Idempotent-Replayed": "true"})
+        if order.status == OrderStatus.DENIED:
+            return problem_response(
+                400, slug="risk-denied", title="Denied by pre-trade risk check",
+                detail="The order was denied: " + "; ".join(v["message"] for v in order.violations),
+                violations=order.violations, order_id=str(order.pk), order=body,
+            )
+        return Response(body, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        operation_id="orders_list",
+        parameters=[
+            OpenApiParameter("status", str, enum=OrderStatus.values),
+            OpenApiParameter("strategy", str),
+            OpenApiParameter("symbol", str),
+            OpenApiParameter("created_after", str, description="ISO 8601 datetime"),
+            OpenApiParameter("created_before", str, description="ISO 8601 datetime"),
+            OpenApiParameter("cursor", str),
+            OpenApiParameter("limit", int),
+        ],
+        responses={200: OrderPage, (400, PROBLEM): problem("Bad filter or cursor"), **COMMON_ERRORS},
+    )
+    def get(self, request: Request) -> Response:
+        query = OrderListQuery(data=request.query_params.dict())
+        query.is_valid(raise_exception=True)
+        filters = query.validated_data
+        orders: QuerySet[Order] = selectors.visible_orders(request.user)
+        if "status" in filters:
+            orders = orders.filter(status=filters["status"])
+        if "strategy" in filters:
+            orders = orders.filter(strategy__slug=filters["strategy"])
+        if "symbol" in filters:
+            orders = orders.filter(symbol=filters["symbol"])
+        if "created_after" in filters:
+            orders = orders.filter(created_at__gt=filters["created_after"])
+        if "created_before" in filters:
+            orders = orders.filter(created_at__lt=filters["created_before"])
+        paginator = NewestFirst()
+        page = paginator.paginate_queryset(orders, request, view=self)
+        return paginator.get_paginated_response(OrderOut(page, many=True).data)
+
+
+class OrderDetail(APIView):
+    def _order(self, request: Request, pk: Any) -> Order:
+        # Another client's order is 404: its existence is not revealed.
+        return get_object_or_404(selectors.visible_orders(request.user), pk=pk)
+
+    @extend_schema(operation_id="orders_retrieve", responses={200: OrderDetailOut, (404, PROBLEM): problem("No such order"), **COMMON_ERRORS})
+    def get(self, request: Request, pk: Any) -> Response:
+        return Response(OrderDetailOut(self._order(request, pk)).data)
+
+    @extend_schema(
+        operation_id="orders_cancel",
+        request=None,
+        responses={
+            202: OpenApiResponse(OrderOut, description="Cancel requested"),
+            (404, PROBLEM): problem("No such order"),
+            (409, PROBLEM): problem("The order is terminal"),
+            **COMMON_ERRORS,
+        },
+    )
+    def delete(self, request: Request, pk: Any) -> Response:
+        order = self._order(request, pk)
+        try:
+            order = services.order_cancel(acting_user=request.user, order=order)
+        except DjangoPermissionDenied:
+            raise PermissionDenied("You may not cancel orders of this strategy.") from None
+        except services.OrderNotCancellable as exc:
+            return problem_response(409, slug="order-terminal", detail=f"The order cannot be cancelled: {exc}.")
+        return Response(OrderOut(order).data, status=status.HTTP_202_ACCEPTED)
+
+
+class BreakOut(serializers.Serializer):
+    symbol = serializers.CharField()
+    broker_qty = serializers.DecimalField(max_digits=20, decimal_places=8)
+    ledger_qty = serializers.DecimalField(max_digits=20, decimal_places=8)
+    status = serializers.CharField()
+
+
+class PositionOut(serializers.Serializer):
+    strategy = serializers.CharField(source="strategy.slug")
+    symbol = serializers.CharField()
+    qty = serializers.DecimalField(max_digits=20, decimal_places=8)
+    avg_price = serializers.DecimalField(max_digits=20, decimal_places=8)
+    realized_pnl = serializers.DecimalField(max_digits=20, decimal_places=2)
+    reconciled_at = serializers.DateTimeField(allow_null=True)
+    breaks = BreakOut(many=True)
+
+
+class ReconciliationOut(serializers.Serializer):
+    reconciled_at = serializers.DateTimeField(allow_null=True)
+    breaks = BreakOut(many=True)
+
+
+class PositionsOut(serializers.Serializer):
+    results = PositionOut(many=True)
+    reconciliation = ReconciliationOut()
+
+
+class PositionList(APIView):
+    @extend_schema(operation_id="positions_list", responses={200: PositionsOut, **COMMON_ERRORS})
+    def get(self, request: Request) -> Response:
+        run: ReconciliationRun | None = selectors.latest_reconciliation()
+        breaks = list(run.breaks.all()) if run else []
+        by_symbol: dict[str, list] = {}
+        for item in breaks:
+            by_symbol.setdefault(item.symbol, []).append(item)
+        reconciled_at = run.at if run else None
+        positions: list[Position] = list(selectors.visible_positions(request.user))
+        results = [
+            {
+                "strategy": p.strategy, "symbol": p.symbol, "qty": p.qty, "avg_price": p.avg_price,
+                "realized_pnl": p.realized_pnl, "reconciled_at": reconciled_at, "breaks": by_symbol.get(p.symbol, []),
+            }
+            for p in positions
+        ]
+        return Response(
+            PositionsOut({"results": results, "reconciliation": {"reconciled_at": reconciled_at, "breaks": breaks}}).data
+        )
+
+
+class LimitOut(serializers.Serializer):
+    name = serializers.CharField()
+    unit = serializers.CharField()
+    limit = serializers.CharField()
+    current = serializers.CharField(allow_null=True)
+    utilisation_pct = serializers.CharField(allow_null=True)
+
+
+class BreakerOut(serializers.Serializer):
+    state = serializers.CharField()
+    since = serializers.DateTimeField()
+    reason = serializers.CharField(allow_blank=True)
+
+
+class RiskOut(serializers.Serializer):
+    equity = serializers.DecimalField(max_digits=20, decimal_places=2)
+    day_start_equity = serializers.DecimalField(max_digits=20, decimal_places=2)
+    peak_equity = serializers.DecimalField(max_digits=20, decimal_places=2)
+    equity_at = serializers.DateTimeField(allow_null=True)
+    daily_drawdown = serializers.DecimalField(max_digits=10, decimal_places=4, help_text="percent")
+    total_drawdown = serializers.DecimalField(max_digits=10, decimal_places=4, help_text="percent")
+    circuit_breaker = BreakerOut()
+    capital_deployed = serializers.DecimalField(max_digits=20, decimal_places=2)
+    working_orders = serializers.IntegerField()
+    limits = LimitOut(many=True)
+
+
+class RiskView(APIView):
+    @extend_schema(operation_id="risk_retrieve", responses={200: RiskOut, **COMMON_ERRORS})
+    def get(self, request: Request) -> Response:
+        return Response(RiskOut(selectors.risk_picture()).data)

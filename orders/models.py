@@ -1,0 +1,238 @@
+"""Orders, their transition log, fills, the position ledger and reconciliation."""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from django_fsm import ConcurrentTransitionMixin, FSMField, transition
+
+from orders.states import TERMINAL, WORKING, OrderStatus, sources_of
+from risk.models import Strategy
+
+QTY = {"max_digits": 20, "decimal_places": 8}
+PRICE = {"max_digits": 20, "decimal_places": 8}
+MONEY = {"max_digits": 20, "decimal_places": 2}
+S = OrderStatus
+
+
+class Side(models.TextChoices):
+    BUY = "buy", "Buy"
+    SELL = "sell", "Sell"
+
+
+class OrderType(models.TextChoices):
+    MARKET = "market", "Market"
+    LIMIT = "limit", "Limit"
+
+
+class TimeInForce(models.TextChoices):
+    DAY = "day", "Day"
+    GTC = "gtc", "Good till cancelled"
+    IOC = "ioc", "Immediate or cancel"
+    FOK = "fok", "Fill or kill"
+
+
+class OrderOrigin(models.TextChoices):
+    CLIENT = "client", "API client"
+    FLATTEN = "flatten", "Kill-switch flatten"
+
+
+class Order(ConcurrentTransitionMixin, models.Model):
+    """One order. Its state changes only through orders.services (django-fsm, protected)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    client_order_id = models.CharField(max_length=128, unique=True)
+    strategy = models.ForeignKey(Strategy, on_delete=models.PROTECT, related_name="orders")
+    submitted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    symbol = models.CharField(max_length=16)
+    side = models.CharField(max_length=4, choices=Side.choices)
+    qty = models.DecimalField(**QTY)
+    type = models.CharField(max_length=6, choices=OrderType.choices)
+    limit_price = models.DecimalField(**PRICE, null=True, blank=True)
+    time_in_force = models.CharField(max_length=3, choices=TimeInForce.choices, default=TimeInForce.DAY)
+    stop_loss = models.DecimalField(**PRICE, null=True, blank=True)
+    extended_hours = models.BooleanField(default=False)
+    origin = models.CharField(max_length=10, choices=OrderOrigin.choices, default=OrderOrigin.CLIENT)
+    # Hash of the normalised request: a replay with the same id must carry the same payload.
+    fingerprint = models.CharField(max_length=64)
+
+    status = FSMField(default=S.PENDING, choices=S.choices, protected=True)
+    filled_qty = models.DecimalField(**QTY, default=Decimal("0"))
+    filled_avg_price = models.DecimalField(**PRICE, null=True, blank=True)
+    broker_order_id = models.CharField(max_length=64, null=True, blank=True, unique=True)
+    reject_reason = models.TextField(blank=True)
+    violations = models.JSONField(default=list, blank=True)
+
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    broker_updated_at = models.DateTimeField(null=True, blank=True)
+    # Stamped by each sync cycle that saw the order in a broker listing; the
+    # orders a cycle did not see are the only ones it looks up one by one.
+    last_seen_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["-created_at", "-id"], name="order_newest"),
+            models.Index(fields=["strategy", "-created_at"], name="order_strategy_newest"),
+            models.Index(fields=["symbol", "-created_at"], name="order_symbol_newest"),
+            models.Index(fields=["status", "-created_at"], name="order_status_newest"),
+            # The working set is small and read on every order entry and sync:
+            # a partial index keeps that read independent of history size.
+            models.Index(
+                fields=["strategy", "symbol"], name="order_working", condition=Q(status__in=sorted(WORKING))
+            ),
+        ]
+        permissions = [("cancel_any_order", "Can cancel any strategy's order")]
+
+    def __str__(self) -> str:
+        return f"{self.side} {self.qty} {self.symbol} ({self.client_order_id})"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL
+
+    @property
+    def remaining_qty(self) -> Decimal:
+        return max(Decimal("0"), self.qty - self.filled_qty)
+
+    # One transition method per target state; the sources come from the table.
+    @transition(field=status, source=sources_of(S.SUBMITTED), target=S.SUBMITTED)
+    def to_submitted(self) -> None: ...
+
+    @transition(field=status, source=sources_of(S.PARTIALLY_FILLED), target=S.PARTIALLY_FILLED)
+    def to_partially_filled(self) -> None: ...
+
+    @transition(field=status, source=sources_of(S.PENDING_CANCEL), target=S.PENDING_CANCEL)
+    def to_pending_cancel(self) -> None: ...
+
+    @transition(field=status, source=sources_of(S.UNKNOWN), target=S.UNKNOWN)
+    def to_unknown(self) -> None: ...
+
+    @transition(field=status, source=sources_of(S.FILLED), target=S.FILLED)
+    def to_filled(self) -> None: ...
+
+    @transition(field=status, source=sources_of(S.CANCELLED), target=S.CANCELLED)
+    def to_cancelled(self) -> None: ...
+
+    @transition(field=status, source=sources_of(S.REJECTED), target=S.REJECTED)
+    def to_rejected(self) -> None: ...
+
+    @transition(field=status, source=sources_of(S.EXPIRED), target=S.EXPIRED)
+    def to_expired(self) -> None: ...
+
+
+class OrderTransition(models.Model):
+    """The audit row of every state change, written in the transaction that made it."""
+
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="transitions")
+    from_status = models.CharField(max_length=20, blank=True)  # blank: the order was created
+    to_status = models.CharField(max_length=20)
+    at = models.DateTimeField(default=timezone.now)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    actor_label = models.CharField(max_length=100)
+    reason = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["at", "id"]
+        indexes = [models.Index(fields=["order", "at"])]
+
+    def __str__(self) -> str:
+        return f"{self.from_status or 'new'} -> {self.to_status}"
+
+
+class Fill(models.Model):
+    """One increase of an order's cumulative filled quantity, recorded once."""
+
+    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="fills")
+    strategy = models.ForeignKey(Strategy, on_delete=models.PROTECT, related_name="+")
+    symbol = models.CharField(max_length=16)
+    side = models.CharField(max_length=4, choices=Side.choices)
+    qty = models.DecimalField(**QTY)
+    price = models.DecimalField(**PRICE)
+    cumulative_qty = models.DecimalField(**QTY)
+    realized_pnl = models.DecimalField(**MONEY, default=Decimal("0"))
+    at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["at", "id"]
+        constraints = [
+            # The same broker update seen twice cannot become two fills.
+            models.UniqueConstraint(fields=["order", "cumulative_qty"], name="one_fill_per_cumulative_qty"),
+        ]
+        indexes = [models.Index(fields=["strategy", "at"], name="fill_strategy_at")]
+
+    def __str__(self) -> str:
+        return f"{self.side} {self.qty} {self.symbol} @ {self.price}"
+
+
+class Position(models.Model):
+    """The ledger position of one strategy in one symbol, derived from fills."""
+
+    strategy = models.ForeignKey(Strategy, on_delete=models.PROTECT, related_name="positions")
+    symbol = models.CharField(max_length=16)
+    qty = models.DecimalField(**QTY, default=Decimal("0"))  # signed: negative is short
+    avg_price = models.DecimalField(**PRICE, default=Decimal("0"))
+    realized_pnl = models.DecimalField(**MONEY, default=Decimal("0"))
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["strategy__slug", "symbol"]
+        constraints = [models.UniqueConstraint(fields=["strategy", "symbol"], name="one_position_per_strategy_symbol")]
+
+    def __str__(self) -> str:
+        return f"{self.strategy}: {self.qty} {self.symbol}"
+
+
+class ReconciliationRun(models.Model):
+    at = models.DateTimeField(default=timezone.now, db_index=True)
+    positions_checked = models.PositiveIntegerField(default=0)
+    breaks_found = models.PositiveIntegerField(default=0)
+    unknown_broker_orders = models.JSONField(default=list, blank=True)
+    # Symbols trading while the run read the broker: not judged this time.
+    unconfirmed_symbols = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ["-at"]
+        get_latest_by = "at"
+
+    def __str__(self) -> str:
+        return f"reconciliation at {self.at:%Y-%m-%d %H:%M:%S}: {self.breaks_found} breaks"
+
+
+class BreakStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    ACKNOWLEDGED = "acknowledged", "Acknowledged"
+    RESOLVED = "resolved", "Resolved"
+
+
+class ReconciliationBreak(models.Model):
+    """Broker and ledger disagree on a symbol: stored and shown, never silently fixed."""
+
+    run = models.ForeignKey(ReconciliationRun, on_delete=models.PROTECT, related_name="breaks")
+    symbol = models.CharField(max_length=16)
+    broker_qty = models.DecimalField(**QTY)
+    ledger_qty = models.DecimalField(**QTY)
+    status = models.CharField(max_length=12, choices=BreakStatus.choices, default=BreakStatus.OPEN)
+    note = models.TextField(blank=True)
+    handled_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    handled_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-run__at", "symbol"]
+        indexes = [models.Index(fields=["status", "symbol"])]
+
+    def __str__(self) -> str:
+        return f"{self.symbol}: broker {self.broker_qty} vs ledger {self.ledger_qty}"
+
+    @property
+    def difference(self) -> Decimal:
+        return self.broker_qty - self.ledger_qty

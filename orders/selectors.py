@@ -1,0 +1,308 @@
+"""Reads shared by the order pipeline, the API, the admin and the jobs.
+
+The pre-trade snapshot is built from aggregates over small sets (positions,
+working orders through a partial index, today's fills of one strategy, the
+last minute of one strategy's orders), so its cost does not grow with the
+number of historical orders or fills.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import zoneinfo
+from collections import defaultdict
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db.models import Count, F, Q, QuerySet, Sum
+from django.db.models.functions import Coalesce
+
+from brokers.registry import get_broker
+from brokers.types import LastTrade
+from orders.models import Fill, Order, Position, ReconciliationRun
+from orders.states import WORKING, OrderStatus
+from risk import checks
+from risk.models import BreakerState, KillSwitch, Mode, RiskLimits, RiskState, Strategy
+
+ZERO = Decimal(0)
+ASSET_CACHE_SECONDS = 3600
+RISK_PICTURE_PRICE_CACHE_S = 3
+
+
+def trading_day_start(now: dt.datetime) -> dt.datetime:
+    """Midnight of the exchange's trading day (America/New_York), as aware UTC."""
+    tz = zoneinfo.ZoneInfo(settings.TRADING_DAY_TIME_ZONE)
+    local = now.astimezone(tz)
+    return local.replace(hour=0, minute=0, second=0, microsecond=0).astimezone(dt.UTC)
+
+
+def symbol_is_tradable(symbol: str) -> bool:
+    """Asks the broker once per symbol per hour (shared cache), not on every order."""
+    key = f"asset-tradable:{get_broker().name}:{symbol}"
+    cached = cache.get(key)
+    if cached is not None:
+        return bool(cached)
+    asset = get_broker().get_asset(symbol)
+    tradable = asset is not None and asset.tradable
+    cache.set(key, tradable, ASSET_CACHE_SECONDS)
+    return tradable
+
+
+def working_orders() -> QuerySet[Order]:
+    return Order.objects.filter(status__in=WORKING)
+
+
+def symbols_for_snapshot(symbol: str) -> set[str]:
+    """The symbols whose prices a check needs: the order's and every open position's."""
+    held = Position.objects.exclude(qty=0).values_list("symbol", flat=True).distinct()
+    return {symbol, *held}
+
+
+def _mark(symbol: str, prices: dict[str, LastTrade], fallback: Decimal) -> Decimal:
+    trade = prices.get(symbol)
+    return trade.price if trade is not None else fallback
+
+
+@dataclass
+class Exposure:
+    """Gross exposure of the account, and of one strategy in one symbol."""
+
+    gross_position_value: Decimal = ZERO
+    working_add: Decimal = ZERO
+    exposed_symbols: set[str] = field(default_factory=set)  # open positions and symbols with adding orders
+    strategy_position_value: Decimal = ZERO
+    strategy_unrealised: Decimal = ZERO
+    strategy_working_add: Decimal = ZERO
+    strategy_position_qty: Decimal = ZERO
+    working_buy: Decimal = ZERO
+    working_sell: Decimal = ZERO
+
+    @property
+    def open_positions(self) -> int:
+        return len(self.exposed_symbols)
+
+
+def exposure_summary(
+    *, prices: dict[str, LastTrade], strategy_id: int | None = None, symbol: str | None = None
+) -> Exposure:
+    """Positions marked at the last price plus working orders that add exposure (FIA).
+
+    Reads positions (one row per strategy and symbol) and working orders
+    aggregated by strategy, symbol and side through the partial index: the
+    cost follows the size of the book, not of history.
+    """
+    result = Exposure()
+    net_by_symbol: dict[str, Decimal] = defaultdict(lambda: ZERO)
+    positions_by_key: dict[tuple[int, str], Decimal] = {}
+    for row in Position.objects.exclude(qty=0).values("strategy_id", "symbol", "qty", "avg_price"):
+        mark = _mark(row["symbol"], prices, row["avg_price"])
+        value = abs(row["qty"] * mark)
+        result.gross_position_value += value
+        net_by_symbol[row["symbol"]] += row["qty"]
+        positions_by_key[(row["strategy_id"], row["symbol"])] = row["qty"]
+        if row["strategy_id"] == strategy_id:
+            result.strategy_position_value += value
+            result.strategy_unrealised += (mark - row["avg_price"]) * row["qty"]
+            if row["symbol"] == symbol:
+                result.strategy_position_qty = row["qty"]
+    result.exposed_symbols = {s for s, q in net_by_symbol.items() if q != 0}
+
+    working = (
+        Order.objects.filter(status__in=WORKING)
+        .values("strategy_id", "symbol", "side")
+        .annotate(
+            remaining=Sum(F("qty") - F("filled_qty")),
+            limit_notional=Sum((F("qty") - F("filled_qty")) * F("limit_price")),
+        )
+    )
+    for row in working:
+        remaining = row["remaining"] or ZERO
+        position = positions_by_key.get((row["strategy_id"], row["symbol"]), ZERO)
+        # The part of a working order that closes the position does not add exposure.
+        reducing = ZERO
+        if row["side"] == "sell" and position > 0:
+            reducing = min(remaining, position)
+        elif row["side"] == "buy" and position < 0:
+            reducing = min(remaining, -position)
+        adding = remaining - reducing
+        price = _mark(row["symbol"], prices, ZERO)
+        if row["limit_notional"] is not None and remaining:
+            price = max(price, row["limit_notional"] / remaining)  # a limit order counts at its limit when higher
+        result.working_add += adding * price
+        if adding > 0:
+            result.exposed_symbols.add(row["symbol"])
+        if row["strategy_id"] == strategy_id:
+            result.strategy_working_add += adding * price
+            if row["symbol"] == symbol:
+                if row["side"] == "buy":
+                    result.working_buy += remaining
+                else:
+                    result.working_sell += remaining
+    return result
+
+
+def build_snapshot(
+    *,
+    strategy: Strategy,
+    intent: checks.OrderIntent,
+    prices: dict[str, LastTrade],
+    now: dt.datetime,
+    state: RiskState | None = None,
+) -> checks.RiskSnapshot:
+    """Everything the pure check needs, read inside the account lock (``state`` is the locked row)."""
+    limits_row = RiskLimits.current()
+    state = state or RiskState.current()
+    switches = dict(
+        KillSwitch.objects.filter(Q(strategy__isnull=True) | Q(strategy=strategy))
+        .values_list("strategy_id", "active")
+    )
+
+    exposure = exposure_summary(prices=prices, strategy_id=strategy.pk, symbol=intent.symbol)
+    day_start = trading_day_start(now)
+    realised_today = Fill.objects.filter(strategy=strategy, at__gte=day_start).aggregate(
+        total=Coalesce(Sum("realized_pnl"), ZERO)
+    )["total"]
+    recent = Order.objects.filter(strategy=strategy, created_at__gte=now - dt.timedelta(seconds=60)).exclude(
+        status=OrderStatus.DENIED
+    ).aggregate(
+        minute=Count("id"),
+        second=Count("id", filter=Q(created_at__gte=now - dt.timedelta(seconds=1))),
+    )
+
+    deployment_mode = Mode.LIVE if settings.TRADING_MODE == "live" else Mode.PAPER
+    strategy_state = checks.StrategyState(
+        slug=strategy.slug,
+        paused=strategy.paused,
+        kill_switch_active=bool(switches.get(strategy.pk, False)),
+        max_allocation_amount=strategy.max_allocation_amount,
+        max_allocation_pct=strategy.max_allocation_pct,
+        max_daily_loss_pct=strategy.max_daily_loss_pct,
+        max_orders_per_second=strategy.max_orders_per_second,
+        max_orders_per_minute=strategy.max_orders_per_minute,
+        orders_last_second=recent["second"],
+        orders_last_minute=recent["minute"],
+        exposure=exposure.strategy_position_value + exposure.strategy_working_add,
+        daily_pnl=realised_today + exposure.strategy_unrealised,
+        position_qty=exposure.strategy_position_qty,
+        working_buy_qty=exposure.working_buy,
+        working_sell_qty=exposure.working_sell,
+        mode=strategy.mode,
+        mode_allowed=strategy.mode == deployment_mode,
+    )
+    equity = state.equity if state.equity is not None else ZERO
+    last = prices.get(intent.symbol)
+    return checks.RiskSnapshot(
+        now=now,
+        equity=equity,
+        day_start_equity=state.day_start_equity or equity,
+        peak_equity=state.peak_equity or equity,
+        strategy=strategy_state,
+        limits=checks.Limits(
+            max_daily_drawdown_pct=limits_row.max_daily_drawdown_pct,
+            max_total_drawdown_pct=limits_row.max_total_drawdown_pct,
+            max_capital_deployed_pct=limits_row.max_capital_deployed_pct,
+            max_open_positions=limits_row.max_open_positions,
+            max_risk_per_trade_pct=limits_row.max_risk_per_trade_pct,
+            max_notional=limits_row.max_notional,
+            max_price_deviation_pct=limits_row.max_price_deviation_pct,
+            min_stock_price=limits_row.min_stock_price,
+            assumed_stop_distance_pct=limits_row.assumed_stop_distance_pct,
+        ),
+        global_kill_switch_active=bool(switches.get(None, False)),
+        breaker_state=state.breaker_state,
+        last_price=checks.LastPrice(price=last.price, at=last.at) if last else None,
+        max_price_age=dt.timedelta(seconds=settings.MAX_PRICE_AGE_S),
+        gross_position_value=exposure.gross_position_value,
+        working_add_notional=exposure.working_add,
+        open_positions=exposure.open_positions,
+        symbol_has_position=intent.symbol in exposure.exposed_symbols,
+    )
+
+
+def latest_reconciliation() -> ReconciliationRun | None:
+    return ReconciliationRun.objects.prefetch_related("breaks").order_by("-at").first()
+
+
+def visible_orders(user) -> QuerySet[Order]:  # noqa: ANN001
+    """Officers and auditors see every order; an API client sees its strategies' orders only."""
+    qs = Order.objects.select_related("strategy")
+    if user.has_perm("orders.view_order"):
+        return qs
+    return qs.filter(strategy__clients=user)
+
+
+def visible_positions(user) -> QuerySet[Position]:  # noqa: ANN001
+    qs = Position.objects.select_related("strategy")
+    if user.has_perm("orders.view_position"):
+        return qs
+    return qs.filter(strategy__clients=user)
+
+
+def breaker_is_tripped() -> bool:
+    return RiskState.current().breaker_state == BreakerState.TRIPPED
+
+
+def risk_picture(*, now: dt.datetime | None = None) -> dict[str, object]:
+    """Equity, drawdowns, the breaker, and each limit with its current utilisation (API and dashboard)."""
+    from brokers.registry import get_market_data
+    from brokers.exceptions import BrokerError
+
+    now = now or dt.datetime.now(dt.UTC)
+    state = RiskState.current()
+    limits = RiskLimits.current()
+    held = set(Position.objects.exclude(qty=0).values_list("symbol", flat=True))
+    held |= set(working_orders().values_list("symbol", flat=True).distinct())
+    # The dashboard refreshes every few seconds per open page: marks are reused
+    # for a few seconds instead of one market-data request per refresh.
+    key = "risk-picture-prices:" + ",".join(sorted(held))
+    prices = cache.get(key)
+    if prices is None:
+        try:
+            prices = get_market_data().latest_trades(held) if held else {}
+            cache.set(key, prices, RISK_PICTURE_PRICE_CACHE_S)
+        except BrokerError:
+            prices = {}
+    exposure = exposure_summary(prices=prices)
+    equity = state.equity or ZERO
+    day_start = state.day_start_equity or equity
+    peak = state.peak_equity or equity
+    hundred = Decimal(100)
+    daily_dd = max(ZERO, (day_start - equity) / day_start * hundred) if day_start else ZERO
+    total_dd = max(ZERO, (peak - equity) / peak * hundred) if peak else ZERO
+    deployed = exposure.gross_position_value + exposure.working_add
+    deployed_pct = deployed / equity * hundred if equity else None
+
+    def item(name: str, unit: str, limit: Decimal | int, current: Decimal | int | None) -> dict[str, object]:
+        utilisation = None
+        if current is not None and limit:
+            utilisation = (Decimal(current) / Decimal(limit) * hundred).quantize(Decimal("0.01"))
+        return {
+            "name": name, "unit": unit, "limit": str(limit),
+            "current": None if current is None else str(Decimal(current).quantize(Decimal("0.01"))),
+            "utilisation_pct": None if utilisation is None else str(utilisation),
+        }
+
+    return {
+        "equity": equity,
+        "day_start_equity": day_start,
+        "peak_equity": peak,
+        "equity_at": state.equity_at,
+        "daily_drawdown": daily_dd.quantize(Decimal("0.0001")),
+        "total_drawdown": total_dd.quantize(Decimal("0.0001")),
+        "circuit_breaker": {"state": state.breaker_state, "since": state.breaker_since, "reason": state.breaker_reason},
+        "capital_deployed": deployed.quantize(Decimal("0.01")),
+        "working_orders": working_orders().count(),
+        "limits": [
+            item("daily_drawdown_warning", "percent", limits.daily_drawdown_warning_pct, daily_dd),
+            item("max_daily_drawdown", "percent", limits.max_daily_drawdown_pct, daily_dd),
+            item("max_total_drawdown", "percent", limits.max_total_drawdown_pct, total_dd),
+            item("max_capital_deployed", "percent", limits.max_capital_deployed_pct, deployed_pct),
+            item("max_open_positions", "count", limits.max_open_positions, exposure.open_positions),
+            item("max_risk_per_trade", "percent", limits.max_risk_per_trade_pct, None),
+            item("max_notional", "dollars", limits.max_notional, None),
+            item("max_price_deviation", "percent", limits.max_price_deviation_pct, None),
+            item("min_stock_price", "dollars", limits.min_stock_price, None),
+        ],
+    }

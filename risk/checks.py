@@ -1,0 +1,335 @@
+"""The pre-trade check: a pure function of a snapshot and an order intent.
+
+No database, no broker, no clock: everything it needs is in the snapshot, so
+it is fast, deterministic and testable on its own. It reports every violation,
+not only the first, in the order of SPEC 4.3: kill switch -> circuit breaker
+-> strategy -> order limits -> portfolio limits.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+HUNDRED = Decimal(100)
+ZERO = Decimal(0)
+
+
+@dataclass(frozen=True, slots=True)
+class Violation:
+    code: str
+    message: str
+    limit: Decimal | str | None
+    actual: Decimal | str | None
+
+    def as_dict(self) -> dict[str, str | None]:
+        return {
+            "code": self.code,
+            "message": self.message,
+            "limit": None if self.limit is None else str(self.limit),
+            "actual": None if self.actual is None else str(self.actual),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class OrderIntent:
+    strategy: str
+    symbol: str
+    side: str  # "buy" | "sell"
+    qty: Decimal
+    type: str  # "market" | "limit"
+    limit_price: Decimal | None = None
+    stop_loss: Decimal | None = None
+
+    @property
+    def signed_qty(self) -> Decimal:
+        return self.qty if self.side == "buy" else -self.qty
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Portfolio and order limits, percentages as percent."""
+
+    max_daily_drawdown_pct: Decimal = Decimal("3")
+    max_total_drawdown_pct: Decimal = Decimal("10")
+    max_capital_deployed_pct: Decimal = Decimal("80")
+    max_open_positions: int = 20
+    max_risk_per_trade_pct: Decimal = Decimal("2")
+    max_notional: Decimal = Decimal("25000")
+    max_price_deviation_pct: Decimal = Decimal("5")
+    min_stock_price: Decimal = Decimal("5.00")
+    assumed_stop_distance_pct: Decimal = Decimal("5")
+
+
+@dataclass(frozen=True, slots=True)
+class StrategyState:
+    slug: str
+    paused: bool = False
+    kill_switch_active: bool = False
+    max_allocation_amount: Decimal | None = None
+    max_allocation_pct: Decimal = Decimal("80")
+    max_daily_loss_pct: Decimal = Decimal("3")
+    max_orders_per_second: int = 5
+    max_orders_per_minute: int = 120
+    orders_last_second: int = 0
+    orders_last_minute: int = 0
+    # Exposure of this strategy: |market value| of its positions plus working orders that add exposure.
+    exposure: Decimal = ZERO
+    daily_pnl: Decimal = ZERO
+    # This strategy's position in the order's symbol, and its working orders there (signed remaining qty).
+    position_qty: Decimal = ZERO
+    working_buy_qty: Decimal = ZERO
+    working_sell_qty: Decimal = ZERO
+    mode_allowed: bool = True
+    mode: str = "PAPER"
+
+
+@dataclass(frozen=True, slots=True)
+class LastPrice:
+    price: Decimal
+    at: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
+class RiskSnapshot:
+    now: dt.datetime
+    equity: Decimal
+    day_start_equity: Decimal
+    peak_equity: Decimal
+    strategy: StrategyState
+    limits: Limits = field(default_factory=Limits)
+    global_kill_switch_active: bool = False
+    breaker_state: str = "closed"
+    last_price: LastPrice | None = None
+    max_price_age: dt.timedelta = dt.timedelta(minutes=15)
+    # Portfolio level: gross |market value| of all positions, notional of
+    # working orders that add exposure, open positions, and whether the order's
+    # symbol already has a position or an exposure-adding working order.
+    gross_position_value: Decimal = ZERO
+    working_add_notional: Decimal = ZERO
+    open_positions: int = 0
+    symbol_has_position: bool = False
+
+
+def _pct(part: Decimal, whole: Decimal) -> Decimal:
+    """Unrounded: a limit is compared exactly; only the reported ``actual`` is rounded."""
+    return part / whole * HUNDRED if whole else Decimal("Infinity")
+
+
+def daily_drawdown(snapshot: RiskSnapshot) -> Decimal:
+    """max(0, (day_start - equity) / day_start), as a fraction."""
+    if snapshot.day_start_equity <= 0:
+        return ZERO
+    return max(ZERO, (snapshot.day_start_equity - snapshot.equity) / snapshot.day_start_equity)
+
+
+def total_drawdown(snapshot: RiskSnapshot) -> Decimal:
+    if snapshot.peak_equity <= 0:
+        return ZERO
+    return max(ZERO, (snapshot.peak_equity - snapshot.equity) / snapshot.peak_equity)
+
+
+def reduces_position(intent: OrderIntent, strategy: StrategyState) -> bool:
+    """True when the order moves the strategy's position toward zero without crossing it.
+
+    Working orders count: the position the order reduces is the one that
+    remains after every working order of the strategy in that symbol fills on
+    its reducing side, so a string of small sells cannot flip a long short.
+    """
+    position = strategy.position_qty
+    if position > 0 and intent.side == "sell":
+        return intent.qty <= position - strategy.working_sell_qty
+    if position < 0 and intent.side == "buy":
+        return intent.qty <= -position - strategy.working_buy_qty
+    return False
+
+
+def order_price(intent: OrderIntent, snapshot: RiskSnapshot) -> Decimal | None:
+    if intent.limit_price is not None:
+        return intent.limit_price
+    return snapshot.last_price.price if snapshot.last_price else None
+
+
+def evaluate(intent: OrderIntent, snapshot: RiskSnapshot) -> list[Violation]:
+    """Every violation of ``intent`` against ``snapshot``; empty means the order may go."""
+    violations: list[Violation] = []
+    limits = snapshot.limits
+    strategy = snapshot.strategy
+    reducing = reduces_position(intent, strategy)
+    adds_exposure = not reducing
+
+    # 1. Kill switches.
+    if snapshot.global_kill_switch_active:
+        violations.append(Violation("kill_switch_active", "The global kill switch is active.", "inactive", "active"))
+    if strategy.kill_switch_active:
+        violations.append(
+            Violation("kill_switch_active", f"The kill switch of strategy {strategy.slug} is active.", "inactive", "active")
+        )
+    if not strategy.mode_allowed:
+        violations.append(
+            Violation(
+                "strategy_mode",
+                f"Strategy {strategy.slug} is {strategy.mode}, which this deployment does not trade.",
+                None,
+                strategy.mode,
+            )
+        )
+
+    if snapshot.equity <= 0 or snapshot.day_start_equity <= 0:
+        # Without equity no percentage limit means anything: deny, and say why.
+        violations.append(
+            Violation("equity_unknown", "Account equity is unknown; no exposure limit can be checked.", None, snapshot.equity)
+        )
+        return violations
+
+    # 2. Circuit breaker and drawdowns: past the daily limit only reducing orders pass.
+    total_dd = total_drawdown(snapshot) * HUNDRED
+    if total_dd >= limits.max_total_drawdown_pct:
+        violations.append(
+            Violation(
+                "max_total_drawdown",
+                "Total drawdown has reached its limit; trading is halted.",
+                limits.max_total_drawdown_pct,
+                total_dd.quantize(Decimal("0.01")),
+            )
+        )
+    daily_dd = daily_drawdown(snapshot) * HUNDRED
+    if adds_exposure and (snapshot.breaker_state == "tripped" or daily_dd >= limits.max_daily_drawdown_pct):
+        violations.append(
+            Violation(
+                "reduce_only",
+                "The circuit breaker is tripped: only orders that reduce a position are accepted.",
+                limits.max_daily_drawdown_pct,
+                daily_dd.quantize(Decimal("0.01")),
+            )
+        )
+
+    # 3. Strategy.
+    if strategy.paused:
+        violations.append(Violation("strategy_paused", f"Strategy {strategy.slug} is paused.", "active", "paused"))
+    if strategy.orders_last_second >= strategy.max_orders_per_second:
+        violations.append(
+            Violation(
+                "rate_limited",
+                f"Strategy {strategy.slug} may submit {strategy.max_orders_per_second} orders per second.",
+                Decimal(strategy.max_orders_per_second),
+                Decimal(strategy.orders_last_second + 1),
+            )
+        )
+    if strategy.orders_last_minute >= strategy.max_orders_per_minute:
+        violations.append(
+            Violation(
+                "rate_limited",
+                f"Strategy {strategy.slug} may submit {strategy.max_orders_per_minute} orders per minute.",
+                Decimal(strategy.max_orders_per_minute),
+                Decimal(strategy.orders_last_minute + 1),
+            )
+        )
+
+    price = order_price(intent, snapshot)
+    last = snapshot.last_price
+    price_is_fresh = last is not None and snapshot.now - last.at <= snapshot.max_price_age
+    if not price_is_fresh:
+        age = "none" if last is None else f"{int((snapshot.now - last.at).total_seconds())}s"
+        violations.append(
+            Violation(
+                "stale_price",
+                f"No fresh last trade price for {intent.symbol}; the order is denied rather than priced by a guess.",
+                f"{int(snapshot.max_price_age.total_seconds())}s",
+                age,
+            )
+        )
+    notional = intent.qty * price if price is not None else None
+
+    if notional is not None and adds_exposure:
+        allocation = (
+            strategy.max_allocation_amount
+            if strategy.max_allocation_amount is not None
+            else snapshot.equity * strategy.max_allocation_pct / HUNDRED
+        )
+        exposure_after = strategy.exposure + notional
+        if exposure_after > allocation:
+            violations.append(
+                Violation(
+                    "max_allocation",
+                    f"Strategy {strategy.slug} exposure would exceed its allocation.",
+                    allocation.quantize(Decimal("0.01")),
+                    exposure_after.quantize(Decimal("0.01")),
+                )
+            )
+    max_daily_loss = snapshot.day_start_equity * strategy.max_daily_loss_pct / HUNDRED
+    if adds_exposure and -strategy.daily_pnl >= max_daily_loss:
+        violations.append(
+            Violation(
+                "daily_loss",
+                f"Strategy {strategy.slug} has lost its daily limit; only reducing orders are accepted.",
+                max_daily_loss.quantize(Decimal("0.01")),
+                (-strategy.daily_pnl).quantize(Decimal("0.01")),
+            )
+        )
+
+    # 4. Order limits.
+    if notional is not None and adds_exposure:
+        if intent.stop_loss is not None and price is not None:
+            risk = intent.qty * abs(price - intent.stop_loss)
+        else:
+            risk = notional * limits.assumed_stop_distance_pct / HUNDRED
+        risk_pct = _pct(risk, snapshot.equity)
+        if risk_pct > limits.max_risk_per_trade_pct:
+            violations.append(
+                Violation(
+                    "max_risk_per_trade",
+                    "The order risks more of equity than one trade may.",
+                    limits.max_risk_per_trade_pct,
+                    risk_pct.quantize(Decimal("0.01")),
+                )
+            )
+    if notional is not None and notional > limits.max_notional:
+        violations.append(
+            Violation(
+                "max_notional",
+                "The order's notional (qty x price) is above the limit.",
+                limits.max_notional,
+                notional.quantize(Decimal("0.01")),
+            )
+        )
+    if intent.limit_price is not None and last is not None and price_is_fresh:
+        deviation = _pct(abs(intent.limit_price - last.price), last.price)
+        if deviation > limits.max_price_deviation_pct:
+            violations.append(
+                Violation(
+                    "price_deviation",
+                    f"The limit price is too far from the last trade price {last.price}.",
+                    limits.max_price_deviation_pct,
+                    deviation.quantize(Decimal("0.01")),
+                )
+            )
+    if price is not None and adds_exposure and price < limits.min_stock_price:
+        violations.append(
+            Violation("min_price", "The stock price is below the minimum.", limits.min_stock_price, price)
+        )
+
+    # 5. Portfolio limits: working orders count toward exposure (FIA).
+    if notional is not None and adds_exposure:
+        deployed = snapshot.gross_position_value + snapshot.working_add_notional + notional
+        deployed_pct = _pct(deployed, snapshot.equity)
+        if deployed_pct > limits.max_capital_deployed_pct:
+            violations.append(
+                Violation(
+                    "max_capital_deployed",
+                    "Positions and working orders would deploy more capital than allowed.",
+                    limits.max_capital_deployed_pct,
+                    deployed_pct.quantize(Decimal("0.01")),
+                )
+            )
+    if adds_exposure and not snapshot.symbol_has_position and snapshot.open_positions >= limits.max_open_positions:
+        violations.append(
+            Violation(
+                "max_open_positions",
+                "The order would open a position beyond the maximum number of open positions.",
+                Decimal(limits.max_open_positions),
+                Decimal(snapshot.open_positions + 1),
+            )
+        )
+    return violations

@@ -1,0 +1,309 @@
+"""Risk state: strategies, limits, kill switches, the circuit breaker, equity, audit.
+
+Percentages are stored as percent (3.00 means 3 %), the unit a risk officer
+types and reads; the pre-trade check divides by 100 in one place.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+PERCENT = [MinValueValidator(Decimal("0")), MaxValueValidator(Decimal("100"))]
+MONEY = {"max_digits": 20, "decimal_places": 2}
+
+
+def percent_field(default: str, help_text: str, **kwargs: object) -> models.DecimalField:
+    return models.DecimalField(
+        max_digits=6, decimal_places=2, default=Decimal(default), validators=PERCENT, help_text=help_text, **kwargs
+    )
+
+
+class Mode(models.TextChoices):
+    PAPER = "PAPER", "Paper"
+    LIVE = "LIVE", "Live"
+
+
+class Strategy(models.Model):
+    """A trading strategy: the unit that API clients are granted and limits apply to."""
+
+    slug = models.SlugField(max_length=64, unique=True)
+    name = models.CharField(max_length=200, blank=True)
+    mode = models.CharField(max_length=5, choices=Mode.choices, default=Mode.PAPER, editable=False)
+    paused = models.BooleanField(default=False, help_text="A paused strategy's new orders are denied.")
+    # Defaults are no tighter than the portfolio's, so a fresh strategy can trade a normal order at once.
+    max_allocation_amount = models.DecimalField(
+        **MONEY, null=True, blank=True, validators=[MinValueValidator(Decimal("0.01"))],
+        help_text="Dollar cap on this strategy's exposure (positions plus working orders). Blank: use the percent.",
+    )
+    max_allocation_pct = percent_field(
+        "80", "Cap on this strategy's exposure as percent of equity (used when no dollar cap is set)."
+    )
+    max_daily_loss_pct = percent_field("3", "Daily loss (realised today plus unrealised) as percent of day-start equity.")
+    max_orders_per_second = models.PositiveIntegerField(default=5, validators=[MinValueValidator(1)])
+    max_orders_per_minute = models.PositiveIntegerField(default=120, validators=[MinValueValidator(1)])
+    clients = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, related_name="strategies", blank=True,
+        help_text="API client users allowed to trade this strategy.",
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "strategies"
+        ordering = ["slug"]
+        permissions = [
+            ("transition_mode", "Can move a strategy between PAPER and LIVE"),
+            ("pause_strategy", "Can pause and resume a strategy"),
+        ]
+
+    def __str__(self) -> str:
+        return self.slug
+
+    @property
+    def status(self) -> str:
+        return "paused" if self.paused else "active"
+
+    def save(self, *args: object, **kwargs: object) -> None:
+        creating = self._state.adding
+        super().save(*args, **kwargs)  # type: ignore[arg-type]
+        if creating:
+            # Every strategy has its kill-switch row from birth: order senders
+            # lock it, so it must exist before the first order can be sent.
+            KillSwitch.objects.get_or_create(strategy=self)
+
+
+class RiskLimits(models.Model):
+    """Portfolio and order limits: one row (pk=1), created by a migration, edited through limit_update."""
+
+    max_daily_drawdown_pct = percent_field("3", "Daily drawdown at which the circuit breaker trips (reduce-only).")
+    daily_drawdown_warning_pct = percent_field("2", "Daily drawdown at which the circuit breaker warns.")
+    max_total_drawdown_pct = percent_field("10", "Drawdown from peak equity that activates the global kill switch.")
+    max_capital_deployed_pct = percent_field("80", "Positions plus working orders as percent of equity.")
+    max_open_positions = models.PositiveIntegerField(default=20, validators=[MinValueValidator(1)])
+    max_risk_per_trade_pct = percent_field("2", "Risk of one order as percent of equity.")
+    max_notional = models.DecimalField(
+        **MONEY, default=Decimal("25000"), validators=[MinValueValidator(Decimal("0.01"))],
+        help_text="Largest notional (qty x price) of one order, in dollars.",
+    )
+    max_price_deviation_pct = percent_field("5", "How far a limit price may be from the last trade price.")
+    min_stock_price = models.DecimalField(
+        **MONEY, default=Decimal("5.00"), validators=[MinValueValidator(Decimal("0"))],
+        help_text="Orders that add exposure in stocks below this price are denied.",
+    )
+    assumed_stop_distance_pct = percent_field(
+        "5", "Stop distance assumed for risk per trade when an order carries no stop_loss."
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "risk limits"
+        verbose_name_plural = "risk limits"
+
+    def __str__(self) -> str:
+        return "Portfolio and order limits"
+
+    def clean(self) -> None:
+        errors = {}
+        if self.daily_drawdown_warning_pct >= self.max_daily_drawdown_pct:
+            errors["daily_drawdown_warning_pct"] = "The warning level must be below the daily drawdown limit."
+        if self.max_daily_drawdown_pct >= self.max_total_drawdown_pct:
+            errors["max_daily_drawdown_pct"] = "The daily drawdown limit must be below the total drawdown limit."
+        if errors:
+            raise ValidationError(errors)
+
+    @classmethod
+    def current(cls) -> RiskLimits:
+        return cls.objects.get_or_create(pk=1)[0]
+
+
+class KillSwitchSource(models.TextChoices):
+    API = "api", "API"
+    ADMIN = "admin", "Admin"
+    CIRCUIT_BREAKER = "circuit_breaker", "Circuit breaker"
+    RECONCILIATION = "reconciliation", "Reconciliation"
+    COMMAND = "command", "Management command"
+
+
+class KillSwitch(models.Model):
+    """One row per scope: the global switch (strategy NULL) and one per strategy."""
+
+    strategy = models.OneToOneField(Strategy, null=True, blank=True, on_delete=models.CASCADE, related_name="kill_switch")
+    active = models.BooleanField(default=False)
+    activated_at = models.DateTimeField(null=True, blank=True)
+    activated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    source = models.CharField(max_length=20, choices=KillSwitchSource.choices, blank=True)
+    reason = models.TextField(blank=True)
+    # Four-eyes: the first officer's reset request waits here for a second officer.
+    reset_requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    reset_requested_at = models.DateTimeField(null=True, blank=True)
+    reset_reason = models.TextField(blank=True)
+
+    class Meta:
+        verbose_name = "kill switch"
+        verbose_name_plural = "kill switches"
+        constraints = [
+            models.UniqueConstraint(fields=["strategy"], condition=Q(strategy__isnull=True), name="one_global_kill_switch"),
+        ]
+        permissions = [
+            ("reset_killswitch", "Can reset a kill switch"),
+            ("activate_global_killswitch", "Can activate the global kill switch"),
+        ]
+
+    def __str__(self) -> str:
+        return f"kill switch ({self.scope_label})"
+
+    @property
+    def scope(self) -> str:
+        return "global" if self.strategy_id is None else "strategy"
+
+    @property
+    def scope_label(self) -> str:
+        return "global" if self.strategy_id is None else f"strategy {self.strategy}"
+
+    @property
+    def reset_pending(self) -> bool:
+        return self.reset_requested_by_id is not None
+
+
+class BreakerState(models.TextChoices):
+    CLOSED = "closed", "Closed"
+    WARNING = "warning", "Warning"
+    TRIPPED = "tripped", "Tripped (reduce-only)"
+
+
+class RiskState(models.Model):
+    """The account's risk picture: one row (pk=1).
+
+    Order entry locks this row (SELECT ... FOR UPDATE) for the few milliseconds
+    of its check: it is the per-account serialisation point that stops two
+    concurrent orders from both squeezing under a limit that only one fits.
+    """
+
+    equity = models.DecimalField(**MONEY, null=True, blank=True)
+    day_start_equity = models.DecimalField(**MONEY, null=True, blank=True)
+    peak_equity = models.DecimalField(**MONEY, null=True, blank=True)
+    equity_at = models.DateTimeField(null=True, blank=True)
+    breaker_state = models.CharField(max_length=10, choices=BreakerState.choices, default=BreakerState.CLOSED)
+    breaker_since = models.DateTimeField(default=timezone.now)
+    breaker_reason = models.TextField(blank=True)
+    breaker_reset_requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    breaker_reset_requested_at = models.DateTimeField(null=True, blank=True)
+    breaker_reset_reason = models.TextField(blank=True)
+    peak_reset_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = "circuit breaker"
+        verbose_name_plural = "circuit breaker"
+        permissions = [("reset_circuit_breaker", "Can reset a tripped circuit breaker")]
+
+    def __str__(self) -> str:
+        return f"circuit breaker: {self.breaker_state}"
+
+    @classmethod
+    def current(cls) -> RiskState:
+        return cls.objects.get_or_create(pk=1)[0]
+
+
+class EquitySnapshot(models.Model):
+    at = models.DateTimeField(default=timezone.now, db_index=True)
+    equity = models.DecimalField(**MONEY)
+    day_start_equity = models.DecimalField(**MONEY)
+    peak_equity = models.DecimalField(**MONEY)
+
+    class Meta:
+        ordering = ["-at"]
+        get_latest_by = "at"
+
+    def __str__(self) -> str:
+        return f"{self.equity} at {self.at:%Y-%m-%d %H:%M:%S}"
+
+
+class RiskEventKind(models.TextChoices):
+    LIMIT_UPDATED = "limit_updated", "Limit updated"
+    STRATEGY_UPDATED = "strategy_updated", "Strategy updated"
+    KILL_SWITCH_ACTIVATED = "kill_switch_activated", "Kill switch activated"
+    KILL_SWITCH_RESET_REQUESTED = "kill_switch_reset_requested", "Kill switch reset requested"
+    KILL_SWITCH_RESET_REJECTED = "kill_switch_reset_rejected", "Kill switch reset rejected"
+    KILL_SWITCH_RESET = "kill_switch_reset", "Kill switch reset"
+    BREAKER_CHANGED = "breaker_changed", "Circuit breaker changed"
+    BREAKER_RESET_REQUESTED = "breaker_reset_requested", "Circuit breaker reset requested"
+    BREAKER_RESET_REJECTED = "breaker_reset_rejected", "Circuit breaker reset rejected"
+    BREAKER_RESET = "breaker_reset", "Circuit breaker reset"
+    MODE_CHANGED = "mode_changed", "Strategy mode changed"
+    STRATEGY_PAUSED = "strategy_paused", "Strategy paused"
+    STRATEGY_RESUMED = "strategy_resumed", "Strategy resumed"
+    RECONCILIATION_BREAK = "reconciliation_break", "Reconciliation break"
+    BREAK_ACKNOWLEDGED = "break_acknowledged", "Reconciliation break acknowledged"
+    BREAK_RESOLVED = "break_resolved", "Reconciliation break resolved"
+
+
+class AppendOnlyError(Exception):
+    pass
+
+
+class RiskEvent(models.Model):
+    """The audit trail of risk: append-only (saving an existing row or deleting raises)."""
+
+    at = models.DateTimeField(default=timezone.now, db_index=True)
+    kind = models.CharField(max_length=40, choices=RiskEventKind.choices)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    actor_label = models.CharField(max_length=100, help_text="The user, or the job that acted.")
+    strategy = models.ForeignKey(Strategy, null=True, blank=True, on_delete=models.PROTECT, related_name="risk_events")
+    reason = models.TextField(blank=True)
+    old = models.JSONField(default=dict, blank=True)
+    new = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [models.Index(fields=["kind", "-at"])]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} by {self.actor_label} at {self.at:%Y-%m-%d %H:%M:%S}"
+
+    def save(self, *args: object, **kwargs: object) -> None:
+        if not self._state.adding:
+            raise AppendOnlyError("risk events are append-only")
+        super().save(*args, **kwargs)  # type: ignore[arg-type]
+
+    def delete(self, *args: object, **kwargs: object) -> tuple[int, dict[str, int]]:
+        raise AppendOnlyError("risk events are append-only")
+
+
+class JobRun(models.Model):
+    """Bookkeeping of each periodic job: an expiring lock and its last outcome.
+
+    The lock lives in the database, not in a process, so two beat ticks or two
+    workers cannot run the same job at once; it expires, so a worker killed
+    mid-run does not block the job forever.
+    """
+
+    name = models.CharField(max_length=100, unique=True)
+    locked_until = models.DateTimeField(null=True, blank=True)
+    lock_token = models.CharField(max_length=64, blank=True)
+    last_started_at = models.DateTimeField(null=True, blank=True)
+    last_succeeded_at = models.DateTimeField(null=True, blank=True)
+    last_failed_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    runs = models.PositiveBigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return self.name
+
+    def age(self, now: dt.datetime | None = None) -> dt.timedelta | None:
+        if self.last_succeeded_at is None:
+            return None
+        return (now or timezone.now()) - self.last_succeeded_at

@@ -1,0 +1,480 @@
+"""Every state change of the risk layer: one transaction, its RiskEvent, side effects after commit."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from risk import alerts
+from risk.checks import HUNDRED
+from risk.models import (
+    BreakerState,
+    EquitySnapshot,
+    KillSwitch,
+    KillSwitchSource,
+    Mode,
+    RiskEvent,
+    RiskEventKind,
+    RiskLimits,
+    RiskState,
+    Strategy,
+)
+from risk.signals import kill_switch_activated
+
+logger = logging.getLogger(__name__)
+User = AbstractBaseUser | AnonymousUser
+
+
+class RiskActionError(Exception):
+    """A request the risk layer refuses for a business reason (shown to the user as a 4xx)."""
+
+
+def actor_label(user: Any | None, job: str | None = None) -> str:
+    if job:
+        return f"job:{job}"
+    if user is None or not getattr(user, "is_authenticated", False):
+        return "system"
+    return str(user.get_username())
+
+
+def _require_perm(user: Any | None, perm: str) -> None:
+    if user is None:
+        return  # system jobs act with the system's authority
+    if not (getattr(user, "is_active", False) and user.has_perm(perm)):
+        raise PermissionDenied(f"missing permission {perm}")
+
+
+def _require_reason(reason: str) -> str:
+    reason = (reason or "").strip()
+    if not reason:
+        raise RiskActionError("a reason is required")
+    return reason
+
+
+def _event(
+    kind: str,
+    *,
+    acting_user: Any | None,
+    job: str | None = None,
+    strategy: Strategy | None = None,
+    reason: str = "",
+    old: dict[str, Any] | None = None,
+    new: dict[str, Any] | None = None,
+) -> RiskEvent:
+    user = acting_user if getattr(acting_user, "is_authenticated", False) else None
+    return RiskEvent.objects.create(
+        kind=kind,
+        actor=user,
+        actor_label=actor_label(acting_user, job),
+        strategy=strategy,
+        reason=reason,
+        old=old or {},
+        new=new or {},
+    )
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, dt.datetime):
+        return value.isoformat()
+    return value
+
+
+# --- Limits -----------------------------------------------------------------
+
+
+def _apply_changes(instance: Any, changes: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    old, new = {}, {}
+    for name, value in changes.items():
+        field = instance._meta.get_field(name)
+        value = field.to_python(value)
+        current = getattr(instance, name)
+        if current != value:
+            old[name], new[name] = _jsonable(current), _jsonable(value)
+            setattr(instance, name, value)
+    return old, new
+
+
+@transaction.atomic
+def limit_update(*, acting_user: Any, changes: dict[str, Any], reason: str) -> RiskLimits:
+    """Change portfolio/order limits; validated as a whole, audited field by field."""
+    _require_perm(acting_user, "risk.change_risklimits")
+    reason = _require_reason(reason)
+    RiskLimits.current()
+    limits = RiskLimits.objects.select_for_update().get(pk=1)
+    old, new = _apply_changes(limits, changes)
+    if not new:
+        return limits
+    limits.full_clean()
+    limits.save()
+    _event(RiskEventKind.LIMIT_UPDATED, acting_user=acting_user, reason=reason, old=old, new=new)
+    return limits
+
+
+STRATEGY_LIMIT_FIELDS = (
+    "max_allocation_amount",
+    "max_allocation_pct",
+    "max_daily_loss_pct",
+    "max_orders_per_second",
+    "max_orders_per_minute",
+    "name",
+)
+
+
+@transaction.atomic
+def strategy_update(*, acting_user: Any, strategy: Strategy, changes: dict[str, Any], reason: str) -> Strategy:
+    """Change a strategy's limits (not its mode, not its pause: those have their own services)."""
+    _require_perm(acting_user, "risk.change_strategy")
+    reason = _require_reason(reason)
+    unknown = set(changes) - set(STRATEGY_LIMIT_FIELDS)
+    if unknown:
+        raise RiskActionError(f"not editable here: {', '.join(sorted(unknown))}")
+    strategy = Strategy.objects.select_for_update().get(pk=strategy.pk)
+    old, new = _apply_changes(strategy, changes)
+    if not new:
+        return strategy
+    strategy.full_clean(exclude=["clients"])
+    strategy.save()
+    _event(RiskEventKind.STRATEGY_UPDATED, acting_user=acting_user, strategy=strategy, reason=reason, old=old, new=new)
+    return strategy
+
+
+@transaction.atomic
+def strategy_set_paused(*, acting_user: Any, strategy: Strategy, paused: bool, reason: str) -> Strategy:
+    _require_perm(acting_user, "risk.pause_strategy")
+    reason = _require_reason(reason)
+    strategy = Strategy.objects.select_for_update().get(pk=strategy.pk)
+    if strategy.paused == paused:
+        return strategy
+    strategy.paused = paused
+    strategy.save(update_fields=["paused", "updated_at"])
+    kind = RiskEventKind.STRATEGY_PAUSED if paused else RiskEventKind.STRATEGY_RESUMED
+    _event(kind, acting_user=acting_user, strategy=strategy, reason=reason, old={"paused": not paused}, new={"paused": paused})
+    return strategy
+
+
+# --- Kill switch ------------------------------------------------------------
+
+
+def _kill_switch_row(strategy: Strategy | None) -> KillSwitch:
+    if strategy is None:
+        KillSwitch.objects.get_or_create(strategy=None)
+        return KillSwitch.objects.select_for_update().get(strategy__isnull=True)
+    KillSwitch.objects.get_or_create(strategy=strategy)
+    return KillSwitch.objects.select_for_update().get(strategy=strategy)
+
+
+def can_activate_kill_switch(user: Any, strategy: Strategy | None) -> bool:
+    """Global: a risk officer. Strategy: an officer, or any client that trades it."""
+    if user is None:
+        return True
+    if user.has_perm("risk.activate_global_killswitch"):
+        return True
+    return strategy is not None and strategy.clients.filter(pk=user.pk).exists()
+
+
+@transaction.atomic
+def killswitch_activate(
+    *,
+    acting_user: Any | None,
+    strategy: Strategy | None = None,
+    reason: str,
+    source: str = KillSwitchSource.API,
+    job: str | None = None,
+) -> KillSwitch:
+    """Halt trading in scope; after commit, working orders are cancelled and officers alerted.
+
+    Order senders hold a share lock on this row while they talk to the broker,
+    so taking it FOR UPDATE here waits for every send in flight: once this
+    commits, no order in scope can reach the broker (the senders that come
+    after see the switch and cancel locally).
+    """
+    if not can_activate_kill_switch(acting_user, strategy):
+        raise PermissionDenied("activating this kill switch needs a risk officer or a client of the strategy")
+    reason = _require_reason(reason)
+    switch = _kill_switch_row(strategy)
+    if switch.active:
+        return switch
+    user = acting_user if getattr(acting_user, "is_authenticated", False) else None
+    switch.active = True
+    switch.activated_at = timezone.now()
+    switch.activated_by = user
+    switch.source = source
+    switch.reason = reason
+    switch.reset_requested_by = None
+    switch.reset_requested_at = None
+    switch.reset_reason = ""
+    switch.save()
+    _event(
+        RiskEventKind.KILL_SWITCH_ACTIVATED,
+        acting_user=acting_user,
+        job=job,
+        strategy=strategy,
+        reason=reason,
+        old={"active": False},
+        new={"active": True, "source": source, "scope": switch.scope},
+    )
+    label = actor_label(acting_user, job)
+    strategy_id = strategy.pk if strategy else None
+    scope = switch.scope_label
+
+    def after_commit() -> None:
+        kill_switch_activated.send(sender=KillSwitch, strategy_id=strategy_id, actor_label=label)
+        alerts.alert(f"KILL SWITCH ACTIVATED ({scope})", f"Activated by {label} ({source}): {reason}")
+
+    transaction.on_commit(after_commit)
+    return switch
+
+
+@dataclass(frozen=True)
+class ResetOutcome:
+    done: bool  # False: waiting for a second officer
+
+
+def _four_eyes_reset(
+    *,
+    acting_user: Any,
+    requested_by_id: int | None,
+    set_request: Any,
+    clear_request: Any,
+) -> bool:
+    """Returns True when the reset may happen now; records a pending request otherwise."""
+    if settings.KILL_SWITCH_RESET_APPROVALS < 2:
+        return True
+    if requested_by_id is None:
+        set_request()
+        return False
+    if requested_by_id == acting_user.pk:
+        raise RiskActionError("four-eyes: a different officer must approve the reset you requested")
+    clear_request()
+    return True
+
+
+@transaction.atomic
+def killswitch_reset(*, acting_user: Any, strategy: Strategy | None = None, reason: str) -> ResetOutcome:
+    _require_perm(acting_user, "risk.reset_killswitch")
+    reason = _require_reason(reason)
+    switch = _kill_switch_row(strategy)
+    if not switch.active:
+        raise RiskActionError(f"the {switch.scope_label} kill switch is not active")
+    now = timezone.now()
+
+    def set_request() -> None:
+        switch.reset_requested_by = acting_user
+        switch.reset_requested_at = now
+        switch.reset_reason = reason
+        switch.save()
+        _event(RiskEventKind.KILL_SWITCH_RESET_REQUESTED, acting_user=acting_user, strategy=strategy, reason=reason)
+
+    def clear_request() -> None:
+        switch.reset_requested_by = None
+
+    requester = switch.reset_requested_by
+    if not _four_eyes_reset(
+        acting_user=acting_user,
+        requested_by_id=switch.reset_requested_by_id,
+        set_request=set_request,
+        clear_request=clear_request,
+    ):
+        return ResetOutcome(done=False)
+    switch.active = False
+    switch.reset_requested_by = None
+    switch.reset_requested_at = None
+    switch.reset_reason = ""
+    switch.save()
+    new = {"active": False}
+    if requester is not None:
+        new["requested_by"] = requester.get_username()
+    _event(
+        RiskEventKind.KILL_SWITCH_RESET, acting_user=acting_user, strategy=strategy, reason=reason,
+        old={"active": True}, new=new,
+    )
+    scope = switch.scope_label
+    transaction.on_commit(
+        lambda: alerts.alert(f"Kill switch reset ({scope})", f"Reset by {actor_label(acting_user)}: {reason}",
+                             level=logging.WARNING)
+    )
+    return ResetOutcome(done=True)
+
+
+@transaction.atomic
+def killswitch_reset_reject(*, acting_user: Any, strategy: Strategy | None = None, reason: str) -> None:
+    _require_perm(acting_user, "risk.reset_killswitch")
+    reason = _require_reason(reason)
+    switch = _kill_switch_row(strategy)
+    if switch.reset_requested_by_id is None:
+        raise RiskActionError("there is no pending reset request")
+    if switch.reset_requested_by_id == acting_user.pk:
+        raise RiskActionError("four-eyes: a different officer must decide on the reset you requested")
+    switch.reset_requested_by = None
+    switch.reset_requested_at = None
+    switch.reset_reason = ""
+    switch.save()
+    _event(RiskEventKind.KILL_SWITCH_RESET_REJECTED, acting_user=acting_user, strategy=strategy, reason=reason)
+
+
+# --- Equity and the circuit breaker ----------------------------------------
+
+
+def _locked_state() -> RiskState:
+    RiskState.current()
+    return RiskState.objects.select_for_update().get(pk=1)
+
+
+@transaction.atomic
+def equity_record(*, equity: Decimal, day_start_equity: Decimal, at: dt.datetime | None = None, job: str = "risk_eval") -> RiskState:
+    """Store an equity reading, move the high-water mark, and evaluate the circuit breaker."""
+    at = at or timezone.now()
+    state = _locked_state()
+    state.equity = equity
+    state.day_start_equity = day_start_equity
+    state.peak_equity = max(equity, state.peak_equity or equity)
+    state.equity_at = at
+    state.save()
+    EquitySnapshot.objects.create(
+        at=at, equity=equity, day_start_equity=day_start_equity, peak_equity=state.peak_equity
+    )
+    _breaker_evaluate(state, job=job)
+    return state
+
+
+def _breaker_evaluate(state: RiskState, *, job: str) -> None:
+    """closed -> warning (2 %, clears itself) -> tripped (3 %, latched) -> kill switch (10 % total)."""
+    if state.equity is None or not state.day_start_equity or not state.peak_equity:
+        return
+    limits = RiskLimits.current()
+    daily = max(Decimal(0), (state.day_start_equity - state.equity) / state.day_start_equity) * HUNDRED
+    total = max(Decimal(0), (state.peak_equity - state.equity) / state.peak_equity) * HUNDRED
+    old = state.breaker_state
+    if old == BreakerState.TRIPPED or daily >= limits.max_daily_drawdown_pct:
+        new = BreakerState.TRIPPED
+    elif daily >= limits.daily_drawdown_warning_pct:
+        new = BreakerState.WARNING
+    else:
+        new = BreakerState.CLOSED
+    if new != old:
+        state.breaker_state = new
+        state.breaker_since = timezone.now()
+        state.breaker_reason = f"daily drawdown {daily:.2f}%"
+        state.save()
+        _event(
+            RiskEventKind.BREAKER_CHANGED, acting_user=None, job=job, reason=state.breaker_reason,
+            old={"state": old}, new={"state": new, "daily_drawdown_pct": f"{daily:.4f}"},
+        )
+        level = logging.CRITICAL if new == BreakerState.TRIPPED else logging.WARNING
+        message = f"Circuit breaker {old} -> {new}: {state.breaker_reason}"
+        transaction.on_commit(lambda: alerts.alert(f"Circuit breaker {new}", message, level=level))
+    if total >= limits.max_total_drawdown_pct:
+        killswitch_activate(
+            acting_user=None, job=job, source=KillSwitchSource.CIRCUIT_BREAKER,
+            reason=f"total drawdown {total:.2f}% reached the {limits.max_total_drawdown_pct}% limit",
+        )
+
+
+@transaction.atomic
+def circuit_breaker_evaluate(*, job: str = "risk_eval") -> RiskState:
+    state = _locked_state()
+    _breaker_evaluate(state, job=job)
+    return state
+
+
+@transaction.atomic
+def circuit_breaker_reset(*, acting_user: Any, reason: str) -> ResetOutcome:
+    """Unlatch a tripped breaker; the peak equity restarts from the current equity."""
+    _require_perm(acting_user, "risk.reset_circuit_breaker")
+    reason = _require_reason(reason)
+    state = _locked_state()
+    if state.breaker_state == BreakerState.CLOSED:
+        raise RiskActionError("the circuit breaker is not tripped")
+    now = timezone.now()
+
+    def set_request() -> None:
+        state.breaker_reset_requested_by = acting_user
+        state.breaker_reset_requested_at = now
+        state.breaker_reset_reason = reason
+        state.save()
+        _event(RiskEventKind.BREAKER_RESET_REQUESTED, acting_user=acting_user, reason=reason)
+
+    def clear_request() -> None:
+        state.breaker_reset_requested_by = None
+
+    if not _four_eyes_reset(
+        acting_user=acting_user,
+        requested_by_id=state.breaker_reset_requested_by_id,
+        set_request=set_request,
+        clear_request=clear_request,
+    ):
+        return ResetOutcome(done=False)
+    old = state.breaker_state
+    state.breaker_state = BreakerState.CLOSED
+    state.breaker_since = now
+    state.breaker_reason = f"reset: {reason}"
+    state.breaker_reset_requested_by = None
+    state.breaker_reset_requested_at = None
+    state.breaker_reset_reason = ""
+    state.peak_equity = state.equity
+    state.peak_reset_at = now
+    state.save()
+    _event(RiskEventKind.BREAKER_RESET, acting_user=acting_user, reason=reason, old={"state": old}, new={"state": "closed"})
+    return ResetOutcome(done=True)
+
+
+@transaction.atomic
+def circuit_breaker_reset_reject(*, acting_user: Any, reason: str) -> None:
+    _require_perm(acting_user, "risk.reset_circuit_breaker")
+    reason = _require_reason(reason)
+    state = _locked_state()
+    if state.breaker_reset_requested_by_id is None:
+        raise RiskActionError("there is no pending reset request")
+    if state.breaker_reset_requested_by_id == acting_user.pk:
+        raise RiskActionError("four-eyes: a different officer must decide on the reset you requested")
+    state.breaker_reset_requested_by = None
+    state.breaker_reset_requested_at = None
+    state.breaker_reset_reason = ""
+    state.save()
+    _event(RiskEventKind.BREAKER_RESET_REJECTED, acting_user=acting_user, reason=reason)
+
+
+# --- Paper and live ---------------------------------------------------------
+
+
+@transaction.atomic
+def strategy_transition_mode(*, acting_user: Any, strategy: Strategy, target_mode: str, reason: str) -> Strategy:
+    """PAPER -> LIVE only with permission, a reason and every precondition; LIVE -> PAPER always."""
+    _require_perm(acting_user, "risk.transition_mode")
+    reason = _require_reason(reason)
+    if target_mode not in Mode.values:
+        raise ValidationError({"target_mode": f"must be one of {', '.join(Mode.values)}"})
+    strategy = Strategy.objects.select_for_update().get(pk=strategy.pk)
+    if strategy.mode == target_mode:
+        return strategy
+    if target_mode == Mode.LIVE:
+        refusals = []
+        if settings.TRADING_MODE != "live":
+            refusals.append("this is a paper deployment (TRADING_MODE=paper)")
+        if KillSwitch.objects.filter(active=True, strategy__isnull=True).exists():
+            refusals.append("the global kill switch is active")
+        if KillSwitch.objects.filter(active=True, strategy=strategy).exists():
+            refusals.append("the strategy's kill switch is active")
+        if strategy.paused:
+            refusals.append("the strategy is paused")
+        if RiskState.current().breaker_state == BreakerState.TRIPPED:
+            refusals.append("the circuit breaker is tripped")
+        if refusals:
+            raise RiskActionError("cannot go LIVE: " + "; ".join(refusals))
+    old = strategy.mode
+    strategy.mode = target_mode
+    strategy.save(update_fields=["mode", "updated_at"])
+    _event(RiskEventKind.MODE_CHANGED, acting_user=acting_user, strategy=strategy, reason=reason,
+           old={"mode": old}, new={"mode": target_mode})
+    return strategy

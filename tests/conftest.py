@@ -1,0 +1,166 @@
+"""Shared fixtures and the rule for tests that need real services.
+
+A test marked ``postgres`` or ``redis`` runs against the real service. When the
+service is absent it skips with a visible reason on a developer's machine, and
+fails in CI (``CI=true``), where both must be there.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from django.db import connection
+
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def _missing(reason: str) -> None:
+    if IN_CI:
+        pytest.fail(f"{reason} (required in CI)", pytrace=False)
+    pytest.skip(reason)
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.get_closest_marker("postgres") and not os.environ.get("DATABASE_URL", "").startswith("postgres"):
+        _missing("needs PostgreSQL: set DATABASE_URL=postgresql://postgres@127.0.0.1:5432/test")
+    if item.get_closest_marker("redis") and not (os.environ.get("REDIS_URL") or "").startswith("redis"):
+        _missing("needs Redis: set REDIS_URL=redis://127.0.0.1:6379/0")
+
+
+@pytest.fixture
+def on_postgres() -> None:
+    assert connection.vendor == "postgresql"
+
+
+# --- Personas -----------------------------------------------------------------
+# Named once, so a permission test reads like a sentence: "alice (client of
+# alpha) cannot see bob's order".
+
+import datetime as _dt  # noqa: E402
+from decimal import Decimal  # noqa: E402
+
+from rest_framework.authtoken.models import Token  # noqa: E402
+from rest_framework.test import APIClient  # noqa: E402
+
+from tests.factories import StrategyFactory, UserFactory, in_group  # noqa: E402
+
+
+def token_client(user) -> APIClient:  # noqa: ANN001
+    client = APIClient()
+    token, _ = Token.objects.get_or_create(user=user)
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    return client
+
+
+@pytest.fixture
+def alpha(db):  # noqa: ANN001, ANN201
+    return StrategyFactory(slug="alpha")
+
+
+@pytest.fixture
+def beta(db):  # noqa: ANN001, ANN201
+    return StrategyFactory(slug="beta")
+
+
+@pytest.fixture
+def alice(alpha):  # noqa: ANN001, ANN201
+    """API client of strategy alpha."""
+    user = in_group(UserFactory(username="alice"), "API clients")
+    alpha.clients.add(user)
+    return user
+
+
+@pytest.fixture
+def bob(beta):  # noqa: ANN001, ANN201
+    """API client of strategy beta."""
+    user = in_group(UserFactory(username="bob"), "API clients")
+    beta.clients.add(user)
+    return user
+
+
+@pytest.fixture
+def officer(db):  # noqa: ANN001, ANN201
+    return in_group(UserFactory(username="olivia", is_staff=True), "Risk officers")
+
+
+@pytest.fixture
+def second_officer(db):  # noqa: ANN001, ANN201
+    return in_group(UserFactory(username="oscar", is_staff=True), "Risk officers")
+
+
+@pytest.fixture
+def auditor(db):  # noqa: ANN001, ANN201
+    return in_group(UserFactory(username="audrey", is_staff=True), "Auditors")
+
+
+@pytest.fixture
+def alice_api(alice) -> APIClient:  # noqa: ANN001
+    return token_client(alice)
+
+
+@pytest.fixture
+def bob_api(bob) -> APIClient:  # noqa: ANN001
+    return token_client(bob)
+
+
+@pytest.fixture
+def market(db):  # noqa: ANN001, ANN201
+    """The simulated market with fresh prices for the symbols the tests trade."""
+    from brokers import simulated
+
+    prices = {"AAPL": "100.00", "MSFT": "400.00", "SPY": "500.00", "NVDA": "120.00", "SIRI": "3.10"}
+    for symbol, price in prices.items():
+        simulated.set_price(symbol, Decimal(price))
+    return simulated
+
+
+@pytest.fixture(autouse=True)
+def _fresh_broker_clients():  # noqa: ANN202
+    """Each test gets new broker clients (their call counters start at zero) and an empty asset cache."""
+    from django.core.cache import cache
+
+    from brokers import registry
+
+    registry.reset()
+    cache.clear()
+    yield
+    registry.reset()
+
+
+def order_body(**overrides) -> dict:  # noqa: ANN003
+    body = {"strategy": "alpha", "symbol": "AAPL", "side": "buy", "qty": "10", "type": "market"}
+    body.update(overrides)
+    return {k: v for k, v in body.items() if v is not None}
+
+
+def utcnow() -> _dt.datetime:
+    return _dt.datetime.now(_dt.UTC)
+
+
+@pytest.fixture
+def seeded(transactional_db):  # noqa: ANN001, ANN201
+    """For transactional tests: the rows the data migrations create, which a flush removes.
+
+    (serialized_rollback would restore them, but collides with content types
+    re-created by the flush.) The migration functions are idempotent, so they
+    are simply run again against the live app registry.
+    """
+    import importlib
+
+    from django.apps import apps
+
+    for module, function in [
+        ("risk.migrations.0002_policy_defaults", "create_defaults"),
+        ("backoffice.migrations.0001_roles", "create_roles"),
+        ("brokers.migrations.0002_seed_simulated_market", "seed_market"),
+    ]:
+        getattr(importlib.import_module(module), function)(apps, None)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every transactional test gets the seeded rows, before its other fixtures."""
+    for item in items:
+        marker = item.get_closest_marker("django_db")
+        if marker is not None and marker.kwargs.get("transaction"):
+            item.fixturenames.insert(0, "seeded")

@@ -1,0 +1,54 @@
+"""Every transition in the table is allowed; every other is refused."""
+
+from __future__ import annotations
+
+import pytest
+from django_fsm import TransitionNotAllowed
+
+from orders.models import Order
+from orders.states import TERMINAL, TRANSITIONS, OrderStatus, from_broker_status
+
+ALL = list(OrderStatus.values)
+TARGETS = [s for s in ALL if s not in {OrderStatus.PENDING, OrderStatus.DENIED}]
+PAIRS = [(source, target) for source in ALL for target in TARGETS]
+
+
+def _order_in(status: str) -> Order:
+    return Order(status=status)
+
+
+@pytest.mark.parametrize(("source", "target"), PAIRS, ids=[f"{s}->{t}" for s, t in PAIRS])
+def test_a_transition_is_allowed_exactly_when_the_table_has_it(source, target):
+    order = _order_in(source)
+    move = getattr(order, f"to_{target}")
+    if target in TRANSITIONS[source]:
+        move()
+        assert order.status == target
+    else:
+        with pytest.raises(TransitionNotAllowed):
+            move()
+        assert order.status == source
+
+
+def test_terminal_states_have_no_way_out():
+    assert all(not TRANSITIONS[state] for state in TERMINAL)
+
+
+def test_the_status_field_cannot_be_assigned_directly():
+    order = _order_in(OrderStatus.SUBMITTED)
+    with pytest.raises(AttributeError):
+        order.status = OrderStatus.FILLED
+
+
+@pytest.mark.parametrize(
+    ("broker_status", "ours"),
+    [
+        ("new", "submitted"), ("accepted", "submitted"), ("pending_new", "submitted"), ("held", "submitted"),
+        ("done_for_day", "submitted"), ("accepted_for_bidding", "submitted"), ("pending_review", "submitted"),
+        ("calculated", "submitted"), ("stopped", "submitted"), ("suspended", "submitted"),
+        ("partially_filled", "partially_filled"), ("filled", "filled"), ("pending_cancel", "pending_cancel"),
+        ("canceled", "cancelled"), ("expired", "expired"), ("rejected", "rejected"), ("replaced", "cancelled"),
+    ],
+)
+def test_alpaca_statuses_map_as_the_spec_says(broker_status, ours):
+    assert from_broker_status(broker_status) == ours
