@@ -600,7 +600,12 @@ def _apply_page(page: list[bt.BrokerOrder], *, cycle_start: dt.datetime, label: 
             if _apply_broker_order(order, broker_order, label=label):
                 result.changed += 1
                 result.fills += int(order.filled_qty > filled_before)
-    Order.objects.filter(client_order_id__in=by_client_id).update(last_seen_at=cycle_start)
+    # Only ever forward: reconciliation runs a sync of its own, so two cycles
+    # can overlap, and the older one's stamp landing last must not make the
+    # newer one think these orders were in none of its listings.
+    Order.objects.filter(client_order_id__in=by_client_id).filter(
+        Q(last_seen_at__isnull=True) | Q(last_seen_at__lt=cycle_start)
+    ).update(last_seen_at=cycle_start)
 
 
 def orders_sync(*, label: str = "job:order_sync") -> SyncResult:
