@@ -25,7 +25,6 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from backoffice import dashboard
-from backoffice.jobs import job_status
 from backoffice.admin_tools import (
     REFUSALS,
     BackofficeModelAdmin,
@@ -38,6 +37,7 @@ from backoffice.admin_tools import (
     timestamp,
     timestamp_column,
 )
+from backoffice.jobs import job_status
 from orders.selectors import risk_picture
 from risk import services
 from risk.models import (

@@ -55,9 +55,8 @@ def _json_type_error(field: serializers.Field, value: Any) -> str | None:
     elif isinstance(field, serializers.IntegerField):
         if isinstance(value, bool) or not isinstance(value, int):
             return "Must be an integer."
-    elif isinstance(field, serializers.CharField | serializers.ChoiceField):
-        if not isinstance(value, str):
-            return "Must be a string."
+    elif isinstance(field, serializers.CharField | serializers.ChoiceField) and not isinstance(value, str):
+        return "Must be a string."
     return None
 
 

@@ -1,3 +1,4 @@
+import contextlib
 from typing import Any
 
 from django.apps import AppConfig
@@ -19,10 +20,9 @@ def use_wal_on_sqlite(sender: Any, connection: Any, **kwargs: Any) -> None:
         cursor.execute("PRAGMA journal_mode")
         if cursor.fetchone()[0] in ("wal", "memory"):
             return
-        try:
+        # Another process may be switching the same file right now; it will end in WAL either way.
+        with contextlib.suppress(OperationalError):
             cursor.execute("PRAGMA journal_mode=WAL")
-        except OperationalError:
-            pass
 
 
 class BackofficeConfig(AppConfig):

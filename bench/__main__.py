@@ -60,12 +60,19 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, Sizes]:
     sizes.add_argument("--entry-clients", help="concurrent API clients per level [1,8,32]; default 1,8,32")
     sizes.add_argument("--entry-seconds", type=float, help="measured seconds per endpoint and level [3]; default 8")
     sizes.add_argument("--entry-workers", type=int, help="gunicorn sync workers; default 2 x CPUs + 1")
-    sizes.add_argument("--history", help="historical orders (and fills), small,large [1000,100000]; default 1000,1000000")
+    sizes.add_argument(
+        "--history", help="historical orders (and fills), small,large [1000,100000]; default 1000,1000000"
+    )
     sizes.add_argument("--check-repeats", type=int, help="timed pre-trade checks per size [100]; default 300")
     sizes.add_argument("--sync-orders", help="open orders per sync call count [10,1000,5000]; default 10,1000,10000")
-    sizes.add_argument("--sync-memory", help="small,large open orders for the memory ratio [100,5000]; default 100,10000")
-    sizes.add_argument("--sync-closed", type=int,
-                       help="orders closed at the broker since the oldest working order [2000]; default 10000 (0: skip)")
+    sizes.add_argument(
+        "--sync-memory", help="small,large open orders for the memory ratio [100,5000]; default 100,10000"
+    )
+    sizes.add_argument(
+        "--sync-closed",
+        type=int,
+        help="orders closed at the broker since the oldest working order [2000]; default 10000 (0: skip)",
+    )
     sizes.add_argument("--killswitch-orders", type=int, help="working orders at activation; default 1000")
     sizes.add_argument("--positions", type=int, help="positions to reconcile; default 1000")
     sizes.add_argument("--brokers", help="alpaca,simulated (default both) for sync, killswitch, reconcile")
@@ -119,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     log(f"recreating database {database_name(args.database_url)}")
     try:
         db.recreate(args.database_url)
-    except Exception as exc:  # psycopg.OperationalError and friends: one line, no traceback
+    except Exception as exc:  # noqa: BLE001  (psycopg.OperationalError and friends: one line, no traceback)
         print(f"bench: cannot (re)create the benchmark database: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 2
 
@@ -136,7 +143,8 @@ def main(argv: list[str] | None = None) -> int:
 
     total = time.perf_counter() - started
     header = (
-        f"Benchmarks ({'--quick' if args.quick else 'default'} sizes, {', '.join(args.only)}, {total:.0f}s, {os.cpu_count()} CPUs, "
+        f"Benchmarks ({'--quick' if args.quick else 'default'} sizes, {', '.join(args.only)}, {total:.0f}s, "
+        f"{os.cpu_count()} CPUs, "
         f"database {database_name(args.database_url)}); every figure is measured inside this run"
     )
     table = report.render(sections, header)

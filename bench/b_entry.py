@@ -52,7 +52,7 @@ class Gunicorn:
         self.process: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> Gunicorn:
-        self._log = open(self.log_path, "ab")  # noqa: SIM115
+        self._log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
             [
                 sys.executable, "-m", "gunicorn", "backoffice.wsgi:application",

@@ -81,7 +81,9 @@ def _control_once(strat: Strategy) -> None:
         RiskState.objects.select_for_update().get(pk=1)
         Strategy.objects.get(pk=strat.pk)
         RiskLimits.current()
-        list(KillSwitch.objects.filter(Q(strategy__isnull=True) | Q(strategy=strat)).values_list("strategy_id", "active"))
+        list(
+            KillSwitch.objects.filter(Q(strategy__isnull=True) | Q(strategy=strat)).values_list("strategy_id", "active")
+        )
         list(Position.objects.exclude(qty=0).values("strategy_id", "symbol", "qty", "avg_price"))
 
 
@@ -124,7 +126,11 @@ def measure_check(strat: Strategy, repeats: int) -> dict[str, Any]:
 def measure_submit(strat: Strategy, user: Any, repeats: int) -> dict[str, Any]:
     def submit() -> str:
         request = services.OrderRequest(
-            strategy=strat, symbol="AAPL", side="sell", qty=Decimal("0.01"), type="market",
+            strategy=strat,
+            symbol="AAPL",
+            side="sell",
+            qty=Decimal("0.01"),
+            type="market",
             client_order_id=f"bench-pc-{uuid.uuid4().hex}",
         )
         return services.order_submit(acting_user=user, request=request).order.status
@@ -168,8 +174,9 @@ def evaluate_throughput(strat: Strategy, seconds: float) -> dict[str, Any]:
         if now >= deadline:
             break
     elapsed = now - started
-    denied = checks.OrderIntent(strategy=SLUG, symbol="AAPL", side="buy", qty=Decimal("1000"), type="limit",
-                                limit_price=Decimal("250"))
+    denied = checks.OrderIntent(
+        strategy=SLUG, symbol="AAPL", side="buy", qty=Decimal("1000"), type="limit", limit_price=Decimal("250")
+    )
     denied_calls = 0
     started = time.perf_counter()
     while time.perf_counter() - started < seconds / 2:

@@ -93,7 +93,8 @@ def _select_list(model: type[models.Model], known: dict[str, str]) -> tuple[list
             expressions.append("NULL")
         else:
             raise BenchSetupError(
-                f"bench/history.py cannot fill {model.__name__}.{field.name} (no default, not null): add it to the loader"
+                f"bench/history.py cannot fill {model.__name__}.{field.name} (no default, not null): "
+                "add it to the loader"
             )
     return columns, expressions, params
 

@@ -91,7 +91,7 @@ async def _client(
             first_sent.append(start)
         try:
             status, payload = await _one(host, port, raw, timeout)
-        except (OSError, asyncio.TimeoutError, ConnectionError, ValueError) as exc:
+        except (TimeoutError, OSError, ConnectionError, ValueError) as exc:
             result.errors[type(exc).__name__] += 1
             await asyncio.sleep(0.05)
             continue

@@ -42,7 +42,11 @@ class Figure:
             text = f"{value:,}"
         else:
             text = str(value)
-        return f"{text} {self.unit}".strip() if self.unit and self.unit != "x" else (text + ("x" if self.unit == "x" else ""))
+        return (
+            f"{text} {self.unit}".strip()
+            if self.unit and self.unit != "x"
+            else (text + ("x" if self.unit == "x" else ""))
+        )
 
     def verdict(self) -> str:
         if not self.target:
@@ -75,9 +79,7 @@ def check(value: float, *, at_most: float | None = None, at_least: float | None 
         return None
     if at_most is not None and value > at_most:
         return False
-    if at_least is not None and value < at_least:
-        return False
-    return True
+    return at_least is None or value >= at_least
 
 
 def render(sections: list[Section], header: str) -> str:

@@ -2,7 +2,8 @@
 
 from django.urls import path
 
-from backoffice.urls import handler404, handler500, urlpatterns as product_urlpatterns  # noqa: F401
+from backoffice.urls import handler404, handler500  # noqa: F401
+from backoffice.urls import urlpatterns as product_urlpatterns
 from bench.views import BaselineInsert
 
 urlpatterns = [

@@ -129,7 +129,7 @@ class FakeAlpacaVenue(Venue):
 
     def __enter__(self) -> FakeAlpacaVenue:
         env = {k: v for k, v in os.environ.items() if not k.startswith("ALPACA_")}
-        self._log = open(self.log_path, "a")  # noqa: SIM115
+        self._log = open(self.log_path, "a")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "tests.fake_alpaca", "--host", "127.0.0.1", "--port", "0", "--seed", "1"],
             cwd=BASE_DIR, env=env, stdout=subprocess.PIPE, stderr=self._log, text=True,
@@ -187,7 +187,7 @@ class FakeAlpacaVenue(Venue):
             return [control.place_order(**body) for body in chunk]
 
         with ThreadPoolExecutor(len(self._seeders)) as pool:
-            placed = [order for part in pool.map(place, zip(self._seeders, chunks)) for order in part]
+            placed = [order for part in pool.map(place, zip(self._seeders, chunks, strict=True)) for order in part]
         return placed
 
     def seed_open_orders(self, strategy: Strategy, count: int) -> list[Order]:

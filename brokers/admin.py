@@ -19,7 +19,7 @@ from brokers import simulated
 from brokers.models import SimAccount, SimAsset, SimOrder, SimPosition, SimPrice, SimState
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class ReadOnlyAdmin(admin.ModelAdmin):
     """A list to look at: the venue's book changes only by trading."""
 
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -32,7 +32,7 @@ class ReadOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         return False
 
 
-class SimPriceForm(forms.ModelForm):  # type: ignore[type-arg]
+class SimPriceForm(forms.ModelForm):
     class Meta:
         model = SimPrice
         fields = ["price"]
@@ -45,7 +45,7 @@ class SimPriceForm(forms.ModelForm):  # type: ignore[type-arg]
 
 
 @admin.register(SimPrice)
-class SimPriceAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class SimPriceAdmin(admin.ModelAdmin):
     form = SimPriceForm
     list_display = ["symbol", "price", "updated_at"]
     list_editable = ["price"]
@@ -53,7 +53,7 @@ class SimPriceAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     fields = ["symbol", "price", "updated_at"]
     search_fields = ["symbol"]
 
-    def get_changelist_form(self, request: HttpRequest, **kwargs: Any) -> type[forms.ModelForm]:  # type: ignore[type-arg]
+    def get_changelist_form(self, request: HttpRequest, **kwargs: Any) -> type[forms.ModelForm]:
         kwargs.setdefault("form", SimPriceForm)
         return super().get_changelist_form(request, **kwargs)
 
@@ -64,14 +64,14 @@ class SimPriceAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     def has_delete_permission(self, request: HttpRequest, obj: SimPrice | None = None) -> bool:
         return False
 
-    def save_model(self, request: HttpRequest, obj: SimPrice, form: forms.ModelForm, change: bool) -> None:  # type: ignore[type-arg]
+    def save_model(self, request: HttpRequest, obj: SimPrice, form: forms.ModelForm, change: bool) -> None:
         # set_price, not obj.save(): a price set by hand is a fresh last trade,
         # so it is stamped now, exactly as `manage.py sim_set_price` does.
         simulated.set_price(obj.symbol, obj.price)
 
 
 @admin.register(SimState)
-class SimStateAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class SimStateAdmin(admin.ModelAdmin):
     list_display = ["seed", "tick_count", "volatility", "max_fill_qty_per_tick", "last_tick_at"]
     fields = ["seed", "volatility", "max_fill_qty_per_tick", "tick_count", "last_tick_at"]
     readonly_fields = ["tick_count", "last_tick_at"]
@@ -82,7 +82,7 @@ class SimStateAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     def has_delete_permission(self, request: HttpRequest, obj: SimState | None = None) -> bool:
         return False
 
-    def save_model(self, request: HttpRequest, obj: SimState, form: forms.ModelForm, change: bool) -> None:  # type: ignore[type-arg]
+    def save_model(self, request: HttpRequest, obj: SimState, form: forms.ModelForm, change: bool) -> None:
         if "seed" in form.changed_data:
             simulated.reseed(obj.seed)
         if "volatility" in form.changed_data:

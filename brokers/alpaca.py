@@ -382,11 +382,7 @@ class AlpacaBroker(_AlpacaCalls, BrokerClient):
                 cursor_ns = last_ns - 1
             # Only orders in the tie at the cursor can come back on the next page:
             # remember those, so memory stays one page however long the listing.
-            seen = self._parsed(
-                "list_orders",
-                lambda rows: {str(r.get("id")) for r in rows if _timestamp_ns(r["submitted_at"]) >= last_ns},
-                page,
-            )
+            seen = self._parsed("list_orders", functools.partial(_ids_at_or_after, tie_ns=last_ns), page)
             if floor_ns is not None:
                 cursor_ns = max(cursor_ns, floor_ns)  # never below the caller's (exclusive) bound
 
@@ -665,6 +661,11 @@ _RFC3339 = re.compile(
     r"^(?P<date>\d{4}-\d{2}-\d{2})[Tt ](?P<time>\d{2}:\d{2}:\d{2})(?:\.(?P<fraction>\d{1,9}))?"
     r"(?P<zone>[Zz]|[+-]\d{2}:\d{2})$"
 )
+
+
+def _ids_at_or_after(rows: list[dict[str, Any]], *, tie_ns: int) -> set[str]:
+    """Ids of the listed orders submitted at or after ``tie_ns``: the tie at a paging cursor."""
+    return {str(row.get("id")) for row in rows if _timestamp_ns(row["submitted_at"]) >= tie_ns}
 
 
 def _timestamp_ns(text: str) -> int:

@@ -142,13 +142,20 @@ class OrderListCreate(APIView):
         operation_id="orders_create",
         request=OrderIn,
         responses={
-            201: OpenApiResponse(OrderOut, description="Created (also when the send's outcome is unknown, or the broker rejected it)"),
+            201: OpenApiResponse(
+                OrderOut, description="Created (also when the send's outcome is unknown, or the broker rejected it)"
+            ),
             200: OpenApiResponse(OrderOut, description="Idempotent replay: header Idempotent-Replayed: true"),
-            (400, PROBLEM): problem("Malformed input (nothing stored), or denied by the pre-trade check (stored; order_id and violations given)"),
+            (400, PROBLEM): problem(
+                "Malformed input (nothing stored), "
+                "or denied by the pre-trade check (stored; order_id and violations given)"
+            ),
             (404, PROBLEM): problem("Unknown strategy"),
             (409, PROBLEM): problem("client_order_id already used with another payload"),
             **BODY_ERRORS,
-            (503, PROBLEM): problem("The broker could not be asked something order entry needs; nothing stored, retry (Retry-After)"),
+            (503, PROBLEM): problem(
+                "The broker could not be asked something order entry needs; nothing stored, retry (Retry-After)"
+            ),
             **COMMON_ERRORS,
         },
     )
@@ -161,23 +168,33 @@ class OrderListCreate(APIView):
         try:
             outcome = services.order_submit(acting_user=request.user, request=order_request)
         except services.InvalidOrder as exc:
-            return problem_response(400, slug="invalid-order", title="Invalid order", detail=str(exc),
-                                    errors={"symbol": [str(exc)]})
+            return problem_response(
+                400, slug="invalid-order", title="Invalid order", detail=str(exc), errors={"symbol": [str(exc)]}
+            )
         except services.IdempotencyConflict as exc:
             return problem_response(409, slug="idempotency-conflict", detail=str(exc))
         except services.BrokerUnreachable as exc:
             # Nothing was stored: the client retries with the same client_order_id.
-            return problem_response(503, slug="broker-unavailable", title="Broker unavailable", detail=str(exc),
-                                    headers={"Retry-After": "2"})
+            return problem_response(
+                503,
+                slug="broker-unavailable",
+                title="Broker unavailable",
+                detail=str(exc),
+                headers={"Retry-After": "2"},
+            )
         order = outcome.order
         body = OrderOut(order).data
         if outcome.replayed:
             return Response(body, status=status.HTTP_200_OK, headers={"Idempotent-Replayed": "true"})
         if order.status == OrderStatus.DENIED:
             return problem_response(
-                400, slug="risk-denied", title="Denied by pre-trade risk check",
+                400,
+                slug="risk-denied",
+                title="Denied by pre-trade risk check",
                 detail="The order was denied: " + "; ".join(v["message"] for v in order.violations),
-                violations=order.violations, order_id=str(order.pk), order=body,
+                violations=order.violations,
+                order_id=str(order.pk),
+                order=body,
             )
         return Response(body, status=status.HTTP_201_CREATED)
 
@@ -219,7 +236,10 @@ class OrderDetail(APIView):
         # Another client's order is 404: its existence is not revealed.
         return get_object_or_404(selectors.visible_orders(request.user), pk=pk)
 
-    @extend_schema(operation_id="orders_retrieve", responses={200: OrderDetailOut, (404, PROBLEM): problem("No such order"), **COMMON_ERRORS})
+    @extend_schema(
+        operation_id="orders_retrieve",
+        responses={200: OrderDetailOut, (404, PROBLEM): problem("No such order"), **COMMON_ERRORS},
+    )
     def get(self, request: Request, pk: Any) -> Response:
         return Response(OrderDetailOut(self._order(request, pk)).data)
 
@@ -283,13 +303,20 @@ class PositionList(APIView):
         positions: list[Position] = list(selectors.visible_positions(request.user))
         results = [
             {
-                "strategy": p.strategy, "symbol": p.symbol, "qty": p.qty, "avg_price": p.avg_price,
-                "realized_pnl": p.realized_pnl, "reconciled_at": reconciled_at, "breaks": by_symbol.get(p.symbol, []),
+                "strategy": p.strategy,
+                "symbol": p.symbol,
+                "qty": p.qty,
+                "avg_price": p.avg_price,
+                "realized_pnl": p.realized_pnl,
+                "reconciled_at": reconciled_at,
+                "breaks": by_symbol.get(p.symbol, []),
             }
             for p in positions
         ]
         return Response(
-            PositionsOut({"results": results, "reconciliation": {"reconciled_at": reconciled_at, "breaks": breaks}}).data
+            PositionsOut(
+                {"results": results, "reconciliation": {"reconciled_at": reconciled_at, "breaks": breaks}}
+            ).data
         )
 
 

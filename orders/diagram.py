@@ -4,7 +4,11 @@ from orders.states import TERMINAL, TRANSITIONS, OrderStatus
 
 
 def mermaid() -> str:
-    lines = ["stateDiagram-v2", f"    [*] --> {OrderStatus.PENDING}: passed risk check", f"    [*] --> {OrderStatus.DENIED}: failed risk check"]
+    lines = [
+        "stateDiagram-v2",
+        f"    [*] --> {OrderStatus.PENDING}: passed risk check",
+        f"    [*] --> {OrderStatus.DENIED}: failed risk check",
+    ]
     for source, targets in TRANSITIONS.items():
         for target in sorted(targets):
             lines.append(f"    {source} --> {target}")

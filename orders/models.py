@@ -12,11 +12,10 @@ from django.utils import timezone
 from django_fsm import ConcurrentTransitionMixin, FSMField, transition
 
 from orders.states import TERMINAL, WORKING, OrderStatus, sources_of
-from risk.models import Strategy
+from risk.models import MONEY, Digits, Strategy
 
-QTY = {"max_digits": 20, "decimal_places": 8}
-PRICE = {"max_digits": 20, "decimal_places": 8}
-MONEY = {"max_digits": 20, "decimal_places": 2}
+QTY: Digits = {"max_digits": 20, "decimal_places": 8}
+PRICE: Digits = {"max_digits": 20, "decimal_places": 8}
 S = OrderStatus
 
 
@@ -137,7 +136,9 @@ class OrderTransition(models.Model):
     from_status = models.CharField(max_length=20, blank=True)  # blank: the order was created
     to_status = models.CharField(max_length=20)
     at = models.DateTimeField(default=timezone.now)
-    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     actor_label = models.CharField(max_length=100)
     reason = models.TextField(blank=True)
 
@@ -223,7 +224,9 @@ class ReconciliationBreak(models.Model):
     ledger_qty = models.DecimalField(**QTY)
     status = models.CharField(max_length=12, choices=BreakStatus.choices, default=BreakStatus.OPEN)
     note = models.TextField(blank=True)
-    handled_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    handled_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     handled_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

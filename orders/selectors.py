@@ -154,10 +154,12 @@ def build_snapshot(
     """Everything the pure check needs, read inside the account lock (``state`` is the locked row)."""
     limits_row = RiskLimits.current()
     state = state or RiskState.current()
-    switches = dict(
-        KillSwitch.objects.filter(Q(strategy__isnull=True) | Q(strategy=strategy))
-        .values_list("strategy_id", "active")
-    )
+    switches: dict[int | None, bool] = {
+        strategy_id: active
+        for strategy_id, active in KillSwitch.objects.filter(
+            Q(strategy__isnull=True) | Q(strategy=strategy)
+        ).values_list("strategy_id", "active")
+    }
 
     exposure = exposure_summary(prices=prices, strategy_id=strategy.pk, symbol=intent.symbol)
     day_start = trading_day_start(now)
@@ -246,8 +248,8 @@ def breaker_is_tripped() -> bool:
 
 def risk_picture(*, now: dt.datetime | None = None) -> dict[str, object]:
     """Equity, drawdowns, the breaker, and each limit with its current utilisation (API and dashboard)."""
-    from brokers.registry import get_market_data
     from brokers.exceptions import BrokerError
+    from brokers.registry import get_market_data
 
     now = now or dt.datetime.now(dt.UTC)
     state = RiskState.current()

@@ -7,6 +7,7 @@ stored the order, with one deliberate exception, ``order_send`` (see there).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -442,6 +443,7 @@ def order_cancel(*, acting_user: Any, order: Order, reason: str = "cancel reques
 
 def _cancel_at_broker(order: Order, *, label: str) -> None:
     broker = get_broker()
+    assert order.broker_order_id is not None  # the caller sends a cancel only for an order the broker has
     try:
         broker.cancel_order(order.broker_order_id)
     except BrokerRejected:
@@ -523,10 +525,8 @@ def orders_cancel_for_kill_switch(*, strategy_id: int | None, label: str) -> Non
             for broker_order_id in scope.exclude(broker_order_id=None).exclude(status=S.PENDING).values_list(
                 "broker_order_id", flat=True
             ):
-                try:
+                with contextlib.suppress(BrokerRejected):  # already done at the broker; sync records what it became
                     broker.cancel_order(broker_order_id)
-                except BrokerRejected:
-                    pass  # already done at the broker; sync records what it became
     except BrokerError as exc:
         alerts.alert("Kill switch: broker cancel failed", f"{type(exc).__name__}: {exc}; sync will retry")
     with transaction.atomic():
@@ -747,13 +747,17 @@ def positions_reconcile(*, label: str = "job:reconcile") -> ReconcileResult:
                 new={"symbol": item.symbol, "broker_qty": _qty(item.broker_qty), "ledger_qty": _qty(item.ledger_qty)},
             )
         if breaks or unknown_broker_orders:
-            summary = "; ".join(f"{b.symbol}: broker {_qty(b.broker_qty)} vs ledger {_qty(b.ledger_qty)}" for b in breaks)
+            summary = "; ".join(
+                f"{b.symbol}: broker {_qty(b.broker_qty)} vs ledger {_qty(b.ledger_qty)}" for b in breaks
+            )
             if unknown_broker_orders:
                 summary += f"; {len(unknown_broker_orders)} open broker orders unknown to this system"
             transaction.on_commit(lambda: alerts.alert("Reconciliation break", summary.strip("; ")))
         if breaks and settings.HALT_ON_RECONCILIATION_BREAK:
             killswitch_activate(
-                acting_user=None, job="reconcile", source=KillSwitchSource.RECONCILIATION,
+                acting_user=None,
+                job="reconcile",
+                source=KillSwitchSource.RECONCILIATION,
                 reason=f"{len(breaks)} unresolved reconciliation break(s)",
             )
     return ReconcileResult(run=run, breaks=breaks)
@@ -777,7 +781,11 @@ def break_handle(*, acting_user: Any, item: ReconciliationBreak, status: str, no
     item.save()
     kind = RiskEventKind.BREAK_RESOLVED if status == BreakStatus.RESOLVED else RiskEventKind.BREAK_ACKNOWLEDGED
     RiskEvent.objects.create(
-        kind=kind, actor=acting_user, actor_label=actor_label(acting_user), reason=note,
-        old={"status": old, "symbol": item.symbol}, new={"status": status},
+        kind=kind,
+        actor=acting_user,
+        actor_label=actor_label(acting_user),
+        reason=note,
+        old={"status": old, "symbol": item.symbol},
+        new={"status": status},
     )
     return item

@@ -19,8 +19,6 @@ from risk import services
 from risk.models import KillSwitch, KillSwitchSource, Mode, Strategy
 
 
-
-
 class KillSwitchOut(serializers.Serializer):
     active = serializers.BooleanField()
     activated_at = serializers.DateTimeField(allow_null=True)
@@ -113,7 +111,9 @@ class KillSwitchView(APIView):
                 )
                 code = status.HTTP_200_OK
             elif fields["action"] == "deactivate":
-                outcome = services.killswitch_reset(acting_user=request.user, strategy=strategy, reason=fields["reason"])
+                outcome = services.killswitch_reset(
+                    acting_user=request.user, strategy=strategy, reason=fields["reason"]
+                )
                 code = status.HTTP_200_OK if outcome.done else status.HTTP_202_ACCEPTED
             else:
                 services.killswitch_reset_reject(acting_user=request.user, strategy=strategy, reason=fields["reason"])
@@ -140,8 +140,13 @@ class ModeTransitionView(APIView):
     @extend_schema(
         operation_id="mode_transition",
         request=ModeTransitionIn,
-        responses={200: ModeOut, (400, PROBLEM): problem("Malformed, or a precondition fails"),
-                   (404, PROBLEM): problem("Unknown strategy"), **BODY_ERRORS, **COMMON_ERRORS},
+        responses={
+            200: ModeOut,
+            (400, PROBLEM): problem("Malformed, or a precondition fails"),
+            (404, PROBLEM): problem("Unknown strategy"),
+            **BODY_ERRORS,
+            **COMMON_ERRORS,
+        },
     )
     def post(self, request: Request) -> Response:
         data = ModeTransitionIn(data=request.data)
@@ -155,11 +160,16 @@ class ModeTransitionView(APIView):
         except DjangoPermissionDenied as exc:
             raise PermissionDenied(str(exc)) from None
         except services.RiskActionError as exc:
-            return problem_response(400, slug="mode-transition-refused", title="Mode transition refused", detail=str(exc))
+            return problem_response(
+                400, slug="mode-transition-refused", title="Mode transition refused", detail=str(exc)
+            )
         return Response(ModeOut(strategy).data)
 
 
 class ModeView(APIView):
-    @extend_schema(operation_id="mode_retrieve", responses={200: ModeOut, (404, PROBLEM): problem("Unknown strategy"), **COMMON_ERRORS})
+    @extend_schema(
+        operation_id="mode_retrieve",
+        responses={200: ModeOut, (404, PROBLEM): problem("Unknown strategy"), **COMMON_ERRORS},
+    )
     def get(self, request: Request, slug: str) -> Response:
         return Response(ModeOut(_strategy(request.user, slug)).data)

@@ -164,7 +164,9 @@ def evaluate(intent: OrderIntent, snapshot: RiskSnapshot) -> list[Violation]:
         violations.append(Violation("kill_switch_active", "The global kill switch is active.", "inactive", "active"))
     if strategy.kill_switch_active:
         violations.append(
-            Violation("kill_switch_active", f"The kill switch of strategy {strategy.slug} is active.", "inactive", "active")
+            Violation(
+                "kill_switch_active", f"The kill switch of strategy {strategy.slug} is active.", "inactive", "active"
+            )
         )
     if not strategy.mode_allowed:
         violations.append(
@@ -179,7 +181,9 @@ def evaluate(intent: OrderIntent, snapshot: RiskSnapshot) -> list[Violation]:
     if snapshot.equity <= 0 or snapshot.day_start_equity <= 0:
         # Without equity no percentage limit means anything: deny, and say why.
         violations.append(
-            Violation("equity_unknown", "Account equity is unknown; no exposure limit can be checked.", None, snapshot.equity)
+            Violation(
+                "equity_unknown", "Account equity is unknown; no exposure limit can be checked.", None, snapshot.equity
+            )
         )
         return violations
 

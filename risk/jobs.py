@@ -32,7 +32,9 @@ def exclusive_job(name: str, *, ttl_s: int) -> Iterator[str]:
     taken = (
         JobRun.objects.filter(name=name)
         .filter(Q(locked_until__isnull=True) | Q(locked_until__lt=now))
-        .update(locked_until=now + dt.timedelta(seconds=ttl_s), lock_token=token, last_started_at=now, runs=F("runs") + 1)
+        .update(
+            locked_until=now + dt.timedelta(seconds=ttl_s), lock_token=token, last_started_at=now, runs=F("runs") + 1
+        )
     )
     if not taken:
         raise JobBusy(name)

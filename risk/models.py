@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
+from typing import TypedDict
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -17,12 +18,21 @@ from django.db.models import Q
 from django.utils import timezone
 
 PERCENT = [MinValueValidator(Decimal("0")), MaxValueValidator(Decimal("100"))]
-MONEY = {"max_digits": 20, "decimal_places": 2}
 
 
-def percent_field(default: str, help_text: str, **kwargs: object) -> models.DecimalField:
+class Digits(TypedDict):
+    """A DecimalField's size, spread into the field: ``models.DecimalField(**MONEY)``."""
+
+    max_digits: int
+    decimal_places: int
+
+
+MONEY: Digits = {"max_digits": 20, "decimal_places": 2}
+
+
+def percent_field(default: str, help_text: str) -> models.DecimalField:
     return models.DecimalField(
-        max_digits=6, decimal_places=2, default=Decimal(default), validators=PERCENT, help_text=help_text, **kwargs
+        max_digits=6, decimal_places=2, default=Decimal(default), validators=PERCENT, help_text=help_text
     )
 
 
@@ -46,11 +56,15 @@ class Strategy(models.Model):
     max_allocation_pct = percent_field(
         "80", "Cap on this strategy's exposure as percent of equity (used when no dollar cap is set)."
     )
-    max_daily_loss_pct = percent_field("3", "Daily loss (realised today plus unrealised) as percent of day-start equity.")
+    max_daily_loss_pct = percent_field(
+        "3", "Daily loss (realised today plus unrealised) as percent of day-start equity."
+    )
     max_orders_per_second = models.PositiveIntegerField(default=5, validators=[MinValueValidator(1)])
     max_orders_per_minute = models.PositiveIntegerField(default=120, validators=[MinValueValidator(1)])
     clients = models.ManyToManyField(
-        settings.AUTH_USER_MODEL, related_name="strategies", blank=True,
+        settings.AUTH_USER_MODEL,
+        related_name="strategies",
+        blank=True,
         help_text="API client users allowed to trade this strategy.",
     )
     created_at = models.DateTimeField(default=timezone.now)
@@ -67,10 +81,6 @@ class Strategy(models.Model):
     def __str__(self) -> str:
         return self.slug
 
-    @property
-    def status(self) -> str:
-        return "paused" if self.paused else "active"
-
     def save(self, *args: object, **kwargs: object) -> None:
         creating = self._state.adding
         super().save(*args, **kwargs)  # type: ignore[arg-type]
@@ -78,6 +88,10 @@ class Strategy(models.Model):
             # Every strategy has its kill-switch row from birth: order senders
             # lock it, so it must exist before the first order can be sent.
             KillSwitch.objects.get_or_create(strategy=self)
+
+    @property
+    def status(self) -> str:
+        return "paused" if self.paused else "active"
 
 
 class RiskLimits(models.Model):
@@ -90,12 +104,16 @@ class RiskLimits(models.Model):
     max_open_positions = models.PositiveIntegerField(default=20, validators=[MinValueValidator(1)])
     max_risk_per_trade_pct = percent_field("2", "Risk of one order as percent of equity.")
     max_notional = models.DecimalField(
-        **MONEY, default=Decimal("25000"), validators=[MinValueValidator(Decimal("0.01"))],
+        **MONEY,
+        default=Decimal("25000"),
+        validators=[MinValueValidator(Decimal("0.01"))],
         help_text="Largest notional (qty x price) of one order, in dollars.",
     )
     max_price_deviation_pct = percent_field("5", "How far a limit price may be from the last trade price.")
     min_stock_price = models.DecimalField(
-        **MONEY, default=Decimal("5.00"), validators=[MinValueValidator(Decimal("0"))],
+        **MONEY,
+        default=Decimal("5.00"),
+        validators=[MinValueValidator(Decimal("0"))],
         help_text="Orders that add exposure in stocks below this price are denied.",
     )
     assumed_stop_distance_pct = percent_field(
@@ -135,7 +153,9 @@ class KillSwitchSource(models.TextChoices):
 class KillSwitch(models.Model):
     """One row per scope: the global switch (strategy NULL) and one per strategy."""
 
-    strategy = models.OneToOneField(Strategy, null=True, blank=True, on_delete=models.CASCADE, related_name="kill_switch")
+    strategy = models.OneToOneField(
+        Strategy, null=True, blank=True, on_delete=models.CASCADE, related_name="kill_switch"
+    )
     active = models.BooleanField(default=False)
     activated_at = models.DateTimeField(null=True, blank=True)
     activated_by = models.ForeignKey(
@@ -154,7 +174,9 @@ class KillSwitch(models.Model):
         verbose_name = "kill switch"
         verbose_name_plural = "kill switches"
         constraints = [
-            models.UniqueConstraint(fields=["strategy"], condition=Q(strategy__isnull=True), name="one_global_kill_switch"),
+            models.UniqueConstraint(
+                fields=["strategy"], condition=Q(strategy__isnull=True), name="one_global_kill_switch"
+            ),
         ]
         permissions = [
             ("reset_killswitch", "Can reset a kill switch"),
@@ -260,7 +282,9 @@ class RiskEvent(models.Model):
 
     at = models.DateTimeField(default=timezone.now, db_index=True)
     kind = models.CharField(max_length=40, choices=RiskEventKind.choices)
-    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     actor_label = models.CharField(max_length=100, help_text="The user, or the job that acted.")
     strategy = models.ForeignKey(Strategy, null=True, blank=True, on_delete=models.PROTECT, related_name="risk_events")
     reason = models.TextField(blank=True)

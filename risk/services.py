@@ -159,7 +159,10 @@ def strategy_set_paused(*, acting_user: Any, strategy: Strategy, paused: bool, r
     strategy.paused = paused
     strategy.save(update_fields=["paused", "updated_at"])
     kind = RiskEventKind.STRATEGY_PAUSED if paused else RiskEventKind.STRATEGY_RESUMED
-    _event(kind, acting_user=acting_user, strategy=strategy, reason=reason, old={"paused": not paused}, new={"paused": paused})
+    _event(
+        kind, acting_user=acting_user, strategy=strategy, reason=reason,
+        old={"paused": not paused}, new={"paused": paused},
+    )
     return strategy
 
 
@@ -292,17 +295,22 @@ def killswitch_reset(*, acting_user: Any, strategy: Strategy | None = None, reas
     switch.reset_requested_at = None
     switch.reset_reason = ""
     switch.save()
-    new = {"active": False}
+    new: dict[str, object] = {"active": False}
     if requester is not None:
         new["requested_by"] = requester.get_username()
     _event(
-        RiskEventKind.KILL_SWITCH_RESET, acting_user=acting_user, strategy=strategy, reason=reason,
-        old={"active": True}, new=new,
+        RiskEventKind.KILL_SWITCH_RESET,
+        acting_user=acting_user,
+        strategy=strategy,
+        reason=reason,
+        old={"active": True},
+        new=new,
     )
     scope = switch.scope_label
     transaction.on_commit(
-        lambda: alerts.alert(f"Kill switch reset ({scope})", f"Reset by {actor_label(acting_user)}: {reason}",
-                             level=logging.WARNING)
+        lambda: alerts.alert(
+            f"Kill switch reset ({scope})", f"Reset by {actor_label(acting_user)}: {reason}", level=logging.WARNING
+        )
     )
     return ResetOutcome(done=True)
 
@@ -332,7 +340,9 @@ def _locked_state() -> RiskState:
 
 
 @transaction.atomic
-def equity_record(*, equity: Decimal, day_start_equity: Decimal, at: dt.datetime | None = None, job: str = "risk_eval") -> RiskState:
+def equity_record(
+    *, equity: Decimal, day_start_equity: Decimal, at: dt.datetime | None = None, job: str = "risk_eval"
+) -> RiskState:
     """Store an equity reading, move the high-water mark, and evaluate the circuit breaker."""
     at = at or timezone.now()
     state = _locked_state()
@@ -368,15 +378,21 @@ def _breaker_evaluate(state: RiskState, *, job: str) -> None:
         state.breaker_reason = f"daily drawdown {daily:.2f}%"
         state.save()
         _event(
-            RiskEventKind.BREAKER_CHANGED, acting_user=None, job=job, reason=state.breaker_reason,
-            old={"state": old}, new={"state": new, "daily_drawdown_pct": f"{daily:.4f}"},
+            RiskEventKind.BREAKER_CHANGED,
+            acting_user=None,
+            job=job,
+            reason=state.breaker_reason,
+            old={"state": old},
+            new={"state": new, "daily_drawdown_pct": f"{daily:.4f}"},
         )
         level = logging.CRITICAL if new == BreakerState.TRIPPED else logging.WARNING
         message = f"Circuit breaker {old} -> {new}: {state.breaker_reason}"
         transaction.on_commit(lambda: alerts.alert(f"Circuit breaker {new}", message, level=level))
     if total >= limits.max_total_drawdown_pct:
         killswitch_activate(
-            acting_user=None, job=job, source=KillSwitchSource.CIRCUIT_BREAKER,
+            acting_user=None,
+            job=job,
+            source=KillSwitchSource.CIRCUIT_BREAKER,
             reason=f"total drawdown {total:.2f}% reached the {limits.max_total_drawdown_pct}% limit",
         )
 
@@ -425,7 +441,9 @@ def circuit_breaker_reset(*, acting_user: Any, reason: str) -> ResetOutcome:
     state.peak_equity = state.equity
     state.peak_reset_at = now
     state.save()
-    _event(RiskEventKind.BREAKER_RESET, acting_user=acting_user, reason=reason, old={"state": old}, new={"state": "closed"})
+    _event(
+        RiskEventKind.BREAKER_RESET, acting_user=acting_user, reason=reason, old={"state": old}, new={"state": "closed"}
+    )
     return ResetOutcome(done=True)
 
 
@@ -475,6 +493,12 @@ def strategy_transition_mode(*, acting_user: Any, strategy: Strategy, target_mod
     old = strategy.mode
     strategy.mode = target_mode
     strategy.save(update_fields=["mode", "updated_at"])
-    _event(RiskEventKind.MODE_CHANGED, acting_user=acting_user, strategy=strategy, reason=reason,
-           old={"mode": old}, new={"mode": target_mode})
+    _event(
+        RiskEventKind.MODE_CHANGED,
+        acting_user=acting_user,
+        strategy=strategy,
+        reason=reason,
+        old={"mode": old},
+        new={"mode": target_mode},
+    )
     return strategy

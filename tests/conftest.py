@@ -46,7 +46,7 @@ from rest_framework.test import APIClient  # noqa: E402
 from tests.factories import StrategyFactory, UserFactory, in_group  # noqa: E402
 
 
-def token_client(user) -> APIClient:  # noqa: ANN001
+def token_client(user) -> APIClient:
     client = APIClient()
     token, _ = Token.objects.get_or_create(user=user)
     client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
@@ -54,17 +54,17 @@ def token_client(user) -> APIClient:  # noqa: ANN001
 
 
 @pytest.fixture
-def alpha(db):  # noqa: ANN001, ANN201
+def alpha(db):
     return StrategyFactory(slug="alpha")
 
 
 @pytest.fixture
-def beta(db):  # noqa: ANN001, ANN201
+def beta(db):
     return StrategyFactory(slug="beta")
 
 
 @pytest.fixture
-def alice(alpha):  # noqa: ANN001, ANN201
+def alice(alpha):
     """API client of strategy alpha."""
     user = in_group(UserFactory(username="alice"), "API clients")
     alpha.clients.add(user)
@@ -72,7 +72,7 @@ def alice(alpha):  # noqa: ANN001, ANN201
 
 
 @pytest.fixture
-def bob(beta):  # noqa: ANN001, ANN201
+def bob(beta):
     """API client of strategy beta."""
     user = in_group(UserFactory(username="bob"), "API clients")
     beta.clients.add(user)
@@ -80,32 +80,32 @@ def bob(beta):  # noqa: ANN001, ANN201
 
 
 @pytest.fixture
-def officer(db):  # noqa: ANN001, ANN201
+def officer(db):
     return in_group(UserFactory(username="olivia", is_staff=True), "Risk officers")
 
 
 @pytest.fixture
-def second_officer(db):  # noqa: ANN001, ANN201
+def second_officer(db):
     return in_group(UserFactory(username="oscar", is_staff=True), "Risk officers")
 
 
 @pytest.fixture
-def auditor(db):  # noqa: ANN001, ANN201
+def auditor(db):
     return in_group(UserFactory(username="audrey", is_staff=True), "Auditors")
 
 
 @pytest.fixture
-def alice_api(alice) -> APIClient:  # noqa: ANN001
+def alice_api(alice) -> APIClient:
     return token_client(alice)
 
 
 @pytest.fixture
-def bob_api(bob) -> APIClient:  # noqa: ANN001
+def bob_api(bob) -> APIClient:
     return token_client(bob)
 
 
 @pytest.fixture
-def market(db):  # noqa: ANN001, ANN201
+def market(db):
     """The simulated market with fresh prices for the symbols the tests trade."""
     from brokers import simulated
 
@@ -116,7 +116,7 @@ def market(db):  # noqa: ANN001, ANN201
 
 
 @pytest.fixture(autouse=True)
-def _fresh_broker_clients():  # noqa: ANN202
+def _fresh_broker_clients():
     """Each test gets new broker clients (their call counters start at zero) and an empty asset cache."""
     from django.core.cache import cache
 
@@ -128,7 +128,7 @@ def _fresh_broker_clients():  # noqa: ANN202
     registry.reset()
 
 
-def order_body(**overrides) -> dict:  # noqa: ANN003
+def order_body(**overrides) -> dict:
     body = {"strategy": "alpha", "symbol": "AAPL", "side": "buy", "qty": "10", "type": "market"}
     body.update(overrides)
     return {k: v for k, v in body.items() if v is not None}
@@ -139,7 +139,7 @@ def utcnow() -> _dt.datetime:
 
 
 @pytest.fixture
-def seeded(transactional_db):  # noqa: ANN001, ANN201
+def seeded(transactional_db):
     """For transactional tests: the rows the data migrations create, which a flush removes.
 
     (serialized_rollback would restore them, but collides with content types

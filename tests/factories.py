@@ -32,6 +32,6 @@ class StrategyFactory(factory.django.DjangoModelFactory):
     name = factory.LazyAttribute(lambda o: o.slug)
 
 
-def in_group(user, name: str):  # noqa: ANN001, ANN201
+def in_group(user, name: str):
     user.groups.add(Group.objects.get(name=name))
     return user

@@ -37,20 +37,20 @@ def chromium(monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
             connections.close_all()
 
 
-def new_page(browser, *, width: int = 1440, height: int = 1000):  # noqa: ANN001, ANN201
+def new_page(browser, *, width: int = 1440, height: int = 1000):
     context = browser.new_context(viewport={"width": width, "height": height}, color_scheme="light")
     context.set_default_timeout(10_000)
     return context.new_page()
 
 
-def log_in(page, live_server, username: str) -> None:  # noqa: ANN001
+def log_in(page, live_server, username: str) -> None:
     page.goto(f"{live_server.url}/admin/login/")
     page.fill("#id_username", username)
     page.fill("#id_password", PASSWORD)
     page.click("input[type=submit]")
 
 
-def screenshot(page, name: str) -> Path:  # noqa: ANN001
+def screenshot(page, name: str) -> Path:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)

@@ -25,7 +25,7 @@ from tests.factories import UserFactory
 
 
 @pytest.fixture(autouse=True)
-def _private_cache(settings) -> None:  # noqa: ANN001
+def _private_cache(settings) -> None:
     """A cache of this process's own: the default file cache under var/ is shared with every
     other test run on the machine, whose clear() would drop the dashboard's cached hours mid-test."""
     settings.CACHES = {
@@ -41,52 +41,52 @@ def browser(monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
 
 
 @pytest.fixture
-def stan(db):  # noqa: ANN001, ANN201
+def stan(db):
     """Staff, in no group: may log in to the admin, holds no permission."""
     return UserFactory(username="stan", is_staff=True)
 
 
-def logged_in(user) -> Client:  # noqa: ANN001
+def logged_in(user) -> Client:
     client = Client()
     client.force_login(user)
     return client
 
 
 @pytest.fixture
-def officer_client(officer) -> Client:  # noqa: ANN001
+def officer_client(officer) -> Client:
     return logged_in(officer)
 
 
 @pytest.fixture
-def second_officer_client(second_officer) -> Client:  # noqa: ANN001
+def second_officer_client(second_officer) -> Client:
     return logged_in(second_officer)
 
 
 @pytest.fixture
-def auditor_client(auditor) -> Client:  # noqa: ANN001
+def auditor_client(auditor) -> Client:
     return logged_in(auditor)
 
 
 @pytest.fixture
-def stan_client(stan) -> Client:  # noqa: ANN001
+def stan_client(stan) -> Client:
     return logged_in(stan)
 
 
 @pytest.fixture
-def alice_client(alice) -> Client:  # noqa: ANN001
+def alice_client(alice) -> Client:
     """An API client with a session it could never get through the login page (see test_roles)."""
     return logged_in(alice)
 
 
 @pytest.fixture
-def forgers(stan_client, auditor_client, alice_client) -> dict[str, Client]:  # noqa: ANN001
+def forgers(stan_client, auditor_client, alice_client) -> dict[str, Client]:
     """Everyone who must be refused a control: staff without the permission, an auditor, an API client."""
     return {"stan (staff, no permission)": stan_client, "audrey (auditor)": auditor_client,
             "alice (API client)": alice_client}
 
 
 @pytest.fixture
-def equity(db):  # noqa: ANN001, ANN201
+def equity(db):
     """An account with a history: $100,000 at the day's start, $98,800 now (1.2 % daily drawdown)."""
     now = timezone.now()
     services.equity_record(equity=Decimal("100500"), day_start_equity=Decimal("100000"), at=now - dt.timedelta(hours=2))
@@ -95,7 +95,7 @@ def equity(db):  # noqa: ANN001, ANN201
 
 
 @pytest.fixture
-def equity_history(db):  # noqa: ANN001, ANN201
+def equity_history(db):
     """30 days of hourly snapshots and today's every 5 minutes: a seeded random walk that ends
     today 1.2 % below the day's start. Written in bulk (test set-up), then the last reading
     goes through equity_record like the risk_eval job's."""
@@ -128,8 +128,8 @@ def equity_history(db):  # noqa: ANN001, ANN201
     return services.equity_record(equity=target.quantize(Decimal("0.01")), day_start_equity=day_start, at=now)
 
 
-def make_orders(  # noqa: ANN201
-    strategy, count: int, *, status: str = "filled", symbol: str = "AAPL", prefix: str = "o"  # noqa: ANN001
+def make_orders(
+    strategy, count: int, *, status: str = "filled", symbol: str = "AAPL", prefix: str = "o"
 ) -> list[Order]:
     now = timezone.now()
     orders = [

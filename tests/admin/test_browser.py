@@ -25,7 +25,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture
-def expect():  # noqa: ANN201
+def expect():
     from playwright.sync_api import expect
 
     expect.set_options(timeout=8_000)
@@ -33,7 +33,7 @@ def expect():  # noqa: ANN201
 
 
 @pytest.fixture
-def trading_day(equity_history, alpha, beta, market):  # noqa: ANN001, ANN201
+def trading_day(equity_history, alpha, beta, market):
     """A book mid-session: a month of equity, working orders at the broker, jobs that ran, one open break."""
     book = working_book(alpha, 3, symbol="AAPL", limit_price="95")
     now = timezone.now()

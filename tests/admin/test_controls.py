@@ -150,7 +150,7 @@ def test_a_forged_breaker_reset_is_refused_and_changes_nothing(action, officer, 
 
 
 @pytest.fixture
-def msft_break(db):  # noqa: ANN001, ANN201
+def msft_break(db):
     run = ReconciliationRun.objects.create(positions_checked=2, breaks_found=1)
     return ReconciliationBreak.objects.create(run=run, symbol="MSFT", broker_qty=Decimal("10"), ledger_qty=Decimal("7"))
 

@@ -19,7 +19,7 @@ def url(switch: KillSwitch, action: str) -> str:
     return f"/admin/risk/killswitch/{switch.pk}/{action}/"
 
 
-def activate(officer) -> KillSwitch:  # noqa: ANN001
+def activate(officer) -> KillSwitch:
     services.killswitch_activate(acting_user=officer, reason="fat finger", source=KillSwitchSource.ADMIN)
     return global_switch()
 

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.django_db
 LIST = "/admin/orders/order/"
 
 
-def listed(client, query: str = "") -> list[str]:  # noqa: ANN001
+def listed(client, query: str = "") -> list[str]:
     page = client.get(LIST + query).content.decode()
     return re.findall(r'<td class="field-client_order_id">([^<]+)</td>', page)
 
@@ -133,7 +133,7 @@ def test_a_forged_cancel_is_refused_and_changes_nothing(forgers, alpha, market):
 # --- A million orders -----------------------------------------------------------------
 
 
-def queries_for_the_list(client, query: str = "") -> list[str]:  # noqa: ANN001
+def queries_for_the_list(client, query: str = "") -> list[str]:
     with CaptureQueriesContext(connection) as captured:
         assert client.get(LIST + query).status_code == 200
     return [q["sql"] for q in captured.captured_queries]

@@ -85,7 +85,7 @@ def test_an_auditor_sees_no_button_that_changes_anything(officer, auditor_client
 
 
 @pytest.fixture
-def root_client(db) -> Client:  # noqa: ANN001
+def root_client(db) -> Client:
     return logged_in(get_user_model().objects.create_superuser("root", "root@example.com", "x" * 14))
 
 

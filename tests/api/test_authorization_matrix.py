@@ -106,7 +106,7 @@ def _submit(user: Any, strategy: Strategy, **fields: Any) -> Order:
 
 
 @pytest.fixture
-def world(market, alice, bob, officer, auditor) -> World:  # noqa: ANN001
+def world(market, alice, bob, officer, auditor) -> World:
     superuser = UserFactory(username="root", is_staff=True, is_superuser=True)
     alpha, beta = Strategy.objects.get(slug="alpha"), Strategy.objects.get(slug="beta")
     users = {"client A": alice, "client B": bob, "officer": officer, "auditor": auditor, "superuser": superuser}
@@ -377,7 +377,7 @@ def test_every_operation_in_the_openapi_schema_has_a_policy_row() -> None:
 
 
 @pytest.mark.django_db
-def test_a_staff_browser_session_must_send_the_csrf_token_to_change_anything(officer) -> None:  # noqa: ANN001
+def test_a_staff_browser_session_must_send_the_csrf_token_to_change_anything(officer) -> None:
     browser = APIClient(enforce_csrf_checks=True)
     browser.force_login(officer)
     body = {"action": "activate", "scope": "global", "reason": "no CSRF token"}
@@ -391,7 +391,7 @@ def test_a_staff_browser_session_must_send_the_csrf_token_to_change_anything(off
 
 
 @pytest.mark.django_db
-def test_a_deactivated_api_client_is_locked_out(alice, market) -> None:  # noqa: ANN001
+def test_a_deactivated_api_client_is_locked_out(alice, market) -> None:
     api = token_client(alice)
     alice.is_active = False
     alice.save(update_fields=["is_active"])
@@ -402,7 +402,7 @@ def test_a_deactivated_api_client_is_locked_out(alice, market) -> None:  # noqa:
 
 
 @pytest.mark.django_db
-def test_an_api_client_in_no_group_and_with_no_grant_trades_nothing(db, market, alpha) -> None:  # noqa: ANN001
+def test_an_api_client_in_no_group_and_with_no_grant_trades_nothing(db, market, alpha) -> None:
     stranger = token_client(in_group(UserFactory(username="stranger"), "API clients"))
 
     assert stranger.post("/v1/orders", order_body(strategy="alpha"), format="json").status_code == 403

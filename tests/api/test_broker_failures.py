@@ -24,7 +24,7 @@ FAULTS = ["http_500", "http_429", "drop_connection"]
 
 
 @pytest.fixture
-def alpaca(settings) -> Iterator[FakeAlpacaServer]:  # noqa: ANN001
+def alpaca(settings) -> Iterator[FakeAlpacaServer]:
     with FakeAlpacaServer(seed=11, api_key=DEFAULT_API_KEY, secret_key=DEFAULT_SECRET_KEY) as fake:
         settings.BROKER = "alpaca"
         settings.ALPACA_API_KEY, settings.ALPACA_SECRET_KEY = DEFAULT_API_KEY, DEFAULT_SECRET_KEY
@@ -37,7 +37,7 @@ def alpaca(settings) -> Iterator[FakeAlpacaServer]:  # noqa: ANN001
         registry.reset()
 
 
-def _tour(api, working_order_id) -> dict[str, int]:  # noqa: ANN001
+def _tour(api, working_order_id) -> dict[str, int]:
     """Each endpoint's status; a documented 503 (problem+json with Retry-After, nothing stored) counts as handled."""
     responses = {
         "POST /v1/orders": api.post("/v1/orders", order_body(symbol="MSFT"), format="json"),
@@ -47,7 +47,7 @@ def _tour(api, working_order_id) -> dict[str, int]:  # noqa: ANN001
         "DELETE /v1/orders/{id}": api.delete(f"/v1/orders/{working_order_id}"),
     }
 
-    def handled(response) -> bool:  # noqa: ANN001
+    def handled(response) -> bool:
         return (response.status_code == 503 and response.has_header("Retry-After")
                 and response["Content-Type"] == "application/problem+json")
 
@@ -56,7 +56,7 @@ def _tour(api, working_order_id) -> dict[str, int]:  # noqa: ANN001
 
 @pytest.mark.parametrize("fault", FAULTS)
 @pytest.mark.parametrize("call", BROKER_CALLS)
-def test_a_failing_broker_call_never_becomes_a_server_error(alpaca, alice, fault, call) -> None:  # noqa: ANN001
+def test_a_failing_broker_call_never_becomes_a_server_error(alpaca, alice, fault, call) -> None:
     api = token_client(alice)
     api.raise_request_exception = False
     working = api.post("/v1/orders", order_body(type="limit", limit_price="97"), format="json")
@@ -68,7 +68,7 @@ def test_a_failing_broker_call_never_becomes_a_server_error(alpaca, alice, fault
     assert {name: code for name, code in answers.items() if code >= 500} == {}
 
 
-def test_credentials_the_broker_refuses_never_become_a_server_error(settings, alpaca, alice) -> None:  # noqa: ANN001
+def test_credentials_the_broker_refuses_never_become_a_server_error(settings, alpaca, alice) -> None:
     api = token_client(alice)
     api.raise_request_exception = False
     working = api.post("/v1/orders", order_body(type="limit", limit_price="97"), format="json")

@@ -114,7 +114,7 @@ def _wait_until_serving(web: WebProcess) -> None:
 
 
 @pytest.fixture
-def two_web_processes(on_postgres, market, tmp_path) -> Iterator[list[WebProcess]]:  # noqa: ANN001
+def two_web_processes(on_postgres, market, tmp_path) -> Iterator[list[WebProcess]]:
     webs = [_start(index, tmp_path) for index in range(2)]
     try:
         for web in webs:
@@ -165,7 +165,7 @@ def _violation_codes(response: requests.Response) -> list[str]:
     return [v["code"] for v in response.json().get("violations", [])]
 
 
-def test_the_per_minute_throttle_holds_across_two_web_processes(two_web_processes, alice) -> None:  # noqa: ANN001
+def test_the_per_minute_throttle_holds_across_two_web_processes(two_web_processes, alice) -> None:
     Strategy.objects.filter(slug="alpha").update(max_orders_per_minute=10, max_orders_per_second=1000)
     token = Token.objects.create(user=alice).key
     requests_sent = 40
@@ -182,7 +182,7 @@ def test_the_per_minute_throttle_holds_across_two_web_processes(two_web_processe
     assert alpha_orders.filter(status=OrderStatus.DENIED).count() == requests_sent - 10
 
 
-def test_two_orders_that_fit_the_room_only_one_at_a_time_sent_to_two_processes_at_once(  # noqa: ANN001
+def test_two_orders_that_fit_the_room_only_one_at_a_time_sent_to_two_processes_at_once(
     two_web_processes, alice
 ) -> None:
     officer = UserFactory(username="limits-officer", is_staff=True, is_superuser=True)
@@ -195,7 +195,7 @@ def test_two_orders_that_fit_the_room_only_one_at_a_time_sent_to_two_processes_a
         qty = int(room * Decimal("0.6") / 100)
 
         responses = _all_at_once(
-            2, lambda i: _submit(two_web_processes[i], token, type="limit", limit_price="100", qty=str(qty))
+            2, lambda i, qty=qty: _submit(two_web_processes[i], token, type="limit", limit_price="100", qty=str(qty))
         )
 
         codes = sorted(r.status_code for r in responses)

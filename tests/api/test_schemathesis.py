@@ -104,7 +104,7 @@ TRADABLE = ["AAPL", "MSFT", "SPY", "SIRI"]
 
 
 @pytest.fixture
-def fuzz_world(wsgi_app_in_test_transaction, market, alice, bob, officer) -> dict[str, list[str]]:  # noqa: ANN001
+def fuzz_world(wsgi_app_in_test_transaction, market, alice, bob, officer) -> dict[str, list[str]]:
     """alpha (alice's) and beta (bob's), each with a working and a denied order; throttles out of the way."""
     Strategy.objects.update(max_orders_per_second=1_000_000, max_orders_per_minute=1_000_000)
     for slug, client in (("alpha", alice), ("beta", bob)):
@@ -170,28 +170,28 @@ def call_as(user: Any, case: schemathesis.Case, world: dict[str, list[str]], che
 @pytest.mark.django_db
 @schema.parametrize()
 @FUZZ_SETTINGS
-def test_no_operation_answers_an_api_client_with_a_server_error(case, fuzz_world, alice) -> None:  # noqa: ANN001
+def test_no_operation_answers_an_api_client_with_a_server_error(case, fuzz_world, alice) -> None:
     call_as(alice, case, fuzz_world, SERVER_ERRORS)
 
 
 @pytest.mark.django_db
 @schema.parametrize()
 @FUZZ_SETTINGS
-def test_every_answer_to_an_api_client_is_documented_by_the_schema(case, fuzz_world, alice) -> None:  # noqa: ANN001
+def test_every_answer_to_an_api_client_is_documented_by_the_schema(case, fuzz_world, alice) -> None:
     call_as(alice, case, fuzz_world, DOCUMENTED_ANSWERS)
 
 
 @pytest.mark.django_db
 @schema.parametrize()
 @FUZZ_SETTINGS
-def test_no_request_the_schema_forbids_is_accepted_from_an_api_client(case, fuzz_world, alice) -> None:  # noqa: ANN001
+def test_no_request_the_schema_forbids_is_accepted_from_an_api_client(case, fuzz_world, alice) -> None:
     call_as(alice, case, fuzz_world, FORBIDDEN_INPUT)
 
 
 @pytest.mark.django_db
 @schema.parametrize()
 @FUZZ_SETTINGS
-def test_authentication_is_enforced_and_undocumented_methods_are_refused(  # noqa: ANN001
+def test_authentication_is_enforced_and_undocumented_methods_are_refused(
     case, fuzz_world, alice
 ) -> None:
     call_as(alice, case, fuzz_world, AUTH_AND_METHODS)
@@ -203,7 +203,7 @@ def test_authentication_is_enforced_and_undocumented_methods_are_refused(  # noq
 @pytest.mark.django_db
 @controls.parametrize()
 @FUZZ_SETTINGS
-def test_the_controls_answer_a_risk_officer_within_the_schema(case, fuzz_world, officer) -> None:  # noqa: ANN001
+def test_the_controls_answer_a_risk_officer_within_the_schema(case, fuzz_world, officer) -> None:
     call_as(officer, case, fuzz_world, SERVER_ERRORS + DOCUMENTED_ANSWERS + FORBIDDEN_INPUT)
 
 
@@ -211,7 +211,7 @@ def test_the_controls_answer_a_risk_officer_within_the_schema(case, fuzz_world, 
 
 
 @pytest.mark.django_db
-def test_the_fuzzed_schema_is_the_one_served_at_v1_schema(alice) -> None:  # noqa: ANN001
+def test_the_fuzzed_schema_is_the_one_served_at_v1_schema(alice) -> None:
     response = token_client(alice).get("/v1/schema?format=json")
 
     assert response.status_code == 200
@@ -232,7 +232,7 @@ BODY_OPERATIONS = [
 
 @pytest.mark.django_db
 @pytest.mark.parametrize(("method", "path", "body"), BODY_OPERATIONS, ids=[f"{m} {p}" for m, p, _ in BODY_OPERATIONS])
-def test_what_the_parsers_answer_to_a_body_is_documented(method, path, body, alice, market) -> None:  # noqa: ANN001
+def test_what_the_parsers_answer_to_a_body_is_documented(method, path, body, alice, market) -> None:
     """Broken JSON, a form instead of JSON and an oversized body are answered before any view code runs."""
     api = token_client(alice)
     answers = {
@@ -246,7 +246,7 @@ def test_what_the_parsers_answer_to_a_body_is_documented(method, path, body, ali
 
 
 @pytest.mark.django_db
-def test_an_unreadable_pagination_cursor_is_a_documented_answer(alice) -> None:  # noqa: ANN001
+def test_an_unreadable_pagination_cursor_is_a_documented_answer(alice) -> None:
     response = token_client(alice).get("/v1/orders?cursor=not-a-cursor")
 
     assert 400 <= response.status_code < 500
@@ -254,7 +254,7 @@ def test_an_unreadable_pagination_cursor_is_a_documented_answer(alice) -> None: 
 
 
 @pytest.mark.django_db
-def test_health_with_a_token_that_does_not_exist_gets_a_documented_answer(client) -> None:  # noqa: ANN001
+def test_health_with_a_token_that_does_not_exist_gets_a_documented_answer(client) -> None:
     response = client.get("/v1/health", HTTP_AUTHORIZATION="Token 0000000000000000000000000000000000000000")
 
     assert str(response.status_code) in _documented("GET", "/v1/health"), response.status_code
@@ -278,7 +278,7 @@ def test_every_problem_answer_is_documented_as_problem_json() -> None:
 
 
 @pytest.fixture
-def wsgi_client(wsgi_app_in_test_transaction) -> Client:  # noqa: ANN001
+def wsgi_client(wsgi_app_in_test_transaction) -> Client:
     return Client(wsgi_app_in_test_transaction)
 
 
@@ -324,7 +324,7 @@ ANSWERS = {
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("answer", ANSWERS.values(), ids=ANSWERS.keys())
-def test_each_kind_of_answer_matches_its_documented_schema(  # noqa: ANN001
+def test_each_kind_of_answer_matches_its_documented_schema(
     answer, fuzz_world, wsgi_client, request
 ) -> None:
     Position.objects.create(strategy=Strategy.objects.get(slug="alpha"), symbol="MSFT", qty=3, avg_price=400)
@@ -371,7 +371,7 @@ FORBIDDEN_BODIES = {
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("answer", FORBIDDEN_BODIES.values(), ids=FORBIDDEN_BODIES.keys())
-def test_a_body_the_schema_forbids_is_refused_and_changes_nothing(  # noqa: ANN001
+def test_a_body_the_schema_forbids_is_refused_and_changes_nothing(
     answer, fuzz_world, wsgi_client, request
 ) -> None:
     assert not _request_schema_accepts(answer.method, answer.operation, answer.body), "the case must break the schema"

@@ -46,7 +46,7 @@ def fake_alpaca_with_fake_keys() -> Iterator[FakeAlpacaServer]:
 
 
 @pytest.fixture
-def configured_secrets(settings, fake_alpaca_with_fake_keys) -> Iterator[FakeAlpacaServer]:  # noqa: ANN001
+def configured_secrets(settings, fake_alpaca_with_fake_keys) -> Iterator[FakeAlpacaServer]:
     """The settings a paper deployment with real credentials has, with the fakes in place of the real ones."""
     assert settings.DEBUG is False
     fake = fake_alpaca_with_fake_keys
@@ -115,7 +115,7 @@ def assert_nothing_leaked(responses: list[Any], console_log: io.StringIO) -> Non
 # --- API answers -----------------------------------------------------------------
 
 
-def test_no_api_answer_carries_a_secret(  # noqa: ANN001
+def test_no_api_answer_carries_a_secret(
     configured_secrets, console_log, market, alice, bob, officer
 ) -> None:
     alice_api, officer_api, anonymous = token_client(alice), token_client(officer), APIClient()
@@ -159,7 +159,7 @@ def test_no_api_answer_carries_a_secret(  # noqa: ANN001
     assert_nothing_leaked(responses, console_log)
 
 
-def test_broker_failures_are_logged_without_a_secret(  # noqa: ANN001
+def test_broker_failures_are_logged_without_a_secret(
     configured_secrets, console_log, market, alice
 ) -> None:
     fake = configured_secrets
@@ -176,7 +176,7 @@ def test_broker_failures_are_logged_without_a_secret(  # noqa: ANN001
     assert_nothing_leaked(responses, console_log)
 
 
-def test_rejected_credentials_are_logged_without_a_secret(  # noqa: ANN001
+def test_rejected_credentials_are_logged_without_a_secret(
     settings, configured_secrets, console_log, market, alice
 ) -> None:
     """The broker refuses the keys (rotated, revoked): the adapter's complaint must not quote them."""
@@ -194,7 +194,7 @@ def test_rejected_credentials_are_logged_without_a_secret(  # noqa: ANN001
 # --- Admin pages ----------------------------------------------------------------------
 
 
-def test_no_admin_page_carries_a_secret(  # noqa: ANN001
+def test_no_admin_page_carries_a_secret(
     configured_secrets, console_log, market, alice, officer
 ) -> None:
     token_client(alice).post("/v1/orders", order_body(type="limit", limit_price="99"), format="json")
@@ -221,7 +221,7 @@ def test_no_admin_page_carries_a_secret(  # noqa: ANN001
 # --- Error pages --------------------------------------------------------------------
 
 
-def test_not_found_pages_carry_no_secret(configured_secrets, console_log, client) -> None:  # noqa: ANN001
+def test_not_found_pages_carry_no_secret(configured_secrets, console_log, client) -> None:
     responses = [client.get("/nowhere"), client.get("/v1/nowhere"), client.get("/admin/nowhere/")]
 
     assert [r.status_code for r in responses][:2] == [404, 404]
@@ -230,7 +230,7 @@ def test_not_found_pages_carry_no_secret(configured_secrets, console_log, client
 
 @pytest.mark.parametrize("path", ["/boom", "/v1/boom"])
 def test_a_server_error_shows_no_secret_in_the_page_the_log_or_the_admin_email(
-    configured_secrets, console_log, client, settings, path  # noqa: ANN001
+    configured_secrets, console_log, client, settings, path
 ) -> None:
     """A view fails with an exception that quotes the credentials; DEBUG is off, as in production."""
     settings.ROOT_URLCONF = "tests.api.boom_urls"

@@ -192,7 +192,7 @@ class ClientThread(threading.Thread):
                     self.reuse_id_with_another_payload()
                 elif roll < 0.035 and self.resting:
                     self.cancel_a_resting_order()
-        except BaseException as exc:  # noqa: BLE001 - handed to the scenario, which fails on it
+        except BaseException as exc:
             self.error = exc
 
     # -- behaviours -------------------------------------------------------------
@@ -328,7 +328,7 @@ class MarketStepper(threading.Thread):
             while not self.stop.is_set():
                 self.tick()
                 self.stop.wait(self.interval_s)
-        except BaseException as exc:  # noqa: BLE001 - handed to the scenario, which fails on it
+        except BaseException as exc:
             self.error = exc
 
     def tick(self) -> None:

@@ -113,10 +113,8 @@ class Stack:
         deadline = time.monotonic() + grace_s
         for process in self.processes.values():
             remaining = max(0.1, deadline - time.monotonic())
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):  # killed below with its whole group
                 process.wait(timeout=remaining)
-            except subprocess.TimeoutExpired:
-                pass
         for process in self.processes.values():
             # Even an exited leader may leave children (prefork pool) in its group.
             with contextlib.suppress(ProcessLookupError, PermissionError):

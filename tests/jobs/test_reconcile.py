@@ -16,7 +16,7 @@ from tests.conftest import order_body
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def fill_one_order(api, market, qty: str = "5") -> None:  # noqa: ANN001
+def fill_one_order(api, market, qty: str = "5") -> None:
     assert api.post("/v1/orders", order_body(qty=qty), format="json").status_code == 201
     market.tick()
 

@@ -25,7 +25,7 @@ pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 WAIT_S = 30
 
 
-def _working_orders(alice, count: int) -> None:  # noqa: ANN001
+def _working_orders(alice, count: int) -> None:
     strategy = Strategy.objects.get(slug="alpha")
     Strategy.objects.filter(pk=strategy.pk).update(max_orders_per_second=100)
     strategy.refresh_from_db()
@@ -46,7 +46,7 @@ def test_an_older_sync_finishing_last_does_not_make_the_newer_one_fetch_orders_b
     real_iter_orders = broker.iter_orders
     older_listed, newer_stamped, older_stamped = threading.Event(), threading.Event(), threading.Event()
 
-    def iter_orders(*, status: str, **kwargs):  # noqa: ANN003, ANN202
+    def iter_orders(*, status: str, **kwargs):
         me = threading.current_thread().name
         if me == "older" and status == "open":
             page = list(real_iter_orders(status=status, **kwargs))  # listed now, applied late

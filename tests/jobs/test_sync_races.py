@@ -20,7 +20,7 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def alpaca(fake_alpaca, settings):  # noqa: ANN001, ANN201, F811
+def alpaca(fake_alpaca, settings):  # noqa: F811
     settings.BROKER = "alpaca"
     settings.ALPACA_API_KEY, settings.ALPACA_SECRET_KEY = DEFAULT_API_KEY, DEFAULT_SECRET_KEY
     settings.ALPACA_BASE_URL = settings.ALPACA_DATA_URL = fake_alpaca.base_url
@@ -32,7 +32,7 @@ def alpaca(fake_alpaca, settings):  # noqa: ANN001, ANN201, F811
     registry.reset()
 
 
-def submitted(api, count: int) -> list[str]:  # noqa: ANN001
+def submitted(api, count: int) -> list[str]:
     Strategy.objects.filter(slug="alpha").update(max_orders_per_second=100)
     ids = []
     for index in range(count):
@@ -48,7 +48,7 @@ def test_orders_that_fill_between_the_two_listings_need_no_lookup_by_id(alpaca, 
     broker = registry.get_broker()
     real_iter = broker.iter_orders
 
-    def iter_orders(*, status, **kwargs):  # noqa: ANN001, ANN003, ANN202
+    def iter_orders(*, status, **kwargs):
         if status == "closed":
             alpaca.step()  # the market fills everything after the open listing was read
         return real_iter(status=status, **kwargs)
@@ -67,7 +67,7 @@ def test_a_fill_the_ledger_has_not_polled_while_reconciling_is_not_a_break(alpac
     real_positions = broker.list_positions
     working = iter(["race-0", "race-1", "race-2"])
 
-    def list_positions():  # noqa: ANN202
+    def list_positions():
         client_order_id = next(working, None)
         if client_order_id:  # one more fill lands at the broker before every read
             alpaca.fill(client_order_id=client_order_id, qty="1", price="100")

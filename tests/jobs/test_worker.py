@@ -18,7 +18,7 @@ from django.db.models import Sum
 from backoffice.celery import app
 from brokers import tasks as broker_tasks
 from brokers.models import SimOrder
-from orders import services, tasks
+from orders import tasks
 from orders.models import Fill, Order, Position
 from risk.models import JobRun
 from risk.tasks import evaluate_risk
@@ -39,7 +39,7 @@ def wait_for(predicate: Callable[[], bool], *, timeout: float = 60, what: str = 
 
 
 @pytest.fixture
-def start_worker(on_postgres) -> Iterator[Callable[[], subprocess.Popen]]:  # noqa: ANN001
+def start_worker(on_postgres) -> Iterator[Callable[[], subprocess.Popen]]:
     """Start `celery worker` processes on the test database; all are stopped afterwards."""
     app.control.purge()
     env = {
@@ -83,7 +83,12 @@ def test_each_task_runs_end_to_end_on_the_worker(start_worker, alice_api, market
     evaluate_risk.delay()
     tasks.reconcile_positions.delay()
     wait_for(
-        lambda: JobRun.objects.filter(name__in=["order_sync", "risk_eval", "reconcile"], last_succeeded_at__isnull=False).count() == 3,
+        lambda: (
+            JobRun.objects.filter(
+                name__in=["order_sync", "risk_eval", "reconcile"], last_succeeded_at__isnull=False
+            ).count()
+            == 3
+        ),
         what="every job to succeed",
     )
     assert Position.objects.get(symbol="AAPL").qty == Decimal("3")
@@ -94,7 +99,9 @@ def _ledger_is_consistent() -> None:
     for order in Order.objects.filter(fills__isnull=False).distinct():
         assert order.filled_qty == order.fills.aggregate(total=Sum("qty"))["total"], order.client_order_id
     for position in Position.objects.all():
-        filled = Fill.objects.filter(strategy=position.strategy, symbol=position.symbol).aggregate(total=Sum("qty"))["total"]
+        filled = Fill.objects.filter(strategy=position.strategy, symbol=position.symbol).aggregate(total=Sum("qty"))[
+            "total"
+        ]
         assert position.qty == (filled or 0), position.symbol
 
 

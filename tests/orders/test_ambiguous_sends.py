@@ -16,7 +16,7 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def alpaca(fake_alpaca, settings):  # noqa: ANN001, ANN201, F811
+def alpaca(fake_alpaca, settings):  # noqa: F811
     settings.BROKER = "alpaca"
     settings.ALPACA_API_KEY, settings.ALPACA_SECRET_KEY = DEFAULT_API_KEY, DEFAULT_SECRET_KEY
     settings.ALPACA_BASE_URL = settings.ALPACA_DATA_URL = fake_alpaca.base_url
@@ -41,8 +41,12 @@ FAULTS = [
 ]
 
 
-@pytest.mark.parametrize(("kind", "options", "answered"), FAULTS, ids=[f"{k}{'-applied' if o.get('apply') else ''}" for k, o, _ in FAULTS])
-def test_an_ambiguous_send_answers_201_unknown_and_converges_to_the_brokers_truth(alpaca, alice_api, kind, options, answered):
+@pytest.mark.parametrize(
+    ("kind", "options", "answered"), FAULTS, ids=[f"{k}{'-applied' if o.get('apply') else ''}" for k, o, _ in FAULTS]
+)
+def test_an_ambiguous_send_answers_201_unknown_and_converges_to_the_brokers_truth(
+    alpaca, alice_api, kind, options, answered
+):
     alpaca.set_fault(kind, method="POST", path="/v2/orders", **options)
 
     response = alice_api.post("/v1/orders", order_body(client_order_id=f"amb-{kind}"), format="json")

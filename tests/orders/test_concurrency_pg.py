@@ -16,7 +16,7 @@ from risk.models import Strategy
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 
-def _run_concurrently(count: int, work) -> list:  # noqa: ANN001
+def _run_concurrently(count: int, work) -> list:
     barrier = threading.Barrier(count)
     results: list = [None] * count
     errors: list = []
@@ -64,7 +64,7 @@ def test_two_orders_that_each_fit_the_notional_room_but_not_together_only_one_pa
     limit_update(acting_user=admin, changes={"max_capital_deployed_pct": "30"}, reason="concurrency test")
     strategy = Strategy.objects.get(slug="alpha")
 
-    def submit(index: int):  # noqa: ANN202
+    def submit(index: int):
         request = services.OrderRequest(
             strategy=strategy, symbol="AAPL", side="buy", qty=Decimal("200"), type="limit",
             limit_price=Decimal("100"), client_order_id=f"room-{index}",
@@ -88,7 +88,7 @@ def test_an_order_racing_the_kill_switch_is_denied_or_cancelled_never_sent_after
     strategy = Strategy.objects.get(slug="alpha")
     Strategy.objects.filter(pk=strategy.pk).update(max_orders_per_second=1000, max_orders_per_minute=1000)
 
-    def work(index: int):  # noqa: ANN202
+    def work(index: int):
         if index == 0:
             killswitch_activate(acting_user=officer, reason="race test")
             return timezone.now()

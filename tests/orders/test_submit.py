@@ -22,7 +22,10 @@ def test_it_submits_a_market_order_and_answers_201_submitted(alice_api, market):
     assert response.json()["client_order_id"] == "a-1"
     assert SimOrder.objects.filter(client_order_id="a-1").count() == 1
     order = Order.objects.get(client_order_id="a-1")
-    assert [(t.from_status, t.to_status) for t in order.transitions.all()] == [("", "pending"), ("pending", "submitted")]
+    assert [(t.from_status, t.to_status) for t in order.transitions.all()] == [
+        ("", "pending"),
+        ("pending", "submitted"),
+    ]
 
 
 def test_it_makes_a_client_order_id_when_the_client_sends_none(alice_api, market):
@@ -90,8 +93,9 @@ def test_an_untradable_symbol_is_400_and_nothing_is_stored(alice_api, market):
 
 
 def test_a_symbol_without_a_fresh_price_is_denied_stale_price(alice_api, market):
-    from tests.conftest import utcnow
     import datetime as dt
+
+    from tests.conftest import utcnow
 
     market.set_price("MSFT", Decimal("400"), at=utcnow() - dt.timedelta(hours=1))
     response = alice_api.post("/v1/orders", order_body(symbol="MSFT", qty="1"), format="json")

@@ -16,7 +16,7 @@ from orders.models import Fill, Order
 pytestmark = pytest.mark.django_db
 
 
-def history(strategy, count: int) -> None:  # noqa: ANN001
+def history(strategy, count: int) -> None:
     old = timezone.now() - dt.timedelta(days=3)
     orders = Order.objects.bulk_create(
         Order(client_order_id=f"old-{count}-{i}", strategy=strategy, symbol="AAPL", side="buy", qty=1, type="market",
@@ -29,7 +29,7 @@ def history(strategy, count: int) -> None:  # noqa: ANN001
     )
 
 
-def submit_queries(alice, alpha, client_order_id: str) -> list[str]:  # noqa: ANN001
+def submit_queries(alice, alpha, client_order_id: str) -> list[str]:
     request = services.OrderRequest(strategy=alpha, symbol="MSFT", side="buy", qty=Decimal("1"), type="market",
                                     client_order_id=client_order_id)
     with CaptureQueriesContext(connection) as queries:

@@ -14,7 +14,7 @@ NOW = dt.datetime(2026, 11, 20, 15, 0, tzinfo=dt.UTC)
 D = Decimal
 
 
-def snapshot(**overrides) -> RiskSnapshot:  # noqa: ANN003
+def snapshot(**overrides) -> RiskSnapshot:
     base = RiskSnapshot(
         now=NOW,
         equity=D("100000"),
@@ -26,8 +26,10 @@ def snapshot(**overrides) -> RiskSnapshot:  # noqa: ANN003
     return replace(base, **overrides)
 
 
-def buy(qty: str = "10", **overrides) -> OrderIntent:  # noqa: ANN003
-    return OrderIntent(**{"strategy": "alpha", "symbol": "AAPL", "side": "buy", "qty": D(qty), "type": "market", **overrides})
+def buy(qty: str = "10", **overrides) -> OrderIntent:
+    return OrderIntent(
+        **{"strategy": "alpha", "symbol": "AAPL", "side": "buy", "qty": D(qty), "type": "market", **overrides}
+    )
 
 
 def codes(intent: OrderIntent, snap: RiskSnapshot) -> list[str]:
@@ -62,7 +64,9 @@ def test_max_notional_at_and_just_over_25000(qty, expected):
     assert codes(buy(qty), snapshot()) == expected
 
 
-@pytest.mark.parametrize(("limit", "expected"), [("105", []), ("105.01", ["price_deviation"]), ("94.99", ["price_deviation"])])
+@pytest.mark.parametrize(
+    ("limit", "expected"), [("105", []), ("105.01", ["price_deviation"]), ("94.99", ["price_deviation"])]
+)
 def test_price_deviation_at_and_just_over_5_percent(limit, expected):
     assert codes(buy("10", type="limit", limit_price=D(limit)), snapshot()) == expected
 
@@ -84,8 +88,11 @@ def test_a_stale_or_missing_price_denies_rather_than_guesses():
 @pytest.mark.parametrize(("deployed", "expected"), [("79000", []), ("79000.01", ["max_capital_deployed"])])
 def test_capital_deployed_counts_positions_and_working_orders(deployed, expected):
     # Positions $50,000 + working orders that add exposure + this $1,000 order against 80 % of $100,000.
-    snap = snapshot(gross_position_value=D("50000"), working_add_notional=D(deployed) - D("50000"),
-                    strategy=StrategyState(slug="alpha", max_allocation_pct=D("100")))
+    snap = snapshot(
+        gross_position_value=D("50000"),
+        working_add_notional=D(deployed) - D("50000"),
+        strategy=StrategyState(slug="alpha", max_allocation_pct=D("100")),
+    )
     assert codes(buy("10"), snap) == expected
 
 
@@ -119,8 +126,14 @@ def test_several_violations_are_all_reported_in_the_order_of_evaluation():
     strategy = StrategyState(slug="alpha", paused=True, kill_switch_active=True)
     snap = snapshot(strategy=strategy, global_kill_switch_active=True, last_price=LastPrice(D("4"), NOW))
     assert codes(buy("30000"), snap) == [  # $120,000 at $4
-        "kill_switch_active", "kill_switch_active", "strategy_paused", "max_allocation",
-        "max_risk_per_trade", "max_notional", "min_price", "max_capital_deployed",
+        "kill_switch_active",
+        "kill_switch_active",
+        "strategy_paused",
+        "max_allocation",
+        "max_risk_per_trade",
+        "max_notional",
+        "min_price",
+        "max_capital_deployed",
     ]
 
 

@@ -18,14 +18,16 @@ def record(equity: str) -> RiskState:
     return services.equity_record(equity=D(equity), day_start_equity=D("100000"))
 
 
-def test_it_walks_warning_tripped_kill_switch_and_stays_latched_on_recovery(settings, django_capture_on_commit_callbacks):
+def test_it_walks_warning_tripped_kill_switch_and_stays_latched_on_recovery(
+    settings, django_capture_on_commit_callbacks
+):
     settings.ADMINS = [("risk", "risk@example.com")]
     with django_capture_on_commit_callbacks(execute=True):
         assert record("100000").breaker_state == "closed"
-        assert record("98000").breaker_state == "warning"      # 2 % daily
-        assert record("98500").breaker_state == "closed"       # a warning clears itself
-        assert record("97000").breaker_state == "tripped"      # 3 % daily: reduce-only
-        assert record("99500").breaker_state == "tripped"      # latched
+        assert record("98000").breaker_state == "warning"  # 2 % daily
+        assert record("98500").breaker_state == "closed"  # a warning clears itself
+        assert record("97000").breaker_state == "tripped"  # 3 % daily: reduce-only
+        assert record("99500").breaker_state == "tripped"  # latched
         assert not KillSwitch.objects.get(strategy__isnull=True).active
         services.equity_record(equity=D("89500"), day_start_equity=D("89500"))  # 10.5 % below the 100,000 peak
     assert KillSwitch.objects.get(strategy__isnull=True).active

@@ -6,7 +6,6 @@ import pytest
 from django.test import override_settings
 
 from brokers.models import SimOrder
-from orders.models import Order
 from risk.models import KillSwitch, RiskEvent
 from tests.conftest import order_body, token_client
 
@@ -14,12 +13,16 @@ from tests.conftest import order_body, token_client
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def activate(api, **body):  # noqa: ANN001, ANN003, ANN201
-    return api.post("/v1/controls/kill-switch", {"action": "activate", "scope": "global", "reason": "test", **body}, format="json")
+def activate(api, **body):
+    return api.post(
+        "/v1/controls/kill-switch", {"action": "activate", "scope": "global", "reason": "test", **body}, format="json"
+    )
 
 
 def test_global_activation_blocks_new_orders_and_cancels_working_ones(alice_api, officer, market):
-    working = alice_api.post("/v1/orders", order_body(type="limit", limit_price="99", client_order_id="w-1"), format="json")
+    working = alice_api.post(
+        "/v1/orders", order_body(type="limit", limit_price="99", client_order_id="w-1"), format="json"
+    )
     assert working.json()["status"] == "submitted"
 
     response = activate(token_client(officer))
@@ -49,8 +52,12 @@ def test_a_client_cannot_touch_another_clients_strategy(alice_api, beta, market)
 def test_reset_needs_the_permission_and_a_reason(alice_api, officer, market):
     activate(token_client(officer))
 
-    no_perm = alice_api.post("/v1/controls/kill-switch", {"action": "deactivate", "scope": "global", "reason": "go"}, format="json")
-    no_reason = token_client(officer).post("/v1/controls/kill-switch", {"action": "deactivate", "scope": "global"}, format="json")
+    no_perm = alice_api.post(
+        "/v1/controls/kill-switch", {"action": "deactivate", "scope": "global", "reason": "go"}, format="json"
+    )
+    no_reason = token_client(officer).post(
+        "/v1/controls/kill-switch", {"action": "deactivate", "scope": "global"}, format="json"
+    )
 
     assert no_perm.status_code == 403
     assert no_reason.status_code == 400
@@ -75,7 +82,9 @@ def test_four_eyes_refuses_the_same_officer_twice_and_a_second_officer_completes
 def test_after_reset_orders_flow_again(alice_api, officer, market):
     api = token_client(officer)
     activate(api)
-    api.post("/v1/controls/kill-switch", {"action": "deactivate", "scope": "global", "reason": "resolved"}, format="json")
+    api.post(
+        "/v1/controls/kill-switch", {"action": "deactivate", "scope": "global", "reason": "resolved"}, format="json"
+    )
 
     response = alice_api.post("/v1/orders", order_body(), format="json")
 

@@ -47,9 +47,10 @@ class Command(BaseCommand):
                     f"  Admin:      {base}/admin/  (user 'officer'; password in {credentials}, readable only by you)",
                     f"  API client: demo-client, strategy '{DEMO_STRATEGY}'; its token is in {token_file}",
                     "  Submit an order:",
-                    f"    curl -s -X POST {base}/v1/orders -H \"Authorization: Token $(cat {token_file})\" "
+                    f'    curl -s -X POST {base}/v1/orders -H "Authorization: Token $(cat {token_file})" '
                     "-H 'Content-Type: application/json' "
-                    f"""-d '{{"strategy": "{DEMO_STRATEGY}", "symbol": "AAPL", "side": "buy", "qty": "1", "type": "market"}}'""",
+                    f"""-d '{{"strategy": "{DEMO_STRATEGY}", "symbol": "AAPL", "side": "buy", """
+                    """"qty": "1", "type": "market"}'""",
                     "",
                 ]
             )

@@ -9,7 +9,9 @@ from orders.accounts import risk_officer_create
 
 
 class Command(BaseCommand):
-    help = "Create a staff user in the Risk officers group (password prompted, or RISK_OFFICER_PASSWORD with --noinput)."
+    help = (
+        "Create a staff user in the Risk officers group (password prompted, or RISK_OFFICER_PASSWORD with --noinput)."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("username")

@@ -8,6 +8,7 @@ import time
 import urllib.error
 import urllib.request
 from decimal import Decimal
+from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
@@ -25,7 +26,7 @@ class Command(BaseCommand):
         parser.add_argument("--count", type=int, default=0, help="stop after this many orders (0: run until Ctrl-C)")
         parser.add_argument("--seed", type=int, default=None)
 
-    def handle(self, *args: object, **options: object) -> None:
+    def handle(self, *args: object, **options: Any) -> None:
         import os
 
         token = options["token"] or os.environ.get("DEMO_TRADER_TOKEN", "")
@@ -70,7 +71,7 @@ class Command(BaseCommand):
             headers={"Authorization": f"Token {token}", "Content-Type": "application/json"},
         )
         try:
-            with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - operator-given URL
+            with urllib.request.urlopen(request, timeout=30) as response:
                 return response.status, json.loads(response.read() or b"{}")
         except urllib.error.HTTPError as exc:
             return exc.code, json.loads(exc.read() or b"{}")
