@@ -14,7 +14,7 @@ import json
 import logging
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -572,6 +572,8 @@ class SyncResult:
     resolved: int = 0
     fills: int = 0
     broker_calls: int = 0
+    # Open broker orders no local order has, when the caller asked (reconciliation reports them).
+    unknown_open: list[dict[str, str]] = field(default_factory=list)
 
 
 def _pages(broker_orders: Iterable[bt.BrokerOrder], size: int = 500) -> Iterable[list[bt.BrokerOrder]]:
@@ -588,6 +590,8 @@ def _pages(broker_orders: Iterable[bt.BrokerOrder], size: int = 500) -> Iterable
 def _apply_page(page: list[bt.BrokerOrder], *, cycle_start: dt.datetime, label: str, result: SyncResult) -> None:
     """Apply one page of broker orders to the local orders they name, one short transaction each."""
     by_client_id = {bo.client_order_id: bo for bo in page}
+    if not result.checked:
+        return  # listed only to find unknown open orders: nothing local is working
     local = Order.objects.filter(client_order_id__in=by_client_id, status__in=WORKING).exclude(status=S.PENDING)
     for order_id, client_order_id in local.values_list("id", "client_order_id"):
         broker_order = by_client_id[client_order_id]
@@ -608,7 +612,21 @@ def _apply_page(page: list[bt.BrokerOrder], *, cycle_start: dt.datetime, label: 
     ).update(last_seen_at=cycle_start)
 
 
-def orders_sync(*, label: str = "job:order_sync") -> SyncResult:
+def _collect_unknown(page: list[bt.BrokerOrder], result: SyncResult) -> None:
+    """Open broker orders no local order has (placed on the broker's dashboard, or by another system)."""
+    ours = set(
+        Order.objects.filter(client_order_id__in=[bo.client_order_id for bo in page]).values_list(
+            "client_order_id", flat=True
+        )
+    )
+    result.unknown_open += [
+        {"client_order_id": bo.client_order_id, "symbol": bo.symbol, "broker_order_id": bo.broker_order_id}
+        for bo in page
+        if bo.client_order_id not in ours
+    ]
+
+
+def orders_sync(*, label: str = "job:order_sync", report_unknown_open: bool = False) -> SyncResult:
     """Move every local working order to the broker's state.
 
     Broker calls grow with pages of 500, not with orders: one paged listing
@@ -618,6 +636,10 @@ def orders_sync(*, label: str = "job:order_sync") -> SyncResult:
     stamped ``last_seen_at``. Only the working orders no listing named are
     looked up one by one: ambiguous sends past their grace period (by
     client_order_id), and orders that changed between the two listings.
+
+    With ``report_unknown_open`` the open listing also collects the open
+    broker orders this system does not know (reconciliation reports them),
+    and is read even when nothing local is working.
     """
     broker = get_broker()
     calls_before = broker.counter.calls
@@ -626,18 +648,22 @@ def orders_sync(*, label: str = "job:order_sync") -> SyncResult:
     cycle_start = timezone.now()
     local = Order.objects.filter(status__in=WORKING)
     result.checked = local.count()  # the working set, through its partial index
-    if not result.checked:
+    if not result.checked and not report_unknown_open:
         return result
     oldest = local.exclude(status=S.PENDING).order_by("created_at").values_list("created_at", flat=True).first()
+    if oldest is not None or report_unknown_open:
+        for page in _pages(broker.iter_orders(status="open")):
+            if report_unknown_open:
+                _collect_unknown(page, result)
+            _apply_page(page, cycle_start=cycle_start, label=label, result=result)
     if oldest is not None:
         # The closed listing reaches back to the oldest working order, but no
         # further than CLOSED_LISTING_WINDOW: one day-old GTC order must not make
         # every cycle page through the day's history. An older order that
         # closed is in neither listing and is looked up by id below.
         closed_since = max(oldest - dt.timedelta(minutes=1), cycle_start - CLOSED_LISTING_WINDOW)
-        for status, after in (("open", None), ("closed", closed_since)):
-            for page in _pages(broker.iter_orders(status=status, after=after)):
-                _apply_page(page, cycle_start=cycle_start, label=label, result=result)
+        for page in _pages(broker.iter_orders(status="closed", after=closed_since)):
+            _apply_page(page, cycle_start=cycle_start, label=label, result=result)
 
     # An order sent while the listings were being read may be in neither; the
     # next cycle lists it. Only orders sent well before this cycle are looked up.
@@ -674,16 +700,25 @@ def _ledger_positions() -> dict[str, Decimal]:
     return {row["symbol"]: row["total"] for row in Position.objects.values("symbol").annotate(total=Sum("qty"))}
 
 
-def _compare_at_a_cut(*, label: str) -> tuple[dict[str, tuple[Decimal, Decimal]], list[str], int]:
-    """Broker vs ledger at a consistent cut: (differences, symbols still moving, symbols checked).
+@dataclass
+class _Cut:
+    differences: dict[str, tuple[Decimal, Decimal]]  # symbol -> (broker, ledger)
+    moving: list[str]
+    checked: int
+    unknown_open: list[dict[str, str]]
+
+
+def _compare_at_a_cut(*, label: str, report_unknown_open: bool) -> _Cut:
+    """Broker vs ledger at a consistent cut.
 
     Broker positions are read, the ledger is synced, and broker positions are
     read again. A symbol whose broker quantity did not move in between is
     judged (every fill before the second read is in the ledger); one that moved
-    is trading right now and is reported as unconfirmed, never as a break.
+    is trading right now and is reported as unconfirmed, never as a break. The
+    sync's open listing can also yield the open broker orders we do not know.
     """
     before = _broker_positions()
-    orders_sync(label=label)
+    sync = orders_sync(label=label, report_unknown_open=report_unknown_open)
     ledger = _ledger_positions()
     after = _broker_positions()
     zero = Decimal(0)
@@ -694,7 +729,7 @@ def _compare_at_a_cut(*, label: str) -> tuple[dict[str, tuple[Decimal, Decimal]]
         for s in symbols
         if s not in moving and after.get(s, zero) != ledger.get(s, zero)
     }
-    return differences, moving, len(symbols)
+    return _Cut(differences, moving, len(symbols), sync.unknown_open)
 
 
 @dataclass
@@ -714,23 +749,14 @@ def positions_reconcile(*, label: str = "job:reconcile") -> ReconcileResult:
     recorded as a break: a fill the ledger has not polled yet is not a break.
     Breaks are stored, alerted and shown; never "fixed" here.
     """
-    differences, moving, checked = _compare_at_a_cut(label=label)
+    first = _compare_at_a_cut(label=label, report_unknown_open=True)
+    differences, moving, checked = first.differences, first.moving, first.checked
     if differences:
-        again, moving_again, checked = _compare_at_a_cut(label=label)
-        differences = {s: v for s, v in again.items() if s in differences}
-        moving = sorted(set(moving) | set(moving_again))
-    unknown_broker_orders = []
-    for page in _pages(get_broker().iter_orders(status="open")):
-        ours = set(
-            Order.objects.filter(client_order_id__in=[bo.client_order_id for bo in page]).values_list(
-                "client_order_id", flat=True
-            )
-        )
-        unknown_broker_orders += [
-            {"client_order_id": bo.client_order_id, "symbol": bo.symbol, "broker_order_id": bo.broker_order_id}
-            for bo in page
-            if bo.client_order_id not in ours
-        ]
+        again = _compare_at_a_cut(label=label, report_unknown_open=False)
+        differences = {s: v for s, v in again.differences.items() if s in differences}
+        moving = sorted(set(moving) | set(again.moving))
+        checked = again.checked
+    unknown_broker_orders = first.unknown_open  # from the first cut's open listing, seconds old
     with transaction.atomic():
         run = ReconciliationRun.objects.create(
             positions_checked=checked, breaks_found=len(differences), unknown_broker_orders=unknown_broker_orders,

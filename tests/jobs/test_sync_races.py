@@ -112,3 +112,16 @@ def test_open_broker_orders_this_system_did_not_send_are_reported_not_adopted(al
 
     assert [o["client_order_id"] for o in result.run.unknown_broker_orders] == ["placed-on-the-dashboard"]
     assert not Order.objects.filter(client_order_id="placed-on-the-dashboard").exists()
+
+
+def test_reconciliation_reads_open_orders_once_for_its_sync_and_the_unknown_order_report(alpaca, alice_api):
+    submitted(alice_api, 2)
+    alpaca.place_order(symbol="AAPL", qty="1", client_order_id="placed-on-the-dashboard")
+    registry.reset()  # a fresh client: count only what reconciliation asks
+    broker = registry.get_broker()
+
+    result = services.positions_reconcile()
+
+    assert [o["client_order_id"] for o in result.run.unknown_broker_orders] == ["placed-on-the-dashboard"]
+    # Positions before and after its sync; the sync's open and closed listings; nothing else.
+    assert broker.counter.by_operation == {"list_positions": 2, "list_orders": 2}, broker.counter.by_operation
