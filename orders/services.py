@@ -635,7 +635,8 @@ def orders_sync(*, label: str = "job:order_sync", report_unknown_open: bool = Fa
     whatever the size of the book), and every local order a listing named is
     stamped ``last_seen_at``. Only the working orders no listing named are
     looked up one by one: ambiguous sends past their grace period (by
-    client_order_id), and orders that changed between the two listings.
+    client_order_id), and orders sent well before the cycle that neither
+    listing named (one older than CLOSED_LISTING_WINDOW that has closed).
 
     With ``report_unknown_open`` the open listing also collects the open
     broker orders this system does not know (reconciliation reports them),
