@@ -590,8 +590,6 @@ def _pages(broker_orders: Iterable[bt.BrokerOrder], size: int = 500) -> Iterable
 def _apply_page(page: list[bt.BrokerOrder], *, cycle_start: dt.datetime, label: str, result: SyncResult) -> None:
     """Apply one page of broker orders to the local orders they name, one short transaction each."""
     by_client_id = {bo.client_order_id: bo for bo in page}
-    if not result.checked:
-        return  # listed only to find unknown open orders: nothing local is working
     local = Order.objects.filter(client_order_id__in=by_client_id, status__in=WORKING).exclude(status=S.PENDING)
     for order_id, client_order_id in local.values_list("id", "client_order_id"):
         broker_order = by_client_id[client_order_id]
@@ -656,7 +654,8 @@ def orders_sync(*, label: str = "job:order_sync", report_unknown_open: bool = Fa
         for page in _pages(broker.iter_orders(status="open")):
             if report_unknown_open:
                 _collect_unknown(page, result)
-            _apply_page(page, cycle_start=cycle_start, label=label, result=result)
+            if result.checked:  # else listed only for the unknown-order report: nothing local to apply
+                _apply_page(page, cycle_start=cycle_start, label=label, result=result)
     if oldest is not None:
         # The closed listing reaches back to the oldest working order, but no
         # further than CLOSED_LISTING_WINDOW: one day-old GTC order must not make

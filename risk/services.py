@@ -299,12 +299,8 @@ def killswitch_reset(*, acting_user: Any, strategy: Strategy | None = None, reas
     if requester is not None:
         new["requested_by"] = requester.get_username()
     _event(
-        RiskEventKind.KILL_SWITCH_RESET,
-        acting_user=acting_user,
-        strategy=strategy,
-        reason=reason,
-        old={"active": True},
-        new=new,
+        RiskEventKind.KILL_SWITCH_RESET, acting_user=acting_user, strategy=strategy, reason=reason,
+        old={"active": True}, new=new,
     )
     scope = switch.scope_label
     transaction.on_commit(
@@ -493,12 +489,6 @@ def strategy_transition_mode(*, acting_user: Any, strategy: Strategy, target_mod
     old = strategy.mode
     strategy.mode = target_mode
     strategy.save(update_fields=["mode", "updated_at"])
-    _event(
-        RiskEventKind.MODE_CHANGED,
-        acting_user=acting_user,
-        strategy=strategy,
-        reason=reason,
-        old={"mode": old},
-        new={"mode": target_mode},
-    )
+    _event(RiskEventKind.MODE_CHANGED, acting_user=acting_user, strategy=strategy, reason=reason,
+           old={"mode": old}, new={"mode": target_mode})
     return strategy
