@@ -15,6 +15,7 @@ usage: python scripts/foreground.py COMMAND [ARG...]
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -36,10 +37,8 @@ def _foreground_tty() -> int | None:
 
 
 def _give(tty: int, group: int) -> None:
-    try:
+    with contextlib.suppress(OSError):
         os.tcsetpgrp(tty, group)
-    except OSError:
-        pass
 
 
 def main(argv: list[str]) -> int:
@@ -62,17 +61,14 @@ def main(argv: list[str]) -> int:
         for sig in (signal.SIGTTOU, signal.SIGINT, signal.SIGQUIT):
             signal.signal(sig, signal.SIG_DFL)
         os.execvp(argv[0], argv)
-    try:
-        os.setpgid(pid, pid)  # also here, so the group exists whichever runs first
-    except OSError:
-        pass  # the child already exec'd in its own group
+    # Also here, so the group exists whichever runs first (fails once the child has exec'd: fine).
+    with contextlib.suppress(OSError):
+        os.setpgid(pid, pid)
 
     def forward(sig: int, _frame: object) -> None:
         # make passes SIGTERM (and a closing terminal SIGHUP) to its child, which is this process.
-        try:
+        with contextlib.suppress(OSError):
             os.killpg(pid, sig)
-        except OSError:
-            pass
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGHUP, forward)
