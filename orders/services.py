@@ -27,6 +27,7 @@ from brokers import types as bt
 from brokers.exceptions import BrokerError, BrokerRejected
 from brokers.registry import get_broker, get_market_data
 from orders import selectors
+from orders.events import event_record
 from orders.models import (
     BreakStatus,
     Fill,
@@ -111,19 +112,25 @@ class SubmitOutcome:
 # --- Transitions -------------------------------------------------------------
 
 
-def _log_transition(order: Order, from_status: str, *, actor: Any, label: str, reason: str) -> None:
+def _log_transition(
+    order: Order, from_status: str, *, actor: Any, label: str, reason: str, fill: Fill | None = None
+) -> None:
+    """The audit row of a state change, and its entry in the clients' event feed (with the fill it came with)."""
     user = actor if getattr(actor, "is_authenticated", False) else None
-    OrderTransition.objects.create(
+    row = OrderTransition.objects.create(
         order=order, from_status=from_status, to_status=order.status, actor=user, actor_label=label, reason=reason
     )
+    event_record(order=order, transition=row, fill=fill)
 
 
-def _transition(order: Order, target: str, *, label: str, reason: str = "", actor: Any = None) -> None:
+def _transition(
+    order: Order, target: str, *, label: str, reason: str = "", actor: Any = None, fill: Fill | None = None
+) -> None:
     """Move ``order`` (locked by the caller) to ``target`` through its django-fsm method, and log it."""
     source = order.status
     getattr(order, f"to_{target}")()  # raises TransitionNotAllowed for an edge not in the table
     order.save()
-    _log_transition(order, source, actor=actor, label=label, reason=reason)
+    _log_transition(order, source, actor=actor, label=label, reason=reason, fill=fill)
 
 
 # --- Submit ------------------------------------------------------------------
@@ -340,10 +347,12 @@ def _apply_fill_to_position(position: Position, side: str, qty: Decimal, price: 
     return realised
 
 
-def _record_fill(order: Order, cumulative_qty: Decimal, cumulative_avg: Decimal | None, at: dt.datetime) -> bool:
-    """Turn an increase of the broker's cumulative filled qty into one fill row. Idempotent."""
+def _record_fill(
+    order: Order, cumulative_qty: Decimal, cumulative_avg: Decimal | None, at: dt.datetime
+) -> Fill | None:
+    """Turn an increase of the broker's cumulative filled qty into one fill row (returned). Idempotent."""
     if cumulative_qty <= order.filled_qty:
-        return False
+        return None
     avg = cumulative_avg if cumulative_avg is not None else order.filled_avg_price or order.limit_price or Decimal(0)
     delta_qty = cumulative_qty - order.filled_qty
     previous_cost = order.filled_qty * (order.filled_avg_price or Decimal(0))
@@ -352,7 +361,7 @@ def _record_fill(order: Order, cumulative_qty: Decimal, cumulative_avg: Decimal 
     position = Position.objects.select_for_update().get(strategy_id=order.strategy_id, symbol=order.symbol)
     realised = _apply_fill_to_position(position, order.side, delta_qty, price)
     position.save()
-    Fill.objects.create(
+    fill = Fill.objects.create(
         order=order,
         strategy_id=order.strategy_id,
         symbol=order.symbol,
@@ -365,7 +374,7 @@ def _record_fill(order: Order, cumulative_qty: Decimal, cumulative_avg: Decimal 
     )
     order.filled_qty = cumulative_qty
     order.filled_avg_price = avg.quantize(PRICE_PLACES)
-    return True
+    return fill
 
 
 def _apply_broker_order(order: Order, broker_order: bt.BrokerOrder, *, label: str) -> bool:
@@ -373,9 +382,10 @@ def _apply_broker_order(order: Order, broker_order: bt.BrokerOrder, *, label: st
 
     Returns True when something changed (a fill or a transition).
     """
-    changed = _record_fill(
+    fill = _record_fill(
         order, broker_order.filled_qty, broker_order.filled_avg_price, broker_order.updated_at or timezone.now()
     )
+    changed = fill is not None
     if order.broker_order_id is None:
         order.broker_order_id = broker_order.broker_order_id
     order.broker_updated_at = broker_order.updated_at
@@ -386,6 +396,7 @@ def _apply_broker_order(order: Order, broker_order: bt.BrokerOrder, *, label: st
         if changed:
             logger.error("fill for terminal order %s recorded from broker truth", order.client_order_id)
             order.save()
+            event_record(order=order, fill=fill)
         return changed
     # A cancel request stays pending until the broker confirms or refuses it:
     # the broker still saying "new" only means it has not processed it yet.
@@ -395,10 +406,11 @@ def _apply_broker_order(order: Order, broker_order: bt.BrokerOrder, *, label: st
         reason = f"broker status {broker_order.status}"
         if broker_order.filled_qty:
             reason += f", filled {broker_order.filled_qty} @ {broker_order.filled_avg_price}"
-        _transition(order, target, label=label, reason=reason)
+        _transition(order, target, label=label, reason=reason, fill=fill)
         return True
     if changed:
         order.save()
+        event_record(order=order, fill=fill)  # a further partial fill: no state change, still an event
     return changed
 
 
@@ -460,8 +472,10 @@ def _cancel_at_broker(order: Order, *, label: str) -> None:
         if locked.status == S.PENDING_CANCEL and broker_order.status in {"new", "accepted", "partially_filled"}:
             # The broker refused and the order still works there: put it back to work.
             target = S.PARTIALLY_FILLED if broker_order.filled_qty > 0 else S.SUBMITTED
-            _record_fill(locked, broker_order.filled_qty, broker_order.filled_avg_price, timezone.now())
-            _transition(locked, target, label=label, reason="cancel refused by the broker; order still working")
+            fill = _record_fill(locked, broker_order.filled_qty, broker_order.filled_avg_price, timezone.now())
+            _transition(
+                locked, target, label=label, reason="cancel refused by the broker; order still working", fill=fill
+            )
             return
         _apply_broker_order(locked, broker_order, label=label)
 
