@@ -15,12 +15,12 @@ from brokers.registry import get_broker
 from orders.models import BreakStatus, Order, Position, ReconciliationBreak, ReconciliationRun
 from orders.services.sync import orders_sync
 from orders.states import OrderStatus
-
-# Orders whose send has no stored outcome yet: the broker may know more than we do.
-IN_FLIGHT = (OrderStatus.PENDING, OrderStatus.UNKNOWN)
 from risk import alerts
 from risk.models import KillSwitchSource, RiskEvent, RiskEventKind
 from risk.services import actor_label, killswitch_activate
+
+# Orders whose send has no stored outcome yet: the broker may know more than we do.
+IN_FLIGHT = (OrderStatus.PENDING, OrderStatus.UNKNOWN)
 
 
 def _broker_positions() -> dict[str, Decimal]:
