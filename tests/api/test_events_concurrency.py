@@ -18,6 +18,7 @@ from django.db import connection
 from orders import services
 from orders.events import event_record
 from orders.models import Order, OrderEvent
+from orders.services import transitions
 from risk.models import Strategy
 from tests.conftest import token_client
 
@@ -79,7 +80,7 @@ def test_an_event_that_commits_after_a_later_one_is_still_delivered_once(alice, 
             inserted.set()  # the event row is in, with its id; the transaction has not committed
             release.wait(30)
 
-    monkeypatch.setattr(services, "event_record", slow_commit)
+    monkeypatch.setattr(transitions, "event_record", slow_commit)
     errors: list[BaseException] = []
 
     def submit_slow() -> None:
