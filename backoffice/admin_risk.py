@@ -43,6 +43,7 @@ from core.models import JobRun
 from orders.selectors import risk_picture
 from risk import services
 from risk.approvals import FourEyes, four_eyes_required
+from risk.checks import drawdown_pct
 from risk.models import (
     BreakerState,
     EquitySnapshot,
@@ -692,13 +693,11 @@ class EquitySnapshotAdmin(LargeTableAdminMixin, ReadOnlyAdminMixin, BackofficeMo
 
     @admin.display(description="daily drawdown")
     def daily_drawdown(self, snap: EquitySnapshot) -> str:
-        return dashboard.percent(max(Decimal(0), (snap.day_start_equity - snap.equity) / snap.day_start_equity * 100)
-                                 if snap.day_start_equity else None)
+        return dashboard.percent(drawdown_pct(snap.day_start_equity, snap.equity) if snap.day_start_equity else None)
 
     @admin.display(description="total drawdown")
     def total_drawdown(self, snap: EquitySnapshot) -> str:
-        return dashboard.percent(max(Decimal(0), (snap.peak_equity - snap.equity) / snap.peak_equity * 100)
-                                 if snap.peak_equity else None)
+        return dashboard.percent(drawdown_pct(snap.peak_equity, snap.equity) if snap.peak_equity else None)
 
 
 @admin.register(JobRun)

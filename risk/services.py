@@ -18,7 +18,7 @@ from core.actors import actor_label
 from risk import alerts
 from risk.approvals import FourEyes, four_eyes_reject, four_eyes_request_or_approve
 from risk.audit import risk_event_record
-from risk.checks import HUNDRED
+from risk.checks import drawdown_pct
 from risk.exceptions import ModeTransitionRefused, RiskActionError
 from risk.models import (
     BreakerState,
@@ -294,8 +294,8 @@ def _breaker_evaluate(state: RiskState, *, job: str) -> None:
     if state.equity is None or not state.day_start_equity or not state.peak_equity:
         return
     limits = RiskLimits.current()
-    daily = max(Decimal(0), (state.day_start_equity - state.equity) / state.day_start_equity) * HUNDRED
-    total = max(Decimal(0), (state.peak_equity - state.equity) / state.peak_equity) * HUNDRED
+    daily = drawdown_pct(state.day_start_equity, state.equity)
+    total = drawdown_pct(state.peak_equity, state.equity)
     old = state.breaker_state
     if old == BreakerState.TRIPPED or daily >= limits.max_daily_drawdown_pct:
         new = BreakerState.TRIPPED
