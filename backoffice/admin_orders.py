@@ -20,7 +20,7 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils.html import format_html_join
 
-from backoffice.admin_risk import AuditTrailMixin, badge
+from backoffice.admin_audit import AuditTrailMixin
 from backoffice.admin_tools import (
     BackofficeModelAdmin,
     InputFilter,
@@ -28,6 +28,7 @@ from backoffice.admin_tools import (
     ObjectAction,
     ReadOnlyAdminMixin,
     ReasonForm,
+    badge,
     has_perm,
     quantity,
     timestamp,

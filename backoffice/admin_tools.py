@@ -32,6 +32,7 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.functional import cached_property
+from django.utils.html import format_html
 
 from core.exceptions import BusinessRefusal
 
@@ -376,3 +377,7 @@ class InputFilter(admin.SimpleListFilter):
             "others": keep,
             "clear_query_string": changelist.get_query_string(remove=[self.parameter_name]),
         }
+
+
+def badge(text: str, level: str) -> str:
+    return format_html('<span class="bo-badge bo-{}">{}</span>', level, text)

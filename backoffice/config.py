@@ -17,7 +17,6 @@ explicit ``DJANGO_DEBUG``, turns that off: a deployment then needs a real
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import secrets
 import time
@@ -94,7 +93,6 @@ class Config:
     halt_on_reconciliation_break: bool
     alert_webhook_url: str
     admins: list[tuple[str, str]]
-    assumed_stop_distance: Decimal
     secure_ssl_redirect: bool
     hsts_seconds: int
     email_port: int
@@ -162,15 +160,6 @@ def _http_url(name: str, value: str) -> str:
     if parts.path.rstrip("/").endswith("/v2"):
         raise ConfigError(f"{name} must not end in /v2: alpaca-py adds the version, give {value[: -len('/v2')]}")
     return value
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _secret_key(env: Mapping[str, str], debug: bool, var_dir: Path) -> str:
@@ -297,6 +286,12 @@ def from_environ(env: Mapping[str, str], *, base_dir: Path) -> Config:
 
     timeout = _positive_number(env, "ALPACA_TIMEOUT_S", "10")
     approvals = _int(env, "KILL_SWITCH_RESET_APPROVALS", 1, minimum=1, maximum=2)
+    if env.get("ASSUMED_STOP_DISTANCE", "").strip():
+        # Once a setting, read by nothing: the risk limit in the database is what counts.
+        raise ConfigError(
+            "ASSUMED_STOP_DISTANCE is not a setting: the assumed stop distance is the risk limit "
+            "'assumed_stop_distance_pct' (admin: Risk limits). Unset ASSUMED_STOP_DISTANCE."
+        )
     webhook = env.get("ALERT_WEBHOOK_URL", "").strip()
     if webhook and urlsplit(webhook).scheme not in {"http", "https"}:
         raise ConfigError("ALERT_WEBHOOK_URL must be an http(s) URL, or unset")
@@ -327,7 +322,6 @@ def from_environ(env: Mapping[str, str], *, base_dir: Path) -> Config:
         halt_on_reconciliation_break=_bool(env, "HALT_ON_RECONCILIATION_BREAK", False),
         alert_webhook_url=webhook,
         admins=_admins(env),
-        assumed_stop_distance=_positive_number(env, "ASSUMED_STOP_DISTANCE", "0.05"),
         secure_ssl_redirect=_bool(env, "DJANGO_SECURE_SSL_REDIRECT", True),
         hsts_seconds=_int(env, "DJANGO_HSTS_SECONDS", 31536000, minimum=0),
         email_port=_int(env, "EMAIL_PORT", 25, maximum=65535),

@@ -28,7 +28,7 @@ ADMINS = CONFIG.admins
 MANAGERS = ADMINS
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "backoffice.admin_apps.BackofficeAdminConfig",  # django.contrib.admin with the back office's site
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -221,7 +221,6 @@ KILL_SWITCH_FLATTEN = CONFIG.kill_switch_flatten
 KILL_SWITCH_RESET_APPROVALS = CONFIG.kill_switch_reset_approvals
 HALT_ON_RECONCILIATION_BREAK = CONFIG.halt_on_reconciliation_break
 ALERT_WEBHOOK_URL = CONFIG.alert_webhook_url
-ASSUMED_STOP_DISTANCE = CONFIG.assumed_stop_distance
 
 # --- Logging: one redacting filter on every handler ------------------------
 LOGGING = {

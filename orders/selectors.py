@@ -24,7 +24,7 @@ from brokers.types import LastTrade
 from orders.models import Fill, Order, OrderEvent, Position, ReconciliationRun
 from orders.states import WORKING, OrderStatus
 from risk import checks
-from risk.models import BreakerState, KillSwitch, Mode, RiskLimits, RiskState, Strategy
+from risk.models import KillSwitch, Mode, RiskLimits, RiskState, Strategy
 
 ZERO = Decimal(0)
 ASSET_CACHE_SECONDS = 3600
@@ -240,10 +240,6 @@ def visible_positions(user) -> QuerySet[Position]:  # noqa: ANN001
     if user.has_perm("orders.view_position"):
         return qs
     return qs.filter(strategy__clients=user)
-
-
-def breaker_is_tripped() -> bool:
-    return RiskState.current().breaker_state == BreakerState.TRIPPED
 
 
 def risk_picture(*, now: dt.datetime | None = None) -> dict[str, object]:

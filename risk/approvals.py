@@ -23,7 +23,7 @@ way, and gets the same rules, audit rows and admin buttons:
    own request is refused (``RiskActionError``).
 4. **Reject**: ``four_eyes_reject`` clears a pending request, audited; only a
    different officer may reject it.
-5. **Admin**: ``backoffice.admin_risk.four_eyes_actions`` builds the
+5. **Admin**: ``backoffice.admin_controls.four_eyes_actions`` builds the
    "Request / Approve / Reset" and "Reject reset request" buttons for any
    ``FourEyes``, with the same labels, explanations and visibility rules.
 

@@ -328,13 +328,6 @@ def _breaker_evaluate(state: RiskState, *, job: str) -> None:
         )
 
 
-@transaction.atomic
-def circuit_breaker_evaluate(*, job: str = "risk_eval") -> RiskState:
-    state = _locked_state()
-    _breaker_evaluate(state, job=job)
-    return state
-
-
 BREAKER_RESET = FourEyes(
     prefix="breaker_reset_",
     permission="risk.reset_circuit_breaker",

@@ -1,0 +1,80 @@
+"""The risk audit trail in the admin: how changed fields read ("old → new") and the trail under a form.
+
+Shared by every admin room (risk, controls, orders): a RiskEvent reads the
+same wherever it is shown.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import Model, QuerySet
+from django.utils.html import format_html_join
+
+from risk.models import (
+    RiskEvent,
+    RiskEventKind,
+)
+
+K = RiskEventKind
+
+# How fields read in forms and in the audit trail ("old -> new").
+# How fields read in forms and in the audit trail ("old -> new").
+LIMIT_LABELS = {
+    "daily_drawdown_warning_pct": "Daily drawdown warning (%)",
+    "max_daily_drawdown_pct": "Max daily drawdown (%)",
+    "max_total_drawdown_pct": "Max total drawdown (%)",
+    "max_capital_deployed_pct": "Max capital deployed (% of equity)",
+    "max_open_positions": "Max open positions",
+    "max_risk_per_trade_pct": "Max risk per trade (% of equity)",
+    "max_notional": "Max notional per order ($)",
+    "max_price_deviation_pct": "Max price deviation from last (%)",
+    "min_stock_price": "Min stock price ($)",
+    "assumed_stop_distance_pct": "Assumed stop distance (%)",
+}
+STRATEGY_LABELS = {
+    "name": "Name",
+    "max_allocation_amount": "Max allocation ($)",
+    "max_allocation_pct": "Max allocation (% of equity)",
+    "max_daily_loss_pct": "Max daily loss (% of day-start equity)",
+    "max_orders_per_second": "Max orders per second",
+    "max_orders_per_minute": "Max orders per minute",
+}
+CHANGE_LABELS = {**LIMIT_LABELS, **STRATEGY_LABELS, "paused": "Paused", "mode": "Mode", "active": "Active",
+                 "state": "Breaker state", "status": "Status"}
+
+
+def describe_changes(old: dict[str, Any], new: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """[(label, old, new)] for every key of ``new``, old "" when the event carried none (a fact, not a change)."""
+    return [
+        (CHANGE_LABELS.get(key, key.replace("_", " ")), "" if key not in old else str(old[key]), str(value))
+        for key, value in new.items()
+    ]
+
+
+def changes_html(event: RiskEvent) -> str:
+    return format_html_join(
+        "",
+        '<div class="change"><span class="field">{}</span>{}<strong>{}</strong></div>',
+        ((label, f" {old} → " if old else ": ", new) for label, old, new in describe_changes(event.old, event.new)),
+    )
+
+
+def changes_message(old_values: dict[str, Any], instance: Model, names: list[str]) -> str:
+    return "; ".join(f"{CHANGE_LABELS.get(n, n)} {old_values[n]} → {getattr(instance, n)}" for n in names)
+
+
+AUDIT_ROWS_SHOWN = 20
+
+
+class AuditTrailMixin:
+    """The RiskEvent rows about an object, shown under its form, newest first."""
+
+    def audit_trail(self, obj: Any) -> QuerySet[RiskEvent] | None:
+        return None
+
+    def audit_rows(self, obj: Any) -> list[dict[str, Any]] | None:
+        trail = self.audit_trail(obj)
+        if trail is None:
+            return None
+        return [{"event": event, "changes": changes_html(event)} for event in trail[:AUDIT_ROWS_SHOWN]]
