@@ -92,7 +92,7 @@ test: $(DEV_STAMP)
 
 # Benchmarks: ratios measured in one run (PostgreSQL at DATABASE_URL or 127.0.0.1:5432); see docs/benchmarks.md.
 bench: $(DEV_STAMP)
-	@$(VPY) -m bench $(BENCH_ARGS)
+	@$(VPY) -m tools.bench $(BENCH_ARGS)
 
 clean:
 	@echo "removing var/ (database, logs, Celery queue, dev secret key) and caches; .venv is kept"

@@ -55,7 +55,8 @@ def order_status_badge(order: Order) -> str:
 
 
 def require_cancel_permission(request: HttpRequest) -> None:
-    # order_cancel trusts its caller (the API checks the strategy grant); here only officers may.
+    # order_cancel also lets a client cancel orders of a strategy granted to it; the admin is the
+    # officers' room, so here only holders of orders.cancel_any_order may (checked before the service).
     if not (request.user.is_active and request.user.has_perm(CANCEL_PERMISSION)):
         raise PermissionDenied(f"missing permission {CANCEL_PERMISSION}")
 

@@ -30,7 +30,7 @@ from backoffice.charts import Chart, Series, line_chart
 from backoffice.formatting import money, percent, signed_money
 from backoffice.jobs import JobStatus, age_display, job_statuses
 from orders.models import BreakStatus, ReconciliationBreak, ReconciliationRun
-from orders.selectors import risk_picture, trading_day_start, working_orders
+from orders.selectors import LimitUse, RiskPicture, risk_picture, trading_day_start, working_orders
 from orders.states import OrderStatus
 from risk import services
 from risk.approvals import FourEyes
@@ -226,20 +226,15 @@ class Gauge:
         return "ok"
 
 
-def _limit_items(picture: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {item["name"]: item for item in picture["limits"]}
+def _current(item: LimitUse) -> Decimal:
+    return item.current if item.current is not None else ZERO
 
 
-def _current(item: dict[str, Any]) -> Decimal:
-    return Decimal(item["current"]) if item["current"] is not None else ZERO
-
-
-def gauges(picture: dict[str, Any], limits: RiskLimits) -> list[Gauge]:
-    items = _limit_items(picture)
-    daily = picture["daily_drawdown"]
-    total = picture["total_drawdown"]
-    deployed_pct = _current(items["max_capital_deployed"])
-    open_positions = _current(items["max_open_positions"])
+def gauges(picture: RiskPicture, limits: RiskLimits) -> list[Gauge]:
+    daily = picture.daily_drawdown
+    total = picture.total_drawdown
+    deployed_pct = _current(picture.limit("max_capital_deployed"))
+    open_positions = _current(picture.limit("max_open_positions"))
     return [
         Gauge(
             key="daily_drawdown",
@@ -266,7 +261,7 @@ def gauges(picture: dict[str, Any], limits: RiskLimits) -> list[Gauge]:
             label="Capital deployed",
             value=deployed_pct,
             limit=limits.max_capital_deployed_pct,
-            value_display=f"{percent(deployed_pct)} ({money(picture['capital_deployed'])})",
+            value_display=f"{percent(deployed_pct)} ({money(picture.capital_deployed)})",
             limit_display=percent(limits.max_capital_deployed_pct),
             detail="positions at the last price plus working orders that add exposure",
         ),
@@ -369,7 +364,7 @@ def charts(*, now: dt.datetime, state: RiskState, limits: RiskLimits) -> list[Ch
 @dataclass
 class Dashboard:
     now: dt.datetime
-    picture: dict[str, Any]
+    picture: RiskPicture
     alerts: RiskAlerts
     state: RiskState
     limits: RiskLimits
@@ -386,11 +381,11 @@ class Dashboard:
 
     @property
     def equity(self) -> str:
-        return money(self.picture["equity"]) if self.state.equity is not None else "—"
+        return money(self.picture.equity) if self.state.equity is not None else "—"
 
     @property
     def day_pnl(self) -> Decimal:
-        return self.picture["equity"] - self.picture["day_start_equity"]
+        return self.picture.equity - self.picture.day_start_equity
 
     @property
     def day_pnl_display(self) -> str:
@@ -398,13 +393,13 @@ class Dashboard:
 
     @property
     def day_pnl_pct_display(self) -> str:
-        start = self.picture["day_start_equity"]
+        start = self.picture.day_start_equity
         pct = self.day_pnl / start * HUNDRED if start else ZERO
         return f"{'+' if pct > 0 else ''}{pct:.2f} %"
 
     @property
     def equity_age(self) -> str:
-        at = self.picture["equity_at"]
+        at = self.picture.equity_at
         return age_display((self.now - at).total_seconds() if at else None)
 
     @property
@@ -413,11 +408,11 @@ class Dashboard:
 
     @property
     def day_start_display(self) -> str:
-        return money(self.picture["day_start_equity"]) if self.state.equity is not None else "—"
+        return money(self.picture.day_start_equity) if self.state.equity is not None else "—"
 
     @property
     def peak_display(self) -> str:
-        return money(self.picture["peak_equity"]) if self.state.equity is not None else "—"
+        return money(self.picture.peak_equity) if self.state.equity is not None else "—"
 
     @property
     def trading_day(self) -> str:
@@ -448,13 +443,13 @@ class Dashboard:
         """The facts, for scripts and tests; the page itself uses the rendered panels."""
         return {
             "generated_at": self.now,
-            "equity": self.picture["equity"],
-            "day_start_equity": self.picture["day_start_equity"],
-            "peak_equity": self.picture["peak_equity"],
-            "daily_drawdown": self.picture["daily_drawdown"],
-            "total_drawdown": self.picture["total_drawdown"],
-            "capital_deployed": self.picture["capital_deployed"],
-            "circuit_breaker": self.picture["circuit_breaker"]["state"],
+            "equity": self.picture.equity,
+            "day_start_equity": self.picture.day_start_equity,
+            "peak_equity": self.picture.peak_equity,
+            "daily_drawdown": self.picture.daily_drawdown,
+            "total_drawdown": self.picture.total_drawdown,
+            "capital_deployed": self.picture.capital_deployed,
+            "circuit_breaker": self.picture.circuit_breaker.state,
             "kill_switch": {
                 "global_active": self.alerts.global_switch is not None,
                 "strategies_active": [s.strategy.slug for s in self.alerts.strategy_switches],

@@ -21,6 +21,11 @@ What this module adds to alpaca-py, and why:
   alpaca-py's.
 * **The project's exceptions only**, mapped by whether Alpaca may have acted
   (see ``brokers.exceptions``), and never carrying the API key or secret.
+
+Past 500 lines on purpose: it is one concern, the Alpaca adapter (the
+``BrokerClient`` interface over one venue's REST API, its parsing and its
+error mapping). Splitting it would spread one venue's quirks over modules
+that only make sense together.
 """
 
 from __future__ import annotations

@@ -19,6 +19,10 @@ tick in the worker and a cancel or flatten from the web cannot both apply:
 -> ``SimPosition``. On PostgreSQL these are ``SELECT ... FOR UPDATE`` locks; on
 SQLite ``select_for_update`` is a no-op and the settings' ``BEGIN IMMEDIATE``
 serialises writers for the same effect.
+
+Past 500 lines on purpose: it is one concern, the simulated venue (its
+order book, matching on ``tick()`` and account, under one lock order that
+must be read in one place).
 """
 
 from __future__ import annotations

@@ -242,7 +242,44 @@ def visible_positions(user) -> QuerySet[Position]:  # noqa: ANN001
     return qs.filter(strategy__clients=user)
 
 
-def risk_picture(*, now: dt.datetime | None = None) -> dict[str, object]:
+@dataclass(frozen=True)
+class LimitUse:
+    """One limit and how much of it is used now (``current`` and ``utilisation_pct`` rounded to 0.01)."""
+
+    name: str
+    unit: str  # "percent", "count" or "dollars"
+    limit: Decimal | int
+    current: Decimal | None
+    utilisation_pct: Decimal | None
+
+
+@dataclass(frozen=True)
+class BreakerPicture:
+    state: str
+    since: dt.datetime
+    reason: str
+
+
+@dataclass(frozen=True)
+class RiskPicture:
+    """Equity, drawdowns (percent), the breaker, capital deployed and every limit's use: typed, not text."""
+
+    equity: Decimal
+    day_start_equity: Decimal
+    peak_equity: Decimal
+    equity_at: dt.datetime | None
+    daily_drawdown: Decimal
+    total_drawdown: Decimal
+    circuit_breaker: BreakerPicture
+    capital_deployed: Decimal
+    working_orders: int
+    limits: list[LimitUse]
+
+    def limit(self, name: str) -> LimitUse:
+        return next(item for item in self.limits if item.name == name)
+
+
+def risk_picture(*, now: dt.datetime | None = None) -> RiskPicture:
     """Equity, drawdowns, the breaker, and each limit with its current utilisation (API and dashboard)."""
     from brokers.exceptions import BrokerError
     from brokers.registry import get_market_data
@@ -272,27 +309,29 @@ def risk_picture(*, now: dt.datetime | None = None) -> dict[str, object]:
     deployed = exposure.gross_position_value + exposure.working_add
     deployed_pct = deployed / equity * hundred if equity else None
 
-    def item(name: str, unit: str, limit: Decimal | int, current: Decimal | int | None) -> dict[str, object]:
+    def item(name: str, unit: str, limit: Decimal | int, current: Decimal | int | None) -> LimitUse:
         utilisation = None
         if current is not None and limit:
             utilisation = (Decimal(current) / Decimal(limit) * hundred).quantize(Decimal("0.01"))
-        return {
-            "name": name, "unit": unit, "limit": str(limit),
-            "current": None if current is None else str(Decimal(current).quantize(Decimal("0.01"))),
-            "utilisation_pct": None if utilisation is None else str(utilisation),
-        }
+        return LimitUse(
+            name=name, unit=unit, limit=limit,
+            current=None if current is None else Decimal(current).quantize(Decimal("0.01")),
+            utilisation_pct=utilisation,
+        )
 
-    return {
-        "equity": equity,
-        "day_start_equity": day_start,
-        "peak_equity": peak,
-        "equity_at": state.equity_at,
-        "daily_drawdown": daily_dd.quantize(Decimal("0.0001")),
-        "total_drawdown": total_dd.quantize(Decimal("0.0001")),
-        "circuit_breaker": {"state": state.breaker_state, "since": state.breaker_since, "reason": state.breaker_reason},
-        "capital_deployed": deployed.quantize(Decimal("0.01")),
-        "working_orders": working_orders().count(),
-        "limits": [
+    return RiskPicture(
+        equity=equity,
+        day_start_equity=day_start,
+        peak_equity=peak,
+        equity_at=state.equity_at,
+        daily_drawdown=daily_dd.quantize(Decimal("0.0001")),
+        total_drawdown=total_dd.quantize(Decimal("0.0001")),
+        circuit_breaker=BreakerPicture(
+            state=state.breaker_state, since=state.breaker_since, reason=state.breaker_reason
+        ),
+        capital_deployed=deployed.quantize(Decimal("0.01")),
+        working_orders=working_orders().count(),
+        limits=[
             item("daily_drawdown_warning", "percent", limits.daily_drawdown_warning_pct, daily_dd),
             item("max_daily_drawdown", "percent", limits.max_daily_drawdown_pct, daily_dd),
             item("max_total_drawdown", "percent", limits.max_total_drawdown_pct, total_dd),
@@ -303,7 +342,7 @@ def risk_picture(*, now: dt.datetime | None = None) -> dict[str, object]:
             item("max_price_deviation", "percent", limits.max_price_deviation_pct, None),
             item("min_stock_price", "dollars", limits.min_stock_price, None),
         ],
-    }
+    )
 
 
 def visible_fills(user) -> QuerySet[Fill]:  # noqa: ANN001

@@ -9,8 +9,8 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
-from bench import fixtures
-from bench.stats import median, ms, percentile
+from tools.bench import fixtures
+from tools.bench.stats import median, ms, percentile
 
 URL = "/admin/orders/order/"
 # The control: an admin change list that reads neither orders nor fills, rendered in the same rounds.

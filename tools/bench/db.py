@@ -5,7 +5,7 @@ from __future__ import annotations
 import psycopg
 from psycopg import sql
 
-from bench.env import database_name, maintenance_url
+from tools.bench.env import database_name, maintenance_url
 
 
 def recreate(database_url: str) -> None:
@@ -21,11 +21,11 @@ def migrate() -> None:
     from django.core.management import call_command
     from django.db import connection
 
-    from bench.views import CREATE_TABLE
+    from tools.bench.views import CREATE_TABLE
 
     call_command("migrate", interactive=False, verbosity=0)
     with connection.cursor() as cursor:
         cursor.execute(CREATE_TABLE)
-    from bench.history import settle
+    from tools.bench.history import settle
 
     settle()

@@ -20,8 +20,8 @@ from typing import Any
 
 from django.db import connection, models
 
-from bench.env import BenchSetupError
 from orders.models import Fill, Order
+from tools.bench.env import BenchSetupError
 
 PREFIX = "hist-"
 BATCH = 100_000
@@ -93,7 +93,7 @@ def _select_list(model: type[models.Model], known: dict[str, str]) -> tuple[list
             expressions.append("NULL")
         else:
             raise BenchSetupError(
-                f"bench/history.py cannot fill {model.__name__}.{field.name} (no default, not null): "
+                f"tools/bench/history.py cannot fill {model.__name__}.{field.name} (no default, not null): "
                 "add it to the loader"
             )
     return columns, expressions, params

@@ -6,7 +6,7 @@ AAPL, about $1.90: it passes every limit, and a sell skips the venue's
 buying-power scan) through POST /v1/orders, which runs the full pipeline:
 validation, the per-account lock, the snapshot and the pre-trade check, the
 INSERT and its transition, the send to the simulated broker and its
-transition. The baseline is POST /bench/baseline-insert (bench/views.py): the
+transition. The baseline is POST /bench/baseline-insert (tools/bench/views.py): the
 same authentication, parser and renderer, then one INSERT.
 
 Per N the two endpoints alternate (baseline, entry, entry, baseline: an ABBA
@@ -28,11 +28,11 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from bench import fixtures, loadgen
-from bench.env import libpq_url
-from bench.stats import median, ms, percentile, ratio
+from tools.bench import fixtures, loadgen
+from tools.bench.env import libpq_url
+from tools.bench.stats import median, ms, percentile, ratio
 
-BASE_DIR = Path(__file__).resolve().parent.parent
+BASE_DIR = Path(__file__).resolve().parents[2]
 ORDERS = "/v1/orders"
 BASELINE = "/bench/baseline-insert"
 PRICES = {"AAPL": "190.00"}

@@ -1,4 +1,4 @@
-"""python -m bench [--quick] [--only entry,precheck,sync,killswitch,admin,reconcile] [sizes...]
+"""python -m tools.bench [--quick] [--only entry,precheck,sync,killswitch,admin,reconcile] [sizes...]
 
 Creates (dropping it first) its own PostgreSQL database, migrates it, runs the
 benchmarks, prints one table and writes it as JSON to var/bench/. See
@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.env import BenchSetupError, database_name, default_url, prepare
+from tools.bench.env import BenchSetupError, database_name, default_url, prepare
 
-BASE_DIR = Path(__file__).resolve().parent.parent
+BASE_DIR = Path(__file__).resolve().parents[2]
 OUT_DIR = BASE_DIR / "var" / "bench"
 BENCHMARKS = ("entry", "precheck", "sync", "killswitch", "admin", "reconcile")
 
@@ -46,7 +46,7 @@ class Sizes:
 
 
 def parse(argv: list[str] | None) -> tuple[argparse.Namespace, Sizes]:
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m tools.bench", description=__doc__.splitlines()[0])
     parser.add_argument("--only", default="", help=f"comma-separated subset of: {', '.join(BENCHMARKS)}")
     parser.add_argument("--quick", action="store_true", help="smaller sizes and shorter runs (a smoke test, ~3 min)")
     parser.add_argument(
@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench: {exc}", file=sys.stderr)
         return 2
 
-    from bench import db
+    from tools.bench import db
 
     started = time.perf_counter()
     log(f"recreating database {database_name(args.database_url)}")
@@ -136,10 +136,10 @@ def main(argv: list[str] | None = None) -> int:
     log("migrating")
     db.migrate()
 
-    from bench.suite import run
+    from tools.bench.suite import run
 
     sections = run(only=args.only, sizes=sizes, log=log, out_dir=Path(args.out))
-    from bench import report
+    from tools.bench import report
 
     total = time.perf_counter() - started
     header = (
@@ -155,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         "sizes": sizes.__dict__,
         "seconds": total,
         "cpus": os.cpu_count(),
-        "command": "python -m bench " + " ".join(sys.argv[1:] if argv is None else argv),
+        "command": "python -m tools.bench " + " ".join(sys.argv[1:] if argv is None else argv),
     }
     path = report.write_json(sections, out_dir=Path(args.out), run=run_info, table=table)
     print(f"\nJSON: {path.relative_to(BASE_DIR) if path.is_relative_to(BASE_DIR) else path}")

@@ -4,7 +4,7 @@ from django.urls import path
 
 from backoffice.urls import handler404, handler500  # noqa: F401
 from backoffice.urls import urlpatterns as product_urlpatterns
-from bench.views import BaselineInsert
+from tools.bench.views import BaselineInsert
 
 urlpatterns = [
     path("bench/baseline-insert", BaselineInsert.as_view(), name="bench-baseline-insert"),

@@ -3,7 +3,7 @@
 The suite runs against its own PostgreSQL database, never a developer's or
 CI's: ``--database-url`` (or ``BENCH_DATABASE_URL``) names it, and names that
 belong to someone else (``test*``, ``lead``, ``ci``, the server's own) are
-refused. Settings come from :mod:`bench.settings` (the product's settings plus
+refused. Settings come from :mod:`tools.bench.settings` (the product's settings plus
 a bench-only URLconf); the secret key is a fresh random value per run, passed
 to gunicorn through the environment, never on a command line or in output.
 """
@@ -35,7 +35,7 @@ def database_name(url: str) -> str:
             "Use a name such as bench_backoffice"
         )
     app_url = os.environ.get("DATABASE_URL", "")
-    if app_url and os.environ.get("DJANGO_SETTINGS_MODULE") != "bench.settings":
+    if app_url and os.environ.get("DJANGO_SETTINGS_MODULE") != "tools.bench.settings":
         app_parts = urlsplit(app_url)
         if app_parts.path.lstrip("/") == name and app_parts.hostname == parts.hostname and app_parts.port == parts.port:
             raise BenchSetupError(
@@ -69,13 +69,13 @@ def maintenance_url(url: str) -> str:
 
 
 def prepare(database_url: str) -> dict[str, str]:
-    """Set this process's environment for Django (bench.settings); returns it for child processes."""
+    """Set this process's environment for Django (tools.bench.settings); returns it for child processes."""
     database_name(database_url)
     for name in ("ALPACA_API_KEY", "ALPACA_SECRET_KEY", "ALPACA_BASE_URL", "ALPACA_DATA_URL", "REDIS_URL"):
         os.environ.pop(name, None)
     os.environ.update(
         {
-            "DJANGO_SETTINGS_MODULE": "bench.settings",
+            "DJANGO_SETTINGS_MODULE": "tools.bench.settings",
             "DATABASE_URL": database_url,
             # Production-shaped: DEBUG off (no query log growing in memory), but
             # plain HTTP on loopback, so no redirect to https.

@@ -15,9 +15,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import b_admin, b_entry, b_jobs, b_precheck, fixtures, history
-from bench.report import Section, check
-from bench.stats import ratio
+from tools.bench import b_admin, b_entry, b_jobs, b_precheck, fixtures, history
+from tools.bench.report import Section, check
+from tools.bench.stats import ratio
 
 Log = Callable[[str], None]
 
@@ -133,7 +133,7 @@ def run(*, only: list[str], sizes: Any, log: Log, out_dir: Path) -> list[Section
 
     venues_needed = [name for name in ("sync", "killswitch", "reconcile") if name in only]
     if venues_needed:
-        from bench.venues import FakeAlpacaVenue, SimulatedVenue
+        from tools.bench.venues import FakeAlpacaVenue, SimulatedVenue
 
         strat = b_jobs.strategy()
         venues: list[Any] = []

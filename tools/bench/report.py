@@ -66,7 +66,7 @@ class Section:
 
     @property
     def rerun(self) -> str:
-        return f"python -m bench --only {self.key}"
+        return f"python -m tools.bench --only {self.key}"
 
     def add(self, *args: Any, **kwargs: Any) -> Figure:
         figure = Figure(*args, **kwargs)

@@ -38,7 +38,7 @@ from risk.models import Strategy
 from tests.fake_alpaca import DEFAULT_API_KEY, DEFAULT_SECRET_KEY, FakeAlpacaControl
 from tests.jobs.helpers import working_book
 
-BASE_DIR = Path(__file__).resolve().parent.parent
+BASE_DIR = Path(__file__).resolve().parents[2]
 FAKE_OPEN = {"new", "partially_filled", "accepted", "pending_new", "pending_cancel", "held"}
 
 

@@ -12,14 +12,14 @@ from typing import Any
 
 from django.utils import timezone
 
-from bench import fixtures
-from bench.venues import Venue
 from brokers.base import BrokerClient
 from orders import services
 from orders.models import Order, Position
 from orders.states import WORKING, OrderStatus
 from risk import services as risk_services
 from risk.models import KillSwitch, KillSwitchSource, Strategy
+from tools.bench import fixtures
+from tools.bench.venues import Venue
 
 SLUG = "bench-jobs"
 PAGE = 500

@@ -3,7 +3,7 @@
 Nothing here changes how an order is entered, checked or sent. The differences
 from backoffice.settings are:
 
-* ``ROOT_URLCONF = "bench.urls"``: the product's URLs plus the baseline
+* ``ROOT_URLCONF = "tools.bench.urls"``: the product's URLs plus the baseline
   endpoint, which is not part of the product.
 * A per-process local-memory cache instead of the file (or Redis) cache, so a
   run neither reads nor clears the developer's ``var/cache``. The product's
@@ -16,7 +16,7 @@ from backoffice.settings are:
 from backoffice.settings import *  # noqa: F403
 from backoffice.settings import BASE_DIR, LOGGING
 
-ROOT_URLCONF = "bench.urls"
+ROOT_URLCONF = "tools.bench.urls"
 
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "bench"}}
 

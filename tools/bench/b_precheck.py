@@ -23,14 +23,14 @@ from django.db.models import Q
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from bench import fixtures
-from bench.stats import median, ms, percentile
 from brokers.registry import get_market_data
 from orders import selectors, services
 from orders.models import Order, Position
 from risk import checks
 from risk.models import KillSwitch, RiskLimits, RiskState, Strategy
 from tests.jobs.helpers import working_book
+from tools.bench import fixtures
+from tools.bench.stats import median, ms, percentile
 
 SLUG = "bench-precheck"
 PRICES = {"AAPL": "190.00", "MSFT": "420.00", "SPY": "560.00", "NVDA": "120.00", "TSLA": "250.00", "AMZN": "185.00"}
