@@ -41,8 +41,8 @@ class OrderOrigin(models.TextChoices):
     FLATTEN = "flatten", "Kill-switch flatten"
 
 
-def _never_received(order: Order) -> bool:
-    return order.never_received_at is not None
+def _never_received(order: models.Model) -> bool:
+    return getattr(order, "never_received_at", None) is not None
 
 
 class Order(ConcurrentTransitionMixin, models.Model):
