@@ -10,6 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from brokers import types as bt
+from orders.events import event_record
 from orders.models import Fill, Order, Position
 from orders.services.transitions import MONEY_PLACES, PRICE_PLACES, S, _log_transition, _transition
 from orders.states import TERMINAL, from_broker_status
@@ -45,10 +46,12 @@ def _apply_fill_to_position(position: Position, side: str, qty: Decimal, price: 
     return realised
 
 
-def _record_fill(order: Order, cumulative_qty: Decimal, cumulative_avg: Decimal | None, at: dt.datetime) -> bool:
-    """Turn an increase of the broker's cumulative filled qty into one fill row. Idempotent."""
+def _record_fill(
+    order: Order, cumulative_qty: Decimal, cumulative_avg: Decimal | None, at: dt.datetime
+) -> Fill | None:
+    """Turn an increase of the broker's cumulative filled qty into one fill row (returned). Idempotent."""
     if cumulative_qty <= order.filled_qty:
-        return False
+        return None
     avg = cumulative_avg if cumulative_avg is not None else order.filled_avg_price or order.limit_price or Decimal(0)
     delta_qty = cumulative_qty - order.filled_qty
     previous_cost = order.filled_qty * (order.filled_avg_price or Decimal(0))
@@ -57,7 +60,7 @@ def _record_fill(order: Order, cumulative_qty: Decimal, cumulative_avg: Decimal 
     position = Position.objects.select_for_update().get(strategy_id=order.strategy_id, symbol=order.symbol)
     realised = _apply_fill_to_position(position, order.side, delta_qty, price)
     position.save()
-    Fill.objects.create(
+    fill = Fill.objects.create(
         order=order,
         strategy_id=order.strategy_id,
         symbol=order.symbol,
@@ -70,7 +73,7 @@ def _record_fill(order: Order, cumulative_qty: Decimal, cumulative_avg: Decimal 
     )
     order.filled_qty = cumulative_qty
     order.filled_avg_price = avg.quantize(PRICE_PLACES)
-    return True
+    return fill
 
 
 def _broker_says(broker_order: bt.BrokerOrder) -> str:
@@ -89,9 +92,10 @@ def _apply_broker_order(order: Order, broker_order: bt.BrokerOrder, *, label: st
     """
     if order.status in TERMINAL and order.never_received_at is not None:
         return _adopt_late_truth(order, broker_order, label=label)
-    changed = _record_fill(
+    fill = _record_fill(
         order, broker_order.filled_qty, broker_order.filled_avg_price, broker_order.updated_at or timezone.now()
     )
+    changed = fill is not None
     if order.broker_order_id is None:
         order.broker_order_id = broker_order.broker_order_id
         changed = True
@@ -100,19 +104,24 @@ def _apply_broker_order(order: Order, broker_order: bt.BrokerOrder, *, label: st
     if target == S.SUBMITTED and order.filled_qty > 0:
         target = S.PARTIALLY_FILLED
     if order.status in TERMINAL:
-        if changed:
+        if fill is not None:
             logger.error("fill for terminal order %s recorded from broker truth", order.client_order_id)
+        if changed:
             order.save()
+        if fill is not None:
+            event_record(order=order, fill=fill)
         return changed
     # A cancel request stays pending until the broker confirms or refuses it:
     # the broker still saying "new" only means it has not processed it yet.
     if order.status == S.PENDING_CANCEL and target == S.SUBMITTED:
         target = S.PENDING_CANCEL
     if target != order.status:
-        _transition(order, target, label=label, reason=_broker_says(broker_order))
+        _transition(order, target, label=label, reason=_broker_says(broker_order), fill=fill)
         return True
     if changed:
         order.save()
+    if fill is not None:
+        event_record(order=order, fill=fill)  # a further partial fill: no state change, still an event
     return changed
 
 
@@ -128,7 +137,7 @@ def _adopt_late_truth(order: Order, broker_order: bt.BrokerOrder, *, label: str)
     sync until the broker confirms).
     """
     source = order.status
-    filled = _record_fill(
+    fill = _record_fill(
         order, broker_order.filled_qty, broker_order.filled_avg_price, broker_order.updated_at or timezone.now()
     )
     order.broker_order_id = order.broker_order_id or broker_order.broker_order_id
@@ -141,11 +150,9 @@ def _adopt_late_truth(order: Order, broker_order: bt.BrokerOrder, *, label: str)
     getattr(order, f"adopt_{target}")()  # TransitionNotAllowed for an edge CORRECTIONS does not list
     order.never_received_at = None  # the broker has shown it: adopted once, then an ordinary order
     order.save()
-    reason = f"late truth: broker shows {broker_order.status}"
-    if broker_order.filled_qty:
-        reason += f", filled {broker_order.filled_qty} @ {broker_order.filled_avg_price}"
-    reason += f"; the order had been closed as never received ({source})"
-    _log_transition(order, source, actor=None, label=label, reason=reason)
+    shows = _broker_says(broker_order).removeprefix("broker status ")
+    reason = f"late truth: broker shows {shows}; the order had been closed as never received ({source})"
+    _log_transition(order, source, actor=None, label=label, reason=reason, fill=fill)
     summary = (
         f"order {order.client_order_id} ({order.side} {order.qty} {order.symbol}) had been closed as {source}, "
         f"never received; the broker shows it {broker_order.status}, filled {broker_order.filled_qty}. "
@@ -162,7 +169,7 @@ def _adopt_late_truth(order: Order, broker_order: bt.BrokerOrder, *, label: str)
             _cancel_at_broker(Order.objects.get(pk=order_id), label=label)
 
         transaction.on_commit(cancel_after_commit)
-    logger.warning("%s (filled now: %s)", summary, filled)
+    logger.warning("%s (a fill adopted now: %s)", summary, fill is not None)
     return True
 
 
