@@ -296,8 +296,8 @@ def risk_picture(*, now: dt.datetime | None = None) -> dict[str, object]:
     day_start = state.day_start_equity or equity
     peak = state.peak_equity or equity
     hundred = Decimal(100)
-    daily_dd = max(ZERO, (day_start - equity) / day_start * hundred) if day_start else ZERO
-    total_dd = max(ZERO, (peak - equity) / peak * hundred) if peak else ZERO
+    daily_dd = checks.drawdown_pct(day_start, equity)
+    total_dd = checks.drawdown_pct(peak, equity)
     deployed = exposure.gross_position_value + exposure.working_add
     deployed_pct = deployed / equity * hundred if equity else None
 

@@ -126,17 +126,17 @@ def _pct(part: Decimal, whole: Decimal) -> Decimal:
     return part / whole * HUNDRED if whole else Decimal("Infinity")
 
 
-def daily_drawdown(snapshot: RiskSnapshot) -> Decimal:
-    """max(0, (day_start - equity) / day_start), as a fraction."""
-    if snapshot.day_start_equity <= 0:
-        return ZERO
-    return max(ZERO, (snapshot.day_start_equity - snapshot.equity) / snapshot.day_start_equity)
+def drawdown_pct(reference: Decimal | None, equity: Decimal) -> Decimal:
+    """The one drawdown formula: how far ``equity`` is below ``reference``, in percent, never negative.
 
-
-def total_drawdown(snapshot: RiskSnapshot) -> Decimal:
-    if snapshot.peak_equity <= 0:
+    ``reference`` is the day-start equity (daily drawdown) or the peak equity
+    (total drawdown). Without a positive reference there is no drawdown (0).
+    Unrounded: limits are compared exactly. Used by the pre-trade check, the
+    circuit breaker, the risk picture (API, dashboard) and the admin.
+    """
+    if reference is None or reference <= 0:
         return ZERO
-    return max(ZERO, (snapshot.peak_equity - snapshot.equity) / snapshot.peak_equity)
+    return max(ZERO, (reference - equity) / reference) * HUNDRED
 
 
 def reduces_position(intent: OrderIntent, strategy: StrategyState) -> bool:
@@ -197,7 +197,7 @@ def evaluate(intent: OrderIntent, snapshot: RiskSnapshot) -> list[Violation]:
         return violations
 
     # 2. Circuit breaker and drawdowns: past the daily limit only reducing orders pass.
-    total_dd = total_drawdown(snapshot) * HUNDRED
+    total_dd = drawdown_pct(snapshot.peak_equity, snapshot.equity)
     if total_dd >= limits.max_total_drawdown_pct:
         violations.append(
             Violation(
@@ -207,7 +207,7 @@ def evaluate(intent: OrderIntent, snapshot: RiskSnapshot) -> list[Violation]:
                 total_dd.quantize(Decimal("0.01")),
             )
         )
-    daily_dd = daily_drawdown(snapshot) * HUNDRED
+    daily_dd = drawdown_pct(snapshot.day_start_equity, snapshot.equity)
     if adds_exposure and (snapshot.breaker_state == "tripped" or daily_dd >= limits.max_daily_drawdown_pct):
         violations.append(
             Violation(
