@@ -17,9 +17,9 @@ from django.contrib import admin
 from django.urls import reverse
 from django.utils import timezone
 
+from core.models import JobRun
 from orders.models import Order, Position, ReconciliationBreak, ReconciliationRun
 from orders.services import order_apply_broker_update
-from risk.models import JobRun
 from tests.admin.browser import log_in, new_page, screenshot
 from tests.jobs.helpers import working_book
 
