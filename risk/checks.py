@@ -110,6 +110,15 @@ class RiskSnapshot:
     working_add_notional: Decimal = ZERO
     open_positions: int = 0
     symbol_has_position: bool = False
+    # Symbols holding a position or an exposure-adding working order that have
+    # no fresh last price (a working limit order is priced at its limit): their
+    # exposure cannot be counted, so nothing that adds exposure may pass.
+    unpriced_symbols: tuple[str, ...] = ()
+
+
+def price_is_fresh(last: LastPrice | None, *, now: dt.datetime, max_age: dt.timedelta) -> bool:
+    """The one freshness rule, for the order's own price and for every exposure mark."""
+    return last is not None and now - last.at <= max_age
 
 
 def _pct(part: Decimal, whole: Decimal) -> Decimal:
@@ -233,8 +242,8 @@ def evaluate(intent: OrderIntent, snapshot: RiskSnapshot) -> list[Violation]:
 
     price = order_price(intent, snapshot)
     last = snapshot.last_price
-    price_is_fresh = last is not None and snapshot.now - last.at <= snapshot.max_price_age
-    if not price_is_fresh:
+    fresh = price_is_fresh(last, now=snapshot.now, max_age=snapshot.max_price_age)
+    if not fresh:
         age = "none" if last is None else f"{int((snapshot.now - last.at).total_seconds())}s"
         violations.append(
             Violation(
@@ -242,6 +251,17 @@ def evaluate(intent: OrderIntent, snapshot: RiskSnapshot) -> list[Violation]:
                 f"No fresh last trade price for {intent.symbol}; the order is denied rather than priced by a guess.",
                 f"{int(snapshot.max_price_age.total_seconds())}s",
                 age,
+            )
+        )
+    unpriced = [sym for sym in snapshot.unpriced_symbols if sym != intent.symbol]  # the order's own: reported above
+    if adds_exposure and unpriced:
+        violations.append(
+            Violation(
+                "stale_price",
+                f"No fresh last trade price for {', '.join(unpriced)}, where positions or working orders are held: "
+                "their exposure cannot be counted, so no order that adds exposure passes.",
+                f"{int(snapshot.max_price_age.total_seconds())}s",
+                ", ".join(unpriced),
             )
         )
     notional = intent.qty * price if price is not None else None
@@ -298,7 +318,7 @@ def evaluate(intent: OrderIntent, snapshot: RiskSnapshot) -> list[Violation]:
                 notional.quantize(Decimal("0.01")),
             )
         )
-    if intent.limit_price is not None and last is not None and price_is_fresh:
+    if intent.limit_price is not None and last is not None and fresh:
         deviation = _pct(abs(intent.limit_price - last.price), last.price)
         if deviation > limits.max_price_deviation_pct:
             violations.append(
