@@ -414,6 +414,10 @@ class FakeAlpacaServer:
         if rule and rule.kind == "drop_connection":
             connection.abort()
             return
+        if rule and rule.kind == "stall":
+            self._stopping.wait(rule.seconds)
+            connection.abort()
+            return
         if rule and not rule.apply:  # http_429, or http_500/504 that fail before the venue acts
             self._answer(connection, record, self._fault_answer(rule))
             return
