@@ -14,13 +14,7 @@ stored the order, with one deliberate exception, ``order_send``. Callers import
 from ``orders.services``; the names below are its public face.
 """
 
-from orders.services.cancel import (
-    OrderNotCancellable,
-    order_cancel,
-    order_resolve,
-    orders_cancel_for_kill_switch,
-    positions_flatten,
-)
+from orders.services.cancel import OrderNotCancellable, order_cancel, order_cancel_attempt, order_resolve
 from orders.services.entry import (
     BrokerUnreachable,
     IdempotencyConflict,
@@ -31,12 +25,14 @@ from orders.services.entry import (
     order_submit,
 )
 from orders.services.execution import order_apply_broker_update
+from orders.services.intent import DriveResult, intents_drive, orders_cancel_for_kill_switch, positions_flatten
 from orders.services.reconciliation import ReconcileResult, break_handle, positions_reconcile
 from orders.services.sync import CLOSED_LISTING_WINDOW, SyncResult, orders_sync
 
 __all__ = [
     "CLOSED_LISTING_WINDOW",
     "BrokerUnreachable",
+    "DriveResult",
     "IdempotencyConflict",
     "InvalidOrder",
     "OrderNotCancellable",
@@ -45,8 +41,10 @@ __all__ = [
     "SubmitOutcome",
     "SyncResult",
     "break_handle",
+    "intents_drive",
     "order_apply_broker_update",
     "order_cancel",
+    "order_cancel_attempt",
     "order_resolve",
     "order_send",
     "order_submit",

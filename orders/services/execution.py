@@ -81,7 +81,11 @@ def _apply_broker_order(order: Order, broker_order: bt.BrokerOrder, *, label: st
         order, broker_order.filled_qty, broker_order.filled_avg_price, broker_order.updated_at or timezone.now()
     )
     if order.broker_order_id is None:
+        # Saved even if nothing else changed: the id is what a cancel needs (adr/0008).
         order.broker_order_id = broker_order.broker_order_id
+        changed_id = True
+    else:
+        changed_id = False
     order.broker_updated_at = broker_order.updated_at
     target = from_broker_status(broker_order.status)
     if target == S.SUBMITTED and order.filled_qty > 0:
@@ -91,9 +95,11 @@ def _apply_broker_order(order: Order, broker_order: bt.BrokerOrder, *, label: st
             logger.error("fill for terminal order %s recorded from broker truth", order.client_order_id)
             order.save()
         return changed
-    # A cancel request stays pending until the broker confirms or refuses it:
-    # the broker still saying "new" only means it has not processed it yet.
-    if order.status == S.PENDING_CANCEL and target == S.SUBMITTED:
+    # A cancel request stays pending until the broker says cancelled (or the order
+    # fills): the broker still saying "new" or "partially_filled" only means it has
+    # not cancelled it yet, and the sync keeps sending the cancel (adr/0008). Fills
+    # on the way are recorded all the same.
+    if order.status == S.PENDING_CANCEL and target in {S.SUBMITTED, S.PARTIALLY_FILLED}:
         target = S.PENDING_CANCEL
     if target != order.status:
         reason = f"broker status {broker_order.status}"
@@ -101,7 +107,7 @@ def _apply_broker_order(order: Order, broker_order: bt.BrokerOrder, *, label: st
             reason += f", filled {broker_order.filled_qty} @ {broker_order.filled_avg_price}"
         _transition(order, target, label=label, reason=reason)
         return True
-    if changed:
+    if changed or changed_id:
         order.save()
     return changed
 

@@ -15,12 +15,12 @@ from brokers.registry import get_broker
 from orders.models import BreakStatus, Order, Position, ReconciliationBreak, ReconciliationRun
 from orders.services.sync import orders_sync
 from orders.states import OrderStatus
-
-# Orders whose send has no stored outcome yet: the broker may know more than we do.
-IN_FLIGHT = (OrderStatus.PENDING, OrderStatus.UNKNOWN)
 from risk import alerts
 from risk.models import KillSwitchSource, RiskEvent, RiskEventKind
 from risk.services import actor_label, killswitch_activate
+
+# Orders whose send has no stored outcome yet: the broker may know more than we do.
+IN_FLIGHT = (OrderStatus.PENDING, OrderStatus.UNKNOWN)
 
 
 def _broker_positions() -> dict[str, Decimal]:
@@ -65,7 +65,7 @@ def _compare_at_a_cut(*, label: str, report_unknown_open: bool) -> _Cut:
     """
     in_flight = _symbols_in_flight()
     before = _broker_positions()
-    sync = orders_sync(label=label, report_unknown_open=report_unknown_open)
+    sync = orders_sync(label=label, report_unknown_open=report_unknown_open, drive=False)
     ledger = _ledger_positions()
     after = _broker_positions()
     in_flight |= _symbols_in_flight()

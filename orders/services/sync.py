@@ -18,8 +18,10 @@ from brokers.registry import get_broker
 from orders.models import Order
 from orders.services.cancel import order_resolve
 from orders.services.execution import _apply_broker_order, order_apply_broker_update
+from orders.services.intent import DriveResult, OpenBrokerOrder, intents_drive, open_broker_orders
 from orders.services.transitions import S
 from orders.states import WORKING
+from risk.models import KillSwitch
 
 logger = logging.getLogger(__name__)
 CLOSED_LISTING_WINDOW = dt.timedelta(minutes=15)
@@ -34,6 +36,8 @@ class SyncResult:
     broker_calls: int = 0
     # Open broker orders no local order has, when the caller asked (reconciliation reports them).
     unknown_open: list[dict[str, str]] = field(default_factory=list)
+    # What the cycle pushed to the broker after pulling its state in (adr/0008).
+    drive: DriveResult | None = None
 
 
 def _pages(broker_orders: Iterable[bt.BrokerOrder], size: int = 500) -> Iterable[list[bt.BrokerOrder]]:
@@ -84,8 +88,8 @@ def _collect_unknown(page: list[bt.BrokerOrder], result: SyncResult) -> None:
     ]
 
 
-def orders_sync(*, label: str = "job:order_sync", report_unknown_open: bool = False) -> SyncResult:
-    """Move every local working order to the broker's state.
+def orders_sync(*, label: str = "job:order_sync", report_unknown_open: bool = False, drive: bool = True) -> SyncResult:
+    """Move every local working order to the broker's state, then push the broker toward our intent.
 
     Broker calls grow with pages of 500, not with orders: one paged listing
     of orders closed since the oldest working order was created, and one of
@@ -99,6 +103,13 @@ def orders_sync(*, label: str = "job:order_sync", report_unknown_open: bool = Fa
     With ``report_unknown_open`` the open listing also collects the open
     broker orders this system does not know (reconciliation reports them),
     and is read even when nothing local is working.
+
+    Then, with ``drive`` (the beat job's cycle), ``intents_drive`` pushes
+    what was decided and is not yet true at the broker: pending cancels,
+    active kill switches, flatten (adr/0008). The open listing is then read
+    while a global switch is active even with nothing local working, since
+    an order we do not know is in its scope too. Reconciliation syncs without
+    the drive, so that its two position reads are not moved by it.
     """
     broker = get_broker()
     calls_before = broker.counter.calls
@@ -107,11 +118,14 @@ def orders_sync(*, label: str = "job:order_sync", report_unknown_open: bool = Fa
     cycle_start = timezone.now()
     local = Order.objects.filter(status__in=WORKING)
     result.checked = local.count()  # the working set, through its partial index
-    if not result.checked and not report_unknown_open:
+    switches = set(KillSwitch.objects.filter(active=True).values_list("strategy_id", flat=True)) if drive else set()
+    if not result.checked and not report_unknown_open and not switches:
         return result
     oldest = local.exclude(status=S.PENDING).order_by("created_at").values_list("created_at", flat=True).first()
-    if oldest is not None or report_unknown_open:
+    open_orders: list[OpenBrokerOrder] = []
+    if oldest is not None or report_unknown_open or None in switches:
         for page in _pages(broker.iter_orders(status="open")):
+            open_orders += open_broker_orders(page)
             if report_unknown_open:
                 _collect_unknown(page, result)
             if result.checked:  # else listed only for the unknown-order report: nothing local to apply
@@ -145,5 +159,7 @@ def orders_sync(*, label: str = "job:order_sync", report_unknown_open: bool = Fa
                 result.changed += 1
             except BrokerError as exc:
                 logger.warning("order %s is in no listing and its lookup failed: %s", client_order_id, exc)
+    if drive:
+        result.drive = intents_drive(open_orders=open_orders, label=label)
     result.broker_calls = broker.counter.calls - calls_before
     return result
