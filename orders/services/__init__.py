@@ -2,8 +2,10 @@
 
 - ``entry``: submit and send (the pre-trade pipeline, the kill-switch fence);
 - ``execution``: broker updates, fills, the position ledger;
-- ``cancel``: a client's cancel, settling ambiguous sends, the kill switch's
-  cancels and flatten;
+- ``cancel``: a client's cancel and each attempt to get it to the broker,
+  settling ambiguous sends;
+- ``intent``: the kill switch's cancels and flatten, and each sync cycle's
+  push of every stored intent to the broker (adr/0008);
 - ``sync``: status polling;
 - ``reconciliation``: broker positions vs the ledger, and break handling;
 - ``transitions``: the one way an order changes state, with its audit row.
