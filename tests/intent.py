@@ -27,7 +27,9 @@ from django.conf import settings as django_settings
 from brokers import registry
 from orders import services
 from tests.e2e.stack import database_url_for_subprocesses
-from tests.fake_alpaca.server import DEFAULT_API_KEY, DEFAULT_SECRET_KEY, FakeAlpacaServer
+from tests.fake_alpaca.control import FakeAlpacaControl
+from tests.fake_alpaca.faults import FaultRule
+from tests.fake_alpaca.server import DEFAULT_API_KEY, DEFAULT_SECRET_KEY, FakeAlpacaServer, RecordedRequest
 
 PROJECT = Path(__file__).resolve().parents[1]
 # Alpaca's open status words (the fake's own split): an order in one of these can still fill.
@@ -74,8 +76,11 @@ def open_at_broker(fake: FakeAlpacaServer, client_order_ids: list[str] | None = 
             if o["status"] in OPEN and (client_order_ids is None or o["client_order_id"] in client_order_ids)]
 
 
-def requests_to(fake: FakeAlpacaServer, method: str, pattern: str) -> int:
-    return sum(1 for r in fake.requests if r.method == method and fnmatch.fnmatchcase(r.path, pattern))
+def requests_to(fake: FakeAlpacaServer | FakeAlpacaControl, method: str, pattern: str) -> int:
+    """How many requests the fake received at ``method pattern`` (in-process fake or its control API)."""
+    records = [(r.method, r.path) if isinstance(r, RecordedRequest) else (r["method"], r["path"])
+               for r in fake.requests]
+    return sum(1 for m, path in records if m == method and fnmatch.fnmatchcase(path, pattern))
 
 
 def wait_until_rate_limit_resets(reset_at_unix: float) -> None:
@@ -84,15 +89,25 @@ def wait_until_rate_limit_resets(reset_at_unix: float) -> None:
 
 
 def killed_right_after_the_commit(
-    fake: FakeAlpacaServer, code: str, *, method: str, path: str, log_dir: Path, timeout_s: float = 60.0
+    fake: FakeAlpacaServer | FakeAlpacaControl, code: str, *, method: str, path: str | list[str], log_dir: Path,
+    timeout_s: float = 60.0, env: dict[str, str] | None = None,
 ) -> str:
     """Run ``code`` (after django.setup()) in its own process; SIGKILL it once it calls the broker at
-    ``method path``, the call that follows the commit. The fake holds that call unprocessed.
+    ``method path`` (any of the paths), the call that follows the commit. The fake holds that call
+    unprocessed (and forgets every other fault rule afterwards).
 
+    ``env``: the process's environment (default: this test's settings, pointed at ``fake``).
     Returns the process's output, for the assertion messages.
     """
-    fake.set_fault("stall", method=method, path=path, count=1, seconds=timeout_s)
-    before = requests_to(fake, method, path)
+    paths = [path] if isinstance(path, str) else path
+    rules = [fake.set_fault("stall", method=method, path=one, count=1, seconds=timeout_s) for one in paths]
+    rule_ids = [rule.id if isinstance(rule, FaultRule) else int(rule["id"]) for rule in rules]
+
+    def calls() -> int:
+        return fake.faults_fired(rule_ids)
+
+    before = calls()
+    base_url = fake.base_url
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "tests.settings",
@@ -101,11 +116,12 @@ def killed_right_after_the_commit(
         "TRADING_MODE": "paper",
         "ALPACA_API_KEY": DEFAULT_API_KEY,
         "ALPACA_SECRET_KEY": DEFAULT_SECRET_KEY,
-        "ALPACA_BASE_URL": fake.base_url,
-        "ALPACA_DATA_URL": fake.base_url,
-        "ALPACA_TIMEOUT_S": str(timeout_s),  # blocked in the stalled call, not timed out, when killed
+        "ALPACA_BASE_URL": base_url,
+        "ALPACA_DATA_URL": base_url,
         "KILL_SWITCH_FLATTEN": "true" if django_settings.KILL_SWITCH_FLATTEN else "false",
         "LOG_LEVEL": "WARNING",
+        **(env or {}),
+        "ALPACA_TIMEOUT_S": str(timeout_s),  # blocked in the stalled call, not timed out, when killed
     }
     script = "import django\ndjango.setup()\n" + textwrap.dedent(code)
     log = log_dir / "crashed-process.log"
@@ -114,7 +130,7 @@ def killed_right_after_the_commit(
                                    stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout_s
         try:
-            while requests_to(fake, method, path) == before:
+            while calls() == before:
                 if process.poll() is not None:
                     raise AssertionError(f"the process ended before calling the broker:\n{log.read_text()}")
                 if time.monotonic() > deadline:

@@ -112,10 +112,6 @@ def _mark_pending_cancel(scope: Q, *, label: str, reason: str) -> int:
     return marked
 
 
-def _flatten_working() -> bool:
-    return Order.objects.filter(origin=OrderOrigin.FLATTEN, status__in=WORKING).exists()
-
-
 def _lock_global_switch() -> KillSwitch:
     """The kill-switch critical section: one cancel-all-or-flatten decision at a time.
 
@@ -271,8 +267,8 @@ def _drive_switches(
     flatten_ids: list[uuid.UUID] = []
     cancel_all = False
     with transaction.atomic():
-        switch = _lock_global_switch()
-        if global_active:
+        switch = _lock_global_switch() if global_active or settings.KILL_SWITCH_FLATTEN else None
+        if switch is not None and global_active:
             ours_flatten = set(Order.objects.filter(origin=OrderOrigin.FLATTEN, status__in=WORKING)
                                .values_list("client_order_id", flat=True))
             to_cancel = None if open_orders is None else [
