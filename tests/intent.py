@@ -1,4 +1,4 @@
-"""Plumbing for the intent-reconciliation tests (adr/0008): a faulty Alpaca, sync cycles, a process killed at a commit.
+"""Plumbing for the intent-reconciliation tests (adr/0011): a faulty Alpaca, sync cycles, a process killed at a commit.
 
 The broker is the fake Alpaca (tests/fake_alpaca) over real HTTP, driven by
 the real alpaca-py through the project's adapter, so every fault reaches the

@@ -5,7 +5,7 @@
 - ``cancel``: a client's cancel and each attempt to get it to the broker,
   settling ambiguous sends;
 - ``intent``: the kill switch's cancels and flatten, and each sync cycle's
-  push of every stored intent to the broker (adr/0008);
+  push of every stored intent to the broker (adr/0011);
 - ``sync``: status polling;
 - ``reconciliation``: broker positions vs the ledger, and break handling;
 - ``transitions``: the one way an order changes state, with its audit row.

@@ -19,24 +19,32 @@ from django.utils import timezone
 from brokers import types as bt
 from brokers.exceptions import BrokerError, BrokerRateLimited, BrokerRejected
 from brokers.registry import get_broker
+from core.actors import actor_label
+from core.exceptions import BusinessRefusal
 from orders.models import Order
 from orders.services.execution import _apply_broker_order
 from orders.services.transitions import S, _transition
 from orders.states import TERMINAL
-from risk.services import actor_label
 
 logger = logging.getLogger(__name__)
 
 
-class OrderNotCancellable(Exception):
+class OrderNotCancellable(BusinessRefusal):
     """The order is terminal: 409."""
+
+    status_code = 409
+    slug = "order-terminal"
+
+    @property
+    def detail(self) -> str:
+        return f"The order cannot be cancelled: {self}."
 
 
 def order_cancel(*, acting_user: Any, order: Order, reason: str = "cancel requested") -> Order:
     """Request a cancel: pending_cancel now (the stored intent), the broker's cancel right after commit.
 
     Whatever happens to that call, the status sync sends the cancel again
-    each cycle until the broker confirms (adr/0008). Asking again for an order
+    each cycle until the broker confirms (adr/0011). Asking again for an order
     already pending_cancel sends the cancel again now (idempotent: one state
     change, one more attempt).
 
@@ -49,7 +57,7 @@ def order_cancel(*, acting_user: Any, order: Order, reason: str = "cancel reques
     ):
         from django.core.exceptions import PermissionDenied
 
-        raise PermissionDenied("not allowed to cancel orders of this strategy")
+        raise PermissionDenied("You may not cancel orders of this strategy.")
     label = actor_label(acting_user)
     with transaction.atomic():
         order = Order.objects.select_for_update().get(pk=order.pk)
@@ -64,12 +72,12 @@ def order_cancel(*, acting_user: Any, order: Order, reason: str = "cancel reques
 
 
 def request_cancel(order: Order, *, label: str, reason: str, actor: Any = None) -> None:
-    """Move a locked working order to pending_cancel: the stored intent the sync drives (adr/0008)."""
+    """Move a locked working order to pending_cancel: the stored intent the sync drives (adr/0011)."""
     order.cancel_requested_at = timezone.now()
     order.cancel_next_attempt_at = None
     _transition(order, S.PENDING_CANCEL, label=label, reason=reason, actor=actor)
 
-# --- Driving a cancel to the broker (adr/0008) ---------------------------------
+# --- Driving a cancel to the broker (adr/0011) ---------------------------------
 
 # The first retry waits this long; each failure doubles it, up to settings.CANCEL_RETRY_MAX_S.
 CANCEL_RETRY_FIRST_S = 1.0
@@ -166,12 +174,22 @@ def order_cancel_attempt(*, order_id: uuid.UUID, label: str, force: bool = False
 # --- Ambiguous sends ---------------------------------------------------------
 
 
+def _within_horizon(order: Order, now: dt.datetime) -> bool:
+    """Whether the broker could still act on the send (a slow gateway accepts minutes later)."""
+    return now - (order.sent_at or order.created_at) < dt.timedelta(seconds=settings.UNKNOWN_ORDER_HORIZON_S)
+
+
 def order_resolve(*, order_id: uuid.UUID, label: str = "job:order_sync") -> Order | None:
     """Settle an order whose send is ambiguous by asking the broker for its client_order_id.
 
-    Found: the broker's state is applied. Not found after the grace period:
-    the broker never took it; it is rejected and NOT resent (a late market
-    order is worse than none; the client may submit again with a new id).
+    Found: the broker's state is applied. Not found: final only past
+    UNKNOWN_ORDER_HORIZON_S after the send; until then the order stays as it
+    is and the sync asks again next cycle. Past the horizon the order is
+    closed as never received (rejected, or cancelled if a cancel was
+    requested), marked ``never_received_at``, and NOT resent (a late market
+    order is worse than none; the client may submit again with a new id). If
+    the broker shows it after all, its late truth is adopted
+    (``execution._adopt_late_truth``).
     """
     with transaction.atomic():
         order = Order.objects.select_for_update(skip_locked=True).filter(pk=order_id).first()
@@ -182,17 +200,24 @@ def order_resolve(*, order_id: uuid.UUID, label: str = "job:order_sync") -> Orde
         except BrokerError as exc:
             logger.info("could not resolve %s yet: %s", order.client_order_id, exc)
             return order
+        now = timezone.now()
         if broker_order is not None:
             if order.status == S.PENDING:
                 _transition(order, S.UNKNOWN, label=label, reason="sender did not record the outcome")
             _apply_broker_order(order, broker_order, label=label)
             wants_cancel = order.status == S.PENDING_CANCEL
-        elif order.status == S.PENDING_CANCEL:
-            _transition(order, S.CANCELLED, label=label, reason="cancelled; the broker never received it")
-            wants_cancel = False
+        elif _within_horizon(order, now):
+            logger.info("%s not at the broker yet; asked again until the horizon", order.client_order_id)
+            return order
         else:
-            order.reject_reason = "the broker has no order with this client_order_id; it was not resent"
-            _transition(order, S.REJECTED, label=label, reason=order.reject_reason)
+            horizon = f"not found over UNKNOWN_ORDER_HORIZON_S={settings.UNKNOWN_ORDER_HORIZON_S}s"
+            order.never_received_at = now
+            if order.status == S.PENDING_CANCEL:
+                reason = f"cancelled; the broker never received it ({horizon})"
+                _transition(order, S.CANCELLED, label=label, reason=reason)
+            else:
+                order.reject_reason = f"the broker has no order with this client_order_id ({horizon}); not resent"
+                _transition(order, S.REJECTED, label=label, reason=order.reject_reason)
             wants_cancel = False
     if wants_cancel and order.broker_order_id:
         order_cancel_attempt(order_id=order.pk, label=label)

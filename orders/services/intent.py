@@ -1,4 +1,4 @@
-"""Intent reconciliation: every sync cycle pushes the broker toward what the back office decided (adr/0008).
+"""Intent reconciliation: every sync cycle pushes the broker toward what the back office decided (adr/0011).
 
 What is decided is stored before anything is sent: an order's
 ``pending_cancel``, an active kill switch (and KILL_SWITCH_FLATTEN). The

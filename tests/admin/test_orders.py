@@ -174,7 +174,7 @@ def test_the_order_list_pages_with_previous_and_next_links(officer_client, alpha
 def test_a_pending_cancel_order_keeps_its_cancel_button_and_asking_again_sends_the_cancel(
     officer_client, alpha, market
 ):
-    """adr/0008: the admin no longer hides pending_cancel orders from its cancel action; asking again re-sends."""
+    """adr/0011: the admin no longer hides pending_cancel orders from its cancel action; asking again re-sends."""
     from brokers.models import SimOrder
 
     order = working_book(alpha, 1)[0]

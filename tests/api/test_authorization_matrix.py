@@ -200,6 +200,7 @@ API_PROBES: dict[str, Probe] = {
     "health": Probe(("GET", "/v1/health"), lambda api, w: api.get("/v1/health")),
     "schema": Probe(("GET", "/v1/schema"), lambda api, w: api.get("/v1/schema")),
     "docs": Probe(("GET", "/v1/docs"), lambda api, w: api.get("/v1/docs")),
+    "metrics": Probe(("GET", "/metrics"), lambda api, w: api.get("/metrics")),
     "orders-list": Probe(("GET", "/v1/orders"), lambda api, w: api.get("/v1/orders")),
     "orders-submit-alpha": Probe(
         ("POST", "/v1/orders"), lambda api, w: api.post("/v1/orders", order_body(strategy="alpha"), format="json"),

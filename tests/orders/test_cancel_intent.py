@@ -1,4 +1,4 @@
-"""A cancel the back office decided is driven to the broker until the broker confirms (SPEC 3.4, adr/0008).
+"""A cancel the back office decided is driven to the broker until the broker confirms (SPEC 3.4, adr/0011).
 
 Each reproduction of issue #10 ends with the broker in the decided state
 (cancelled, or filled if the fill won) within 2 sync cycles of the broker

@@ -1,4 +1,4 @@
-"""Flatten from the broker's truth, net of the flatten orders already working (SPEC 3.4, 4.4; adr/0008).
+"""Flatten from the broker's truth, net of the flatten orders already working (SPEC 3.4, 4.4; adr/0011).
 
 Reproduction of issue #10: with KILL_SWITCH_FLATTEN=true two activations
 close together sent 14 flatten orders for 7 positions and flipped the book

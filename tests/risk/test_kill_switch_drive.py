@@ -1,4 +1,4 @@
-"""While a kill switch is active, every sync cycle cancels every open broker order in its scope (adr/0008).
+"""While a kill switch is active, every sync cycle cancels every open broker order in its scope (adr/0011).
 
 Reproductions of issue #10: a strategy switch whose first cancel got a 429,
 a global cancel-all answered 504, a switch committed just before the process
