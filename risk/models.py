@@ -331,3 +331,66 @@ class JobRun(models.Model):
         if self.last_succeeded_at is None:
             return None
         return (now or timezone.now()) - self.last_succeeded_at
+
+
+class AlertLevel(models.TextChoices):
+    INFO = "info", "Info"
+    WARNING = "warning", "Warning"
+    CRITICAL = "critical", "Critical"
+
+
+ALERT_LEVEL_RANK = {AlertLevel.INFO: 0, AlertLevel.WARNING: 1, AlertLevel.CRITICAL: 2}
+
+
+class AlertCondition(models.Model):
+    """What the officers were last told about one condition (a switch, the breaker, a break, a job).
+
+    A condition that persists alerts once; it alerts again only when its state
+    changes, its level escalates, a reminder falls due, or after it cleared.
+    """
+
+    key = models.CharField(max_length=200, unique=True)
+    state = models.CharField(max_length=200, blank=True)
+    level = models.CharField(max_length=10, choices=AlertLevel.choices)
+    active = models.BooleanField(default=True)
+    first_raised_at = models.DateTimeField(default=timezone.now)
+    last_alerted_at = models.DateTimeField(default=timezone.now)
+    cleared_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-last_alerted_at"]
+
+    def __str__(self) -> str:
+        return f"{self.key}: {self.state or self.level}"
+
+
+class Alert(models.Model):
+    """One alert to deliver: stored with the decision that raised it, delivered by a retrying job.
+
+    ``pending_channels`` lists the channels still to reach (``email``,
+    ``webhook``, ``apprise:N``); a channel that succeeded is never sent again.
+    """
+
+    condition = models.ForeignKey(AlertCondition, null=True, on_delete=models.SET_NULL, related_name="alerts")
+    key = models.CharField(max_length=200, db_index=True)
+    level = models.CharField(max_length=10, choices=AlertLevel.choices)
+    kind = models.CharField(max_length=40)
+    subject = models.CharField(max_length=300)
+    message = models.TextField(blank=True)
+    symbol = models.CharField(max_length=16, blank=True)
+    strategy = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    pending_channels = models.JSONField(default=list, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["next_attempt_at"], name="alert_undelivered", condition=Q(delivered_at__isnull=True)),
+        ]
+
+    def __str__(self) -> str:
+        return f"[{self.level}] {self.subject}"

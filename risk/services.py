@@ -17,6 +17,7 @@ from django.utils import timezone
 from risk import alerts
 from risk.checks import HUNDRED
 from risk.models import (
+    AlertLevel,
     BreakerState,
     EquitySnapshot,
     KillSwitch,
@@ -177,6 +178,13 @@ def _kill_switch_row(strategy: Strategy | None) -> KillSwitch:
     return KillSwitch.objects.select_for_update().get(strategy=strategy)
 
 
+BREAKER_ALERT_KEY = "circuit_breaker"
+
+
+def kill_switch_alert_key(strategy: Strategy | None) -> str:
+    return "kill_switch:global" if strategy is None else f"kill_switch:strategy:{strategy.slug}"
+
+
 def can_activate_kill_switch(user: Any, strategy: Strategy | None) -> bool:
     """Global: a risk officer. Strategy: an officer, or any client that trades it."""
     if user is None:
@@ -231,11 +239,14 @@ def killswitch_activate(
     strategy_id = strategy.pk if strategy else None
     scope = switch.scope_label
 
-    def after_commit() -> None:
-        kill_switch_activated.send(sender=KillSwitch, strategy_id=strategy_id, actor_label=label)
-        alerts.alert(f"KILL SWITCH ACTIVATED ({scope})", f"Activated by {label} ({source}): {reason}")
-
-    transaction.on_commit(after_commit)
+    alerts.alert_raise(
+        key=kill_switch_alert_key(strategy), level=AlertLevel.CRITICAL, kind="kill_switch",
+        subject=f"KILL SWITCH ACTIVATED ({scope})", message=f"Activated by {label} ({source}): {reason}",
+        strategy=strategy.slug if strategy else None, state="active",
+    )
+    transaction.on_commit(
+        lambda: kill_switch_activated.send(sender=KillSwitch, strategy_id=strategy_id, actor_label=label)
+    )
     return switch
 
 
@@ -302,11 +313,10 @@ def killswitch_reset(*, acting_user: Any, strategy: Strategy | None = None, reas
         RiskEventKind.KILL_SWITCH_RESET, acting_user=acting_user, strategy=strategy, reason=reason,
         old={"active": True}, new=new,
     )
-    scope = switch.scope_label
-    transaction.on_commit(
-        lambda: alerts.alert(
-            f"Kill switch reset ({scope})", f"Reset by {actor_label(acting_user)}: {reason}", level=logging.WARNING
-        )
+    alerts.alert_raise(
+        key=kill_switch_alert_key(strategy), level=AlertLevel.WARNING, kind="kill_switch",
+        subject=f"Kill switch reset ({switch.scope_label})", message=f"Reset by {actor_label(acting_user)}: {reason}",
+        strategy=strategy.slug if strategy else None, state="reset",
     )
     return ResetOutcome(done=True)
 
@@ -381,9 +391,13 @@ def _breaker_evaluate(state: RiskState, *, job: str) -> None:
             old={"state": old},
             new={"state": new, "daily_drawdown_pct": f"{daily:.4f}"},
         )
-        level = logging.CRITICAL if new == BreakerState.TRIPPED else logging.WARNING
-        message = f"Circuit breaker {old} -> {new}: {state.breaker_reason}"
-        transaction.on_commit(lambda: alerts.alert(f"Circuit breaker {new}", message, level=level))
+        level = {BreakerState.TRIPPED: AlertLevel.CRITICAL, BreakerState.WARNING: AlertLevel.WARNING}.get(
+            new, AlertLevel.INFO
+        )
+        alerts.alert_raise(
+            key=BREAKER_ALERT_KEY, level=level, kind="circuit_breaker", subject=f"Circuit breaker {new}",
+            message=f"Circuit breaker {old} -> {new}: {state.breaker_reason}", state=new,
+        )
     if total >= limits.max_total_drawdown_pct:
         killswitch_activate(
             acting_user=None,
