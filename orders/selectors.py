@@ -38,6 +38,11 @@ def trading_day_start(now: dt.datetime) -> dt.datetime:
     return local.replace(hour=0, minute=0, second=0, microsecond=0).astimezone(dt.UTC)
 
 
+def trading_day(now: dt.datetime) -> dt.date:
+    """The exchange's trading day (America/New_York) that ``now`` falls in."""
+    return now.astimezone(zoneinfo.ZoneInfo(settings.TRADING_DAY_TIME_ZONE)).date()
+
+
 def symbol_is_tradable(symbol: str) -> bool:
     """Asks the broker once per symbol per hour (shared cache), not on every order."""
     key = f"asset-tradable:{get_broker().name}:{symbol}"
@@ -73,7 +78,8 @@ class Exposure:
     working_add: Decimal = ZERO
     exposed_symbols: set[str] = field(default_factory=set)  # open positions and symbols with adding orders
     strategy_position_value: Decimal = ZERO
-    strategy_unrealised: Decimal = ZERO
+    strategy_unrealised: Decimal = ZERO  # since entry
+    strategy_unrealised_today: Decimal = ZERO  # its change since the trading day began
     strategy_working_add: Decimal = ZERO
     strategy_position_qty: Decimal = ZERO
     working_buy: Decimal = ZERO
@@ -85,7 +91,11 @@ class Exposure:
 
 
 def exposure_summary(
-    *, prices: dict[str, LastTrade], strategy_id: int | None = None, symbol: str | None = None
+    *,
+    prices: dict[str, LastTrade],
+    strategy_id: int | None = None,
+    symbol: str | None = None,
+    today: dt.date | None = None,
 ) -> Exposure:
     """Positions marked at the last price plus working orders that add exposure (FIA).
 
@@ -96,7 +106,9 @@ def exposure_summary(
     result = Exposure()
     net_by_symbol: dict[str, Decimal] = defaultdict(lambda: ZERO)
     positions_by_key: dict[tuple[int, str], Decimal] = {}
-    for row in Position.objects.exclude(qty=0).values("strategy_id", "symbol", "qty", "avg_price"):
+    for row in Position.objects.exclude(qty=0).values(
+        "strategy_id", "symbol", "qty", "avg_price", "day_start_on", "day_start_unrealized_pnl"
+    ):
         mark = _mark(row["symbol"], prices, row["avg_price"])
         value = abs(row["qty"] * mark)
         result.gross_position_value += value
@@ -104,7 +116,10 @@ def exposure_summary(
         positions_by_key[(row["strategy_id"], row["symbol"])] = row["qty"]
         if row["strategy_id"] == strategy_id:
             result.strategy_position_value += value
-            result.strategy_unrealised += (mark - row["avg_price"]) * row["qty"]
+            unrealised = (mark - row["avg_price"]) * row["qty"]
+            result.strategy_unrealised += unrealised
+            if row["day_start_on"] == today:
+                result.strategy_unrealised_today += unrealised - row["day_start_unrealized_pnl"]
             if row["symbol"] == symbol:
                 result.strategy_position_qty = row["qty"]
     result.exposed_symbols = {s for s, q in net_by_symbol.items() if q != 0}
@@ -161,7 +176,7 @@ def build_snapshot(
         ).values_list("strategy_id", "active")
     }
 
-    exposure = exposure_summary(prices=prices, strategy_id=strategy.pk, symbol=intent.symbol)
+    exposure = exposure_summary(prices=prices, strategy_id=strategy.pk, symbol=intent.symbol, today=trading_day(now))
     day_start = trading_day_start(now)
     realised_today = Fill.objects.filter(strategy=strategy, at__gte=day_start).aggregate(
         total=Coalesce(Sum("realized_pnl"), ZERO)
@@ -186,7 +201,8 @@ def build_snapshot(
         orders_last_second=recent["second"],
         orders_last_minute=recent["minute"],
         exposure=exposure.strategy_position_value + exposure.strategy_working_add,
-        daily_pnl=realised_today + exposure.strategy_unrealised,
+        # Realised today plus the change of unrealised since the day began (orders/day_start.py).
+        daily_pnl=realised_today + exposure.strategy_unrealised_today,
         position_qty=exposure.strategy_position_qty,
         working_buy_qty=exposure.working_buy,
         working_sell_qty=exposure.working_sell,

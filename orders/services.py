@@ -27,6 +27,7 @@ from brokers import types as bt
 from brokers.exceptions import BrokerError, BrokerRejected
 from brokers.registry import get_broker, get_market_data
 from orders import selectors
+from orders.day_start import position_mark_before_fill
 from orders.models import (
     BreakStatus,
     Fill,
@@ -350,6 +351,7 @@ def _record_fill(order: Order, cumulative_qty: Decimal, cumulative_avg: Decimal 
     price = ((cumulative_qty * avg - previous_cost) / delta_qty).quantize(PRICE_PLACES)
     Position.objects.get_or_create(strategy_id=order.strategy_id, symbol=order.symbol)
     position = Position.objects.select_for_update().get(strategy_id=order.strategy_id, symbol=order.symbol)
+    position_mark_before_fill(position, price=price, now=timezone.now())
     realised = _apply_fill_to_position(position, order.side, delta_qty, price)
     position.save()
     Fill.objects.create(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from celery import shared_task
 
 from brokers.exceptions import BrokerError
-from orders import services
+from orders import day_start, services
 from risk.jobs import JobBusy, exclusive_job
 from risk.taskutil import retry_delay
 
@@ -32,6 +32,8 @@ def reconcile_positions(self) -> dict[str, int] | str:  # noqa: ANN001
     try:
         with exclusive_job("reconcile", ttl_s=150):
             result = services.positions_reconcile()
+            # Within a minute of the trading day's start, while the market is closed.
+            day_start.positions_mark_day_start()
     except JobBusy:
         return "busy"
     except BrokerError as exc:
