@@ -610,7 +610,7 @@ class Dashboard:
 def build(*, now: dt.datetime | None = None) -> Dashboard:
     now = now or timezone.now()
     picture = risk_picture(now=now)
-    state = RiskState.current()
+    state = RiskState.objects.select_related("peak_reset_by").get(pk=1)  # risk_picture made sure it exists
     limits = RiskLimits.current()
     labels = dict(OrderStatus.choices)
     by_status = dict(working_orders().order_by().values_list("status").annotate(n=Count("id")))

@@ -5,7 +5,7 @@ daily P&L = realised P&L today + (unrealised P&L now - unrealised P&L at the day
 which is the change of (realised + unrealised) since the day began: a position
 held overnight counts only what it gained or lost today, one opened today
 counts since entry (its day-start unrealised P&L is 0). The day is the
-exchange's trading day (``selectors.trading_day``).
+exchange's trading day (``risk.models.trading_day``).
 
 A position is marked once per trading day: by the reconciliation job (every
 minute, so within a minute of the day's start, while the market is closed),
@@ -27,7 +27,7 @@ from django.utils import timezone
 from brokers.exceptions import BrokerError
 from brokers.registry import get_market_data
 from orders.models import Position
-from orders.selectors import trading_day
+from risk.models import trading_day
 
 logger = logging.getLogger(__name__)
 MONEY_PLACES = Decimal("0.01")

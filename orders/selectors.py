@@ -24,7 +24,7 @@ from brokers.types import LastTrade
 from orders.models import Fill, Order, Position, ReconciliationRun
 from orders.states import WORKING, OrderStatus
 from risk import checks
-from risk.models import BreakerState, KillSwitch, Mode, RiskLimits, RiskState, Strategy
+from risk.models import BreakerState, KillSwitch, Mode, RiskLimits, RiskState, Strategy, trading_day
 
 ZERO = Decimal(0)
 ASSET_CACHE_SECONDS = 3600
@@ -36,11 +36,6 @@ def trading_day_start(now: dt.datetime) -> dt.datetime:
     tz = zoneinfo.ZoneInfo(settings.TRADING_DAY_TIME_ZONE)
     local = now.astimezone(tz)
     return local.replace(hour=0, minute=0, second=0, microsecond=0).astimezone(dt.UTC)
-
-
-def trading_day(now: dt.datetime) -> dt.date:
-    """The exchange's trading day (America/New_York) that ``now`` falls in."""
-    return now.astimezone(zoneinfo.ZoneInfo(settings.TRADING_DAY_TIME_ZONE)).date()
 
 
 def symbol_is_tradable(symbol: str) -> bool:
@@ -216,6 +211,7 @@ def build_snapshot(
         equity=equity,
         day_start_equity=state.day_start_equity or equity,
         peak_equity=state.peak_equity or equity,
+        drawdown_base_equity=state.daily_drawdown_base(trading_day(now)),
         strategy=strategy_state,
         limits=checks.Limits(
             max_daily_drawdown_pct=limits_row.max_daily_drawdown_pct,
@@ -268,7 +264,8 @@ def risk_picture(*, now: dt.datetime | None = None) -> dict[str, object]:
     from brokers.registry import get_market_data
 
     now = now or dt.datetime.now(dt.UTC)
-    state = RiskState.current()
+    RiskState.current()
+    state = RiskState.objects.select_related("peak_reset_by").get(pk=1)
     limits = RiskLimits.current()
     held = set(Position.objects.exclude(qty=0).values_list("symbol", flat=True))
     held |= set(working_orders().values_list("symbol", flat=True).distinct())
@@ -285,9 +282,10 @@ def risk_picture(*, now: dt.datetime | None = None) -> dict[str, object]:
     exposure = exposure_summary(prices=prices)
     equity = state.equity or ZERO
     day_start = state.day_start_equity or equity
+    drawdown_base = state.daily_drawdown_base(trading_day(now)) or equity
     peak = state.peak_equity or equity
     hundred = Decimal(100)
-    daily_dd = max(ZERO, (day_start - equity) / day_start * hundred) if day_start else ZERO
+    daily_dd = max(ZERO, (drawdown_base - equity) / drawdown_base * hundred) if drawdown_base else ZERO
     total_dd = max(ZERO, (peak - equity) / peak * hundred) if peak else ZERO
     deployed = exposure.gross_position_value + exposure.working_add
     deployed_pct = deployed / equity * hundred if equity else None
@@ -307,6 +305,13 @@ def risk_picture(*, now: dt.datetime | None = None) -> dict[str, object]:
         "day_start_equity": day_start,
         "peak_equity": peak,
         "equity_at": state.equity_at,
+        "peak": {
+            "equity": peak,
+            "since": state.peak_reset_at,
+            "by": state.peak_reset_by.get_username() if state.peak_reset_by else None,
+            "reason": state.peak_reset_reason,
+        },
+        "daily_drawdown_base": drawdown_base,
         "daily_drawdown": daily_dd.quantize(Decimal("0.0001")),
         "total_drawdown": total_dd.quantize(Decimal("0.0001")),
         "circuit_breaker": {"state": state.breaker_state, "since": state.breaker_since, "reason": state.breaker_reason},

@@ -110,6 +110,9 @@ class RiskSnapshot:
     working_add_notional: Decimal = ZERO
     open_positions: int = 0
     symbol_has_position: bool = False
+    # After a circuit-breaker reset today: the equity the officer acknowledged,
+    # from which the daily drawdown is measured for the rest of the day.
+    drawdown_base_equity: Decimal | None = None
 
 
 def _pct(part: Decimal, whole: Decimal) -> Decimal:
@@ -118,10 +121,11 @@ def _pct(part: Decimal, whole: Decimal) -> Decimal:
 
 
 def daily_drawdown(snapshot: RiskSnapshot) -> Decimal:
-    """max(0, (day_start - equity) / day_start), as a fraction."""
-    if snapshot.day_start_equity <= 0:
+    """max(0, (base - equity) / base), as a fraction; base is the day start, or a breaker reset's re-base today."""
+    base = snapshot.drawdown_base_equity or snapshot.day_start_equity
+    if base <= 0:
         return ZERO
-    return max(ZERO, (snapshot.day_start_equity - snapshot.equity) / snapshot.day_start_equity)
+    return max(ZERO, (base - snapshot.equity) / base)
 
 
 def total_drawdown(snapshot: RiskSnapshot) -> Decimal:

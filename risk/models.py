@@ -7,6 +7,7 @@ types and reads; the pre-trade check divides by 100 in one place.
 from __future__ import annotations
 
 import datetime as dt
+import zoneinfo
 from decimal import Decimal
 from typing import TypedDict
 
@@ -28,6 +29,11 @@ class Digits(TypedDict):
 
 
 MONEY: Digits = {"max_digits": 20, "decimal_places": 2}
+
+
+def trading_day(now: dt.datetime) -> dt.date:
+    """The exchange's trading day (America/New_York, STYLE 4) that ``now`` falls in."""
+    return now.astimezone(zoneinfo.ZoneInfo(settings.TRADING_DAY_TIME_ZONE)).date()
 
 
 def percent_field(default: str, help_text: str) -> models.DecimalField:
@@ -225,7 +231,17 @@ class RiskState(models.Model):
     )
     breaker_reset_requested_at = models.DateTimeField(null=True, blank=True)
     breaker_reset_reason = models.TextField(blank=True)
+    # The high-water mark restarts when an officer resets the drawdown kill
+    # switch or the breaker (the loss is acknowledged): who, when, why.
     peak_reset_at = models.DateTimeField(default=timezone.now)
+    peak_reset_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    peak_reset_reason = models.TextField(blank=True)
+    # A breaker reset acknowledges today's loss so far: the daily drawdown is
+    # measured from this equity until the trading day ends.
+    daily_base_equity = models.DecimalField(**MONEY, null=True, blank=True)
+    daily_base_on = models.DateField(null=True, blank=True)
 
     class Meta:
         verbose_name = "circuit breaker"
@@ -238,6 +254,12 @@ class RiskState(models.Model):
     @classmethod
     def current(cls) -> RiskState:
         return cls.objects.get_or_create(pk=1)[0]
+
+    def daily_drawdown_base(self, today: dt.date) -> Decimal | None:
+        """The equity the daily drawdown is measured from: the day start, or today's breaker re-base."""
+        if self.daily_base_on == today and self.daily_base_equity:
+            return self.daily_base_equity
+        return self.day_start_equity
 
 
 class EquitySnapshot(models.Model):

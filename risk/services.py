@@ -28,6 +28,7 @@ from risk.models import (
     RiskLimits,
     RiskState,
     Strategy,
+    trading_day,
 )
 from risk.signals import kill_switch_activated
 
@@ -278,6 +279,10 @@ def _four_eyes_reset(
 def killswitch_reset(*, acting_user: Any, strategy: Strategy | None = None, reason: str) -> ResetOutcome:
     _require_perm(acting_user, "risk.reset_killswitch")
     reason = _require_reason(reason)
+    if strategy is None:
+        # The account row first, as the equity evaluation and order entry take
+        # them: a drawdown re-base needs it, and the other order could deadlock.
+        _locked_state()
     switch = _kill_switch_row(strategy)
     if not switch.active:
         raise RiskActionError(f"the {switch.scope_label} kill switch is not active")
@@ -301,6 +306,7 @@ def killswitch_reset(*, acting_user: Any, strategy: Strategy | None = None, reas
         clear_request=clear_request,
     ):
         return ResetOutcome(done=False)
+    rebased_by_drawdown = switch.strategy_id is None and switch.source == KillSwitchSource.CIRCUIT_BREAKER
     switch.active = False
     switch.reset_requested_by = None
     switch.reset_requested_at = None
@@ -309,9 +315,15 @@ def killswitch_reset(*, acting_user: Any, strategy: Strategy | None = None, reas
     new: dict[str, object] = {"active": False}
     if requester is not None:
         new["requested_by"] = requester.get_username()
+    old_peak: dict[str, object] = {}
+    if rebased_by_drawdown:
+        # The total-drawdown rule activated it: without a new high-water mark
+        # the next evaluation (seconds away) would activate it again, forever.
+        peak_before, peak_after = peak_rebase(acting_user=acting_user, reason=reason)
+        old_peak["peak_equity"], new["peak_equity"] = _jsonable(peak_before), _jsonable(peak_after)
     _event(
         RiskEventKind.KILL_SWITCH_RESET, acting_user=acting_user, strategy=strategy, reason=reason,
-        old={"active": True}, new=new,
+        old={"active": True, **old_peak}, new=new,
     )
     alerts.alert_raise(
         key=kill_switch_alert_key(strategy), level=AlertLevel.WARNING, kind="kill_switch",
@@ -369,7 +381,8 @@ def _breaker_evaluate(state: RiskState, *, job: str) -> None:
     if state.equity is None or not state.day_start_equity or not state.peak_equity:
         return
     limits = RiskLimits.current()
-    daily = max(Decimal(0), (state.day_start_equity - state.equity) / state.day_start_equity) * HUNDRED
+    base = state.daily_drawdown_base(trading_day(timezone.now())) or state.day_start_equity
+    daily = max(Decimal(0), (base - state.equity) / base) * HUNDRED
     total = max(Decimal(0), (state.peak_equity - state.equity) / state.peak_equity) * HUNDRED
     old = state.breaker_state
     if old == BreakerState.TRIPPED or daily >= limits.max_daily_drawdown_pct:
@@ -405,6 +418,25 @@ def _breaker_evaluate(state: RiskState, *, job: str) -> None:
             source=KillSwitchSource.CIRCUIT_BREAKER,
             reason=f"total drawdown {total:.2f}% reached the {limits.max_total_drawdown_pct}% limit",
         )
+
+
+def peak_rebase(
+    *, acting_user: Any, reason: str, state: RiskState | None = None
+) -> tuple[Decimal | None, Decimal | None]:
+    """Restart the high-water mark at the current equity (an officer acknowledged the loss).
+
+    Part of a reset, inside its transaction; the reset's risk event records the
+    old and the new peak. Returns (old peak, new peak).
+    """
+    state = state or _locked_state()
+    before = state.peak_equity
+    if state.equity is not None:
+        state.peak_equity = state.equity
+    state.peak_reset_at = timezone.now()
+    state.peak_reset_by = acting_user if getattr(acting_user, "is_authenticated", False) else None
+    state.peak_reset_reason = reason
+    state.save()
+    return before, state.peak_equity
 
 
 @transaction.atomic
@@ -448,11 +480,23 @@ def circuit_breaker_reset(*, acting_user: Any, reason: str) -> ResetOutcome:
     state.breaker_reset_requested_by = None
     state.breaker_reset_requested_at = None
     state.breaker_reset_reason = ""
-    state.peak_equity = state.equity
-    state.peak_reset_at = now
+    # The officer acknowledges today's loss so far: without a new base the
+    # next evaluation, seconds away, would trip the breaker again.
+    base_before = state.daily_drawdown_base(trading_day(now))
+    if state.equity is not None:
+        state.daily_base_equity, state.daily_base_on = state.equity, trading_day(now)
     state.save()
+    peak_before, peak_after = peak_rebase(acting_user=acting_user, reason=reason, state=state)
     _event(
-        RiskEventKind.BREAKER_RESET, acting_user=acting_user, reason=reason, old={"state": old}, new={"state": "closed"}
+        RiskEventKind.BREAKER_RESET, acting_user=acting_user, reason=reason,
+        old={"state": old, "peak_equity": _jsonable(peak_before), "daily_base_equity": _jsonable(base_before)},
+        new={"state": "closed", "peak_equity": _jsonable(peak_after),
+             "daily_base_equity": _jsonable(state.daily_drawdown_base(trading_day(now)))},
+    )
+    alerts.alert_raise(
+        key=BREAKER_ALERT_KEY, level=AlertLevel.WARNING, kind="circuit_breaker", subject="Circuit breaker reset",
+        message=f"Reset by {actor_label(acting_user)}: {reason}; peak equity re-based at {peak_after}",
+        state="reset",
     )
     return ResetOutcome(done=True)
 

@@ -12,7 +12,7 @@ from brokers import simulated
 from orders import services
 from orders.day_start import positions_mark_day_start
 from orders.models import Fill, Position
-from orders.selectors import trading_day
+from risk.models import trading_day
 from risk.services import equity_record
 from tests.conftest import order_body
 
