@@ -20,6 +20,7 @@ def schedule() -> dict[str, tuple[str, int]]:
         "position reconciliation": ("orders.tasks.reconcile_positions", settings.RECONCILE_INTERVAL_S),
         "equity and circuit breaker": ("risk.tasks.evaluate_risk", settings.RISK_EVAL_INTERVAL_S),
         "alert delivery": ("risk.tasks.deliver_pending_alerts", ALERT_SWEEP_INTERVAL_S),
+        "risk job watch": ("backoffice.tasks.watch_risk_jobs", ALERT_SWEEP_INTERVAL_S),
     }
     if settings.BROKER == "simulated":
         jobs["simulated market tick"] = ("brokers.tasks.simulated_market_tick", settings.SIM_TICK_INTERVAL_S)

@@ -293,6 +293,15 @@ class RiskEventKind(models.TextChoices):
     RECONCILIATION_BREAK = "reconciliation_break", "Reconciliation break"
     BREAK_ACKNOWLEDGED = "break_acknowledged", "Reconciliation break acknowledged"
     BREAK_RESOLVED = "break_resolved", "Reconciliation break resolved"
+    BREAK_OPENED = "break_opened", "Reconciliation break opened"
+    BREAK_CHANGED = "break_changed", "Reconciliation break changed"
+    BREAK_CLOSED = "break_closed", "Reconciliation break closed (difference gone)"
+    LEDGER_ADJUSTMENT_REQUESTED = "ledger_adjustment_requested", "Ledger adjustment requested"
+    LEDGER_ADJUSTMENT_REJECTED = "ledger_adjustment_rejected", "Ledger adjustment rejected"
+    LEDGER_ADJUSTED = "ledger_adjusted", "Ledger adjusted"
+    JOB_DISABLED = "job_disabled", "Risk job disabled"
+    JOB_ENABLED = "job_enabled", "Risk job enabled"
+    JOB_RESCHEDULED = "job_rescheduled", "Risk job rescheduled"
 
 
 class AppendOnlyError(Exception):

@@ -84,6 +84,20 @@ def _event(
     )
 
 
+def risk_event_record(
+    kind: str,
+    *,
+    acting_user: Any | None,
+    job: str | None = None,
+    strategy: Strategy | None = None,
+    reason: str = "",
+    old: dict[str, Any] | None = None,
+    new: dict[str, Any] | None = None,
+) -> RiskEvent:
+    """The audit row of a control change made by a service outside this module (jobs, the ledger)."""
+    return _event(kind, acting_user=acting_user, job=job, strategy=strategy, reason=reason, old=old, new=new)
+
+
 def _jsonable(value: Any) -> Any:
     if isinstance(value, Decimal):
         return str(value)
