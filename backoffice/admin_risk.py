@@ -38,13 +38,13 @@ from backoffice.admin_tools import (
     timestamp_column,
 )
 from backoffice.jobs import job_status
+from core.models import JobRun
 from orders.selectors import risk_picture
 from risk import services
 from risk.models import (
     Alert,
     BreakerState,
     EquitySnapshot,
-    JobRun,
     KillSwitch,
     KillSwitchSource,
     Mode,

@@ -21,8 +21,8 @@ from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django_celery_beat.models import PeriodicTask
 
+from core.jobs import job_freshness
 from risk import alerts
-from risk.jobs import job_freshness
 from risk.models import AlertLevel, RiskEventKind
 from risk.services import RiskActionError, actor_label, risk_event_record
 
@@ -175,7 +175,7 @@ def risk_job_update(*, acting_user: Any, periodic_task: PeriodicTask, reason: st
         kind, state, level = RiskEventKind.JOB_ENABLED, "enabled", AlertLevel.WARNING
     else:
         kind, state, level = RiskEventKind.JOB_RESCHEDULED, f"rescheduled {sorted(new.items())}", AlertLevel.WARNING
-    risk_event_record(kind, acting_user=acting_user, reason=reason,
+    risk_event_record(kind=kind, acting_user=acting_user, reason=reason,
                       old={"job": periodic_task.name, **old}, new={"job": periodic_task.name, **new})
     changes = ", ".join(f"{k}: {old[k]} -> {new[k]}" for k in new)
     name = job.name if job else periodic_task.name

@@ -5,7 +5,6 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_field
@@ -16,8 +15,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from backoffice.api import BODY_ERRORS, COMMON_ERRORS, PROBLEM, StrictSerializer, ViolationSerializer, problem
-from backoffice.problems import problem_response
+from core.api import BODY_ERRORS, COMMON_ERRORS, PROBLEM, StrictSerializer, ViolationSerializer, problem
+from core.problems import problem_response
 from orders import selectors, services
 from orders.models import Order, OrderType, ReconciliationRun, Side, TimeInForce
 from orders.states import OrderStatus
@@ -165,23 +164,9 @@ class OrderListCreate(APIView):
         fields = data.validated_data
         strategy = _strategy_for(request.user, fields.pop("strategy"))
         order_request = services.OrderRequest(strategy=strategy, **fields)
-        try:
-            outcome = services.order_submit(acting_user=request.user, request=order_request)
-        except services.InvalidOrder as exc:
-            return problem_response(
-                400, slug="invalid-order", title="Invalid order", detail=str(exc), errors={"symbol": [str(exc)]}
-            )
-        except services.IdempotencyConflict as exc:
-            return problem_response(409, slug="idempotency-conflict", detail=str(exc))
-        except services.BrokerUnreachable as exc:
-            # Nothing was stored: the client retries with the same client_order_id.
-            return problem_response(
-                503,
-                slug="broker-unavailable",
-                title="Broker unavailable",
-                detail=str(exc),
-                headers={"Retry-After": "2"},
-            )
+        # Refusals (InvalidOrder, IdempotencyConflict, BrokerUnreachable) are
+        # BusinessRefusals: core.problems.exception_handler answers them.
+        outcome = services.order_submit(acting_user=request.user, request=order_request)
         order = outcome.order
         body = OrderOut(order).data
         if outcome.replayed:
@@ -255,12 +240,7 @@ class OrderDetail(APIView):
     )
     def delete(self, request: Request, pk: Any) -> Response:
         order = self._order(request, pk)
-        try:
-            order = services.order_cancel(acting_user=request.user, order=order)
-        except DjangoPermissionDenied:
-            raise PermissionDenied("You may not cancel orders of this strategy.") from None
-        except services.OrderNotCancellable as exc:
-            return problem_response(409, slug="order-terminal", detail=f"The order cannot be cancelled: {exc}.")
+        order = services.order_cancel(acting_user=request.user, order=order)
         return Response(OrderOut(order).data, status=status.HTTP_202_ACCEPTED)
 
 

@@ -11,7 +11,8 @@ from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
 from backoffice.jobs import risk_jobs_watch
 from backoffice.schedule import setup_periodic_tasks
-from risk.models import Alert, JobRun, RiskEvent
+from core.models import JobRun
+from risk.models import Alert, RiskEvent
 from tests.conftest import token_client
 
 pytestmark = pytest.mark.django_db

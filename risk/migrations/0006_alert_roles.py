@@ -19,5 +19,5 @@ def grant(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("risk", "0004_alerts"), ("backoffice", "0001_roles")]
+    dependencies = [("risk", "0005_alerts_rebase_event_kinds"), ("backoffice", "0001_roles")]
     operations = [migrations.RunPython(grant, migrations.RunPython.noop)]
