@@ -212,6 +212,7 @@ ALPACA_BASE_URL = CONFIG.alpaca_base_url
 ALPACA_DATA_URL = CONFIG.alpaca_data_url
 ALPACA_TIMEOUT_S = CONFIG.alpaca_timeout_s
 UNKNOWN_ORDER_GRACE_S = CONFIG.unknown_order_grace_s
+UNKNOWN_ORDER_HORIZON_S = CONFIG.unknown_order_horizon_s
 MAX_PRICE_AGE_S = CONFIG.max_price_age_s
 ORDER_SYNC_INTERVAL_S = CONFIG.order_sync_interval_s
 RECONCILE_INTERVAL_S = CONFIG.reconcile_interval_s

@@ -55,14 +55,14 @@ def working_orders() -> QuerySet[Order]:
 
 
 def symbols_for_snapshot(symbol: str) -> set[str]:
-    """The symbols whose prices a check needs: the order's and every open position's."""
+    """The symbols whose prices a check needs: the order's, every open position's and every working order's.
+
+    Asked of market data in one call, before the account lock; a working
+    market order in a symbol the account does not hold is exposure too.
+    """
     held = Position.objects.exclude(qty=0).values_list("symbol", flat=True).distinct()
-    return {symbol, *held}
-
-
-def _mark(symbol: str, prices: dict[str, LastTrade], fallback: Decimal) -> Decimal:
-    trade = prices.get(symbol)
-    return trade.price if trade is not None else fallback
+    working = working_orders().values_list("symbol", flat=True).distinct()  # through the partial index
+    return {symbol, *held, *working}
 
 
 @dataclass
@@ -72,6 +72,9 @@ class Exposure:
     gross_position_value: Decimal = ZERO
     working_add: Decimal = ZERO
     exposed_symbols: set[str] = field(default_factory=set)  # open positions and symbols with adding orders
+    # Exposed symbols without a fresh last price (a position is then shown at
+    # its average cost, a working market order at nothing): the check denies.
+    unpriced_symbols: set[str] = field(default_factory=set)
     strategy_position_value: Decimal = ZERO
     strategy_unrealised: Decimal = ZERO  # since entry
     strategy_unrealised_today: Decimal = ZERO  # its change since the trading day began
@@ -88,23 +91,35 @@ class Exposure:
 def exposure_summary(
     *,
     prices: dict[str, LastTrade],
+    now: dt.datetime,
     strategy_id: int | None = None,
     symbol: str | None = None,
-    today: dt.date | None = None,
 ) -> Exposure:
     """Positions marked at the last price plus working orders that add exposure (FIA).
 
     Reads positions (one row per strategy and symbol) and working orders
     aggregated by strategy, symbol and side through the partial index: the
-    cost follows the size of the book, not of history.
+    cost follows the size of the book, not of history. Only a fresh price
+    marks anything (the check's own rule, ``checks.price_is_fresh``); a
+    symbol without one is listed in ``unpriced_symbols``, never counted as $0.
     """
+    max_age = dt.timedelta(seconds=settings.MAX_PRICE_AGE_S)
+    marks = {
+        s: trade.price
+        for s, trade in prices.items()
+        if checks.price_is_fresh(checks.LastPrice(trade.price, trade.at), now=now, max_age=max_age)
+    }
     result = Exposure()
+    today = trading_day(now)
     net_by_symbol: dict[str, Decimal] = defaultdict(lambda: ZERO)
     positions_by_key: dict[tuple[int, str], Decimal] = {}
     for row in Position.objects.exclude(qty=0).values(
         "strategy_id", "symbol", "qty", "avg_price", "day_start_on", "day_start_unrealized_pnl"
     ):
-        mark = _mark(row["symbol"], prices, row["avg_price"])
+        mark = marks.get(row["symbol"])
+        if mark is None:
+            result.unpriced_symbols.add(row["symbol"])
+            mark = row["avg_price"]
         value = abs(row["qty"] * mark)
         result.gross_position_value += value
         net_by_symbol[row["symbol"]] += row["qty"]
@@ -125,6 +140,7 @@ def exposure_summary(
         .annotate(
             remaining=Sum(F("qty") - F("filled_qty")),
             limit_notional=Sum((F("qty") - F("filled_qty")) * F("limit_price")),
+            unlimited=Count("id", filter=Q(limit_price__isnull=True)),
         )
     )
     for row in working:
@@ -137,9 +153,14 @@ def exposure_summary(
         elif row["side"] == "buy" and position < 0:
             reducing = min(remaining, -position)
         adding = remaining - reducing
-        price = _mark(row["symbol"], prices, ZERO)
+        mark = marks.get(row["symbol"])
+        price = mark if mark is not None else ZERO
         if row["limit_notional"] is not None and remaining:
             price = max(price, row["limit_notional"] / remaining)  # a limit order counts at its limit when higher
+        if adding > 0 and mark is None and row["unlimited"]:
+            # A market order without a fresh last price has no price at all:
+            # say so, rather than let it count as $0.
+            result.unpriced_symbols.add(row["symbol"])
         result.working_add += adding * price
         if adding > 0:
             result.exposed_symbols.add(row["symbol"])
@@ -171,7 +192,7 @@ def build_snapshot(
         ).values_list("strategy_id", "active")
     }
 
-    exposure = exposure_summary(prices=prices, strategy_id=strategy.pk, symbol=intent.symbol, today=trading_day(now))
+    exposure = exposure_summary(prices=prices, now=now, strategy_id=strategy.pk, symbol=intent.symbol)
     day_start = trading_day_start(now)
     realised_today = Fill.objects.filter(strategy=strategy, at__gte=day_start).aggregate(
         total=Coalesce(Sum("realized_pnl"), ZERO)
@@ -232,6 +253,7 @@ def build_snapshot(
         working_add_notional=exposure.working_add,
         open_positions=exposure.open_positions,
         symbol_has_position=intent.symbol in exposure.exposed_symbols,
+        unpriced_symbols=tuple(sorted(exposure.unpriced_symbols)),
     )
 
 
@@ -279,14 +301,14 @@ def risk_picture(*, now: dt.datetime | None = None) -> dict[str, object]:
             cache.set(key, prices, RISK_PICTURE_PRICE_CACHE_S)
         except BrokerError:
             prices = {}
-    exposure = exposure_summary(prices=prices)
+    exposure = exposure_summary(prices=prices, now=now)
     equity = state.equity or ZERO
     day_start = state.day_start_equity or equity
     drawdown_base = state.daily_drawdown_base(trading_day(now)) or equity
     peak = state.peak_equity or equity
     hundred = Decimal(100)
-    daily_dd = max(ZERO, (drawdown_base - equity) / drawdown_base * hundred) if drawdown_base else ZERO
-    total_dd = max(ZERO, (peak - equity) / peak * hundred) if peak else ZERO
+    daily_dd = checks.drawdown_pct(drawdown_base, equity)
+    total_dd = checks.drawdown_pct(peak, equity)
     deployed = exposure.gross_position_value + exposure.working_add
     deployed_pct = deployed / equity * hundred if equity else None
 

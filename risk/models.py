@@ -156,8 +156,34 @@ class KillSwitchSource(models.TextChoices):
     COMMAND = "command", "Management command"
 
 
-class KillSwitch(models.Model):
-    """One row per scope: the global switch (strategy NULL) and one per strategy."""
+class FourEyesRequestFields(models.Model):
+    """Where a four-eyes request waits for its second officer (``risk.approvals``, prefix ``reset_``).
+
+    A model whose action needs two officers inherits these three fields; a
+    model that already had them under other names (RiskState's
+    ``breaker_reset_*``) names its prefix in its ``risk.approvals.FourEyes``.
+    """
+
+    reset_requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    reset_requested_at = models.DateTimeField(null=True, blank=True)
+    reset_reason = models.TextField(blank=True)
+
+    class Meta:
+        abstract = True
+
+    @property
+    def reset_pending(self) -> bool:
+        return self.reset_requested_by_id is not None
+
+
+class KillSwitch(FourEyesRequestFields):
+    """One row per scope: the global switch (strategy NULL) and one per strategy.
+
+    Four-eyes: the first officer's reset request waits in the inherited
+    ``reset_*`` fields for a second officer.
+    """
 
     strategy = models.OneToOneField(
         Strategy, null=True, blank=True, on_delete=models.CASCADE, related_name="kill_switch"
@@ -169,12 +195,6 @@ class KillSwitch(models.Model):
     )
     source = models.CharField(max_length=20, choices=KillSwitchSource.choices, blank=True)
     reason = models.TextField(blank=True)
-    # Four-eyes: the first officer's reset request waits here for a second officer.
-    reset_requested_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
-    )
-    reset_requested_at = models.DateTimeField(null=True, blank=True)
-    reset_reason = models.TextField(blank=True)
 
     class Meta:
         verbose_name = "kill switch"
@@ -199,10 +219,6 @@ class KillSwitch(models.Model):
     @property
     def scope_label(self) -> str:
         return "global" if self.strategy_id is None else f"strategy {self.strategy}"
-
-    @property
-    def reset_pending(self) -> bool:
-        return self.reset_requested_by_id is not None
 
 
 class BreakerState(models.TextChoices):

@@ -15,9 +15,11 @@ from django.db import transaction
 from django.utils import timezone
 
 from core.actors import actor_label
-from core.exceptions import BusinessRefusal
 from risk import alerts
-from risk.checks import HUNDRED
+from risk.approvals import FourEyes, four_eyes_reject, four_eyes_request_or_approve
+from risk.audit import risk_event_record
+from risk.checks import drawdown_pct
+from risk.exceptions import ModeTransitionRefused, RiskActionError
 from risk.models import (
     AlertLevel,
     BreakerState,
@@ -25,7 +27,6 @@ from risk.models import (
     KillSwitch,
     KillSwitchSource,
     Mode,
-    RiskEvent,
     RiskEventKind,
     RiskLimits,
     RiskState,
@@ -36,20 +37,6 @@ from risk.signals import kill_switch_activated
 
 logger = logging.getLogger(__name__)
 User = AbstractBaseUser | AnonymousUser
-
-
-class RiskActionError(BusinessRefusal):
-    """A request the risk layer refuses for a business reason (shown to the user as a 4xx)."""
-
-    slug = "control-refused"
-    title = "Not possible now"
-
-
-class ModeTransitionRefused(RiskActionError):
-    """A paper/live transition whose preconditions do not hold."""
-
-    slug = "mode-transition-refused"
-    title = "Mode transition refused"
 
 
 def _require_perm(user: Any | None, perm: str) -> None:
@@ -64,36 +51,6 @@ def _require_reason(reason: str) -> str:
     if not reason:
         raise RiskActionError("a reason is required")
     return reason
-
-
-def risk_event_record(
-    *,
-    kind: str,
-    acting_user: Any | None,
-    job: str | None = None,
-    label: str | None = None,
-    strategy: Strategy | None = None,
-    reason: str = "",
-    old: dict[str, Any] | None = None,
-    new: dict[str, Any] | None = None,
-) -> RiskEvent:
-    """Write one row of the risk audit trail, inside the caller's transaction.
-
-    The one writer of RiskEvent: risk's own services, and other apps recording
-    a risk-relevant event they decided (a reconciliation break found or
-    handled), which must not write risk's table themselves. ``label`` names a
-    job acting under its own label (``job:reconcile``); else the actor's.
-    """
-    user = acting_user if getattr(acting_user, "is_authenticated", False) else None
-    return RiskEvent.objects.create(
-        kind=kind,
-        actor=user,
-        actor_label=label or actor_label(acting_user, job),
-        strategy=strategy,
-        reason=reason,
-        old=old or {},
-        new=new or {},
-    )
 
 
 def _jsonable(value: Any) -> Any:
@@ -238,9 +195,7 @@ def killswitch_activate(
     switch.activated_by = user
     switch.source = source
     switch.reason = reason
-    switch.reset_requested_by = None
-    switch.reset_requested_at = None
-    switch.reset_reason = ""
+    KILL_SWITCH_RESET.clear_request(switch)  # a new activation overtakes any old reset request
     switch.save()
     risk_event_record(
         kind=RiskEventKind.KILL_SWITCH_ACTIVATED,
@@ -266,33 +221,23 @@ def killswitch_activate(
     return switch
 
 
+KILL_SWITCH_RESET = FourEyes(
+    prefix="reset_",
+    permission="risk.reset_killswitch",
+    requested_event=RiskEventKind.KILL_SWITCH_RESET_REQUESTED,
+    rejected_event=RiskEventKind.KILL_SWITCH_RESET_REJECTED,
+)
+
+
 @dataclass(frozen=True)
 class ResetOutcome:
     done: bool  # False: waiting for a second officer
 
 
-def _four_eyes_reset(
-    *,
-    acting_user: Any,
-    requested_by_id: int | None,
-    set_request: Any,
-    clear_request: Any,
-) -> bool:
-    """Returns True when the reset may happen now; records a pending request otherwise."""
-    if settings.KILL_SWITCH_RESET_APPROVALS < 2:
-        return True
-    if requested_by_id is None:
-        set_request()
-        return False
-    if requested_by_id == acting_user.pk:
-        raise RiskActionError("four-eyes: a different officer must approve the reset you requested")
-    clear_request()
-    return True
-
-
 @transaction.atomic
 def killswitch_reset(*, acting_user: Any, strategy: Strategy | None = None, reason: str) -> ResetOutcome:
-    _require_perm(acting_user, "risk.reset_killswitch")
+    """Deactivate a kill switch; under four-eyes, a request that a second officer approves (risk.approvals)."""
+    _require_perm(acting_user, KILL_SWITCH_RESET.permission)
     reason = _require_reason(reason)
     if strategy is None:
         # The account row first, as the equity evaluation and order entry take
@@ -301,33 +246,14 @@ def killswitch_reset(*, acting_user: Any, strategy: Strategy | None = None, reas
     switch = _kill_switch_row(strategy)
     if not switch.active:
         raise RiskActionError(f"the {switch.scope_label} kill switch is not active")
-    now = timezone.now()
-
-    def set_request() -> None:
-        switch.reset_requested_by = acting_user
-        switch.reset_requested_at = now
-        switch.reset_reason = reason
-        switch.save()
-        risk_event_record(
-            kind=RiskEventKind.KILL_SWITCH_RESET_REQUESTED, acting_user=acting_user, strategy=strategy, reason=reason,
-        )
-
-    def clear_request() -> None:
-        switch.reset_requested_by = None
-
     requester = switch.reset_requested_by
-    if not _four_eyes_reset(
-        acting_user=acting_user,
-        requested_by_id=switch.reset_requested_by_id,
-        set_request=set_request,
-        clear_request=clear_request,
+    if not four_eyes_request_or_approve(
+        KILL_SWITCH_RESET, switch, acting_user=acting_user, reason=reason, strategy=strategy
     ):
         return ResetOutcome(done=False)
     rebased_by_drawdown = switch.strategy_id is None and switch.source == KillSwitchSource.CIRCUIT_BREAKER
     switch.active = False
-    switch.reset_requested_by = None
-    switch.reset_requested_at = None
-    switch.reset_reason = ""
+    KILL_SWITCH_RESET.clear_request(switch)
     switch.save()
     new: dict[str, object] = {"active": False}
     if requester is not None:
@@ -352,20 +278,10 @@ def killswitch_reset(*, acting_user: Any, strategy: Strategy | None = None, reas
 
 @transaction.atomic
 def killswitch_reset_reject(*, acting_user: Any, strategy: Strategy | None = None, reason: str) -> None:
-    _require_perm(acting_user, "risk.reset_killswitch")
+    _require_perm(acting_user, KILL_SWITCH_RESET.permission)
     reason = _require_reason(reason)
     switch = _kill_switch_row(strategy)
-    if switch.reset_requested_by_id is None:
-        raise RiskActionError("there is no pending reset request")
-    if switch.reset_requested_by_id == acting_user.pk:
-        raise RiskActionError("four-eyes: a different officer must decide on the reset you requested")
-    switch.reset_requested_by = None
-    switch.reset_requested_at = None
-    switch.reset_reason = ""
-    switch.save()
-    risk_event_record(
-        kind=RiskEventKind.KILL_SWITCH_RESET_REJECTED, acting_user=acting_user, strategy=strategy, reason=reason,
-    )
+    four_eyes_reject(KILL_SWITCH_RESET, switch, acting_user=acting_user, reason=reason, strategy=strategy)
 
 
 # --- Equity and the circuit breaker ----------------------------------------
@@ -401,8 +317,8 @@ def _breaker_evaluate(state: RiskState, *, job: str) -> None:
         return
     limits = RiskLimits.current()
     base = state.daily_drawdown_base(trading_day(timezone.now())) or state.day_start_equity
-    daily = max(Decimal(0), (base - state.equity) / base) * HUNDRED
-    total = max(Decimal(0), (state.peak_equity - state.equity) / state.peak_equity) * HUNDRED
+    daily = drawdown_pct(base, state.equity)
+    total = drawdown_pct(state.peak_equity, state.equity)
     old = state.breaker_state
     if old == BreakerState.TRIPPED or daily >= limits.max_daily_drawdown_pct:
         new = BreakerState.TRIPPED
@@ -465,40 +381,30 @@ def circuit_breaker_evaluate(*, job: str = "risk_eval") -> RiskState:
     return state
 
 
+BREAKER_RESET = FourEyes(
+    prefix="breaker_reset_",
+    permission="risk.reset_circuit_breaker",
+    requested_event=RiskEventKind.BREAKER_RESET_REQUESTED,
+    rejected_event=RiskEventKind.BREAKER_RESET_REJECTED,
+)
+
+
 @transaction.atomic
 def circuit_breaker_reset(*, acting_user: Any, reason: str) -> ResetOutcome:
-    """Unlatch a tripped breaker; the peak equity restarts from the current equity."""
-    _require_perm(acting_user, "risk.reset_circuit_breaker")
+    """Unlatch a tripped breaker; the peak equity restarts from the current equity. Four-eyes as the kill switch."""
+    _require_perm(acting_user, BREAKER_RESET.permission)
     reason = _require_reason(reason)
     state = _locked_state()
     if state.breaker_state == BreakerState.CLOSED:
         raise RiskActionError("the circuit breaker is not tripped")
-    now = timezone.now()
-
-    def set_request() -> None:
-        state.breaker_reset_requested_by = acting_user
-        state.breaker_reset_requested_at = now
-        state.breaker_reset_reason = reason
-        state.save()
-        risk_event_record(kind=RiskEventKind.BREAKER_RESET_REQUESTED, acting_user=acting_user, reason=reason)
-
-    def clear_request() -> None:
-        state.breaker_reset_requested_by = None
-
-    if not _four_eyes_reset(
-        acting_user=acting_user,
-        requested_by_id=state.breaker_reset_requested_by_id,
-        set_request=set_request,
-        clear_request=clear_request,
-    ):
+    if not four_eyes_request_or_approve(BREAKER_RESET, state, acting_user=acting_user, reason=reason):
         return ResetOutcome(done=False)
+    now = timezone.now()
     old = state.breaker_state
     state.breaker_state = BreakerState.CLOSED
     state.breaker_since = now
     state.breaker_reason = f"reset: {reason}"
-    state.breaker_reset_requested_by = None
-    state.breaker_reset_requested_at = None
-    state.breaker_reset_reason = ""
+    BREAKER_RESET.clear_request(state)
     # The officer acknowledges today's loss so far: without a new base the
     # next evaluation, seconds away, would trip the breaker again.
     base_before = state.daily_drawdown_base(trading_day(now))
@@ -522,18 +428,10 @@ def circuit_breaker_reset(*, acting_user: Any, reason: str) -> ResetOutcome:
 
 @transaction.atomic
 def circuit_breaker_reset_reject(*, acting_user: Any, reason: str) -> None:
-    _require_perm(acting_user, "risk.reset_circuit_breaker")
+    _require_perm(acting_user, BREAKER_RESET.permission)
     reason = _require_reason(reason)
     state = _locked_state()
-    if state.breaker_reset_requested_by_id is None:
-        raise RiskActionError("there is no pending reset request")
-    if state.breaker_reset_requested_by_id == acting_user.pk:
-        raise RiskActionError("four-eyes: a different officer must decide on the reset you requested")
-    state.breaker_reset_requested_by = None
-    state.breaker_reset_requested_at = None
-    state.breaker_reset_reason = ""
-    state.save()
-    risk_event_record(kind=RiskEventKind.BREAKER_RESET_REJECTED, acting_user=acting_user, reason=reason)
+    four_eyes_reject(BREAKER_RESET, state, acting_user=acting_user, reason=reason)
 
 
 # --- Paper and live ---------------------------------------------------------
