@@ -98,8 +98,14 @@ def alert_raise(
             condition=condition, key=key, level=level, kind=kind, subject=subject[:300], message=message,
             symbol=symbol or "", strategy=strategy or "", pending_channels=_channels(), next_attempt_at=now,
         )
-    alert_id = alert.pk
-    transaction.on_commit(lambda: _enqueue(alert_id))
+    alert_id, log_level = alert.pk, _LOG_LEVEL.get(level, logging.WARNING)  # type: ignore[call-overload]
+
+    def after_commit() -> None:
+        # The log is the channel that cannot be down: written as soon as the decision is.
+        logger.log(log_level, "%s: %s", subject, message)
+        _enqueue(alert_id)
+
+    transaction.on_commit(after_commit)
     return alert
 
 
@@ -204,8 +210,6 @@ def alert_deliver(*, alert_id: int) -> bool:
         item = Alert.objects.select_for_update(skip_locked=True).filter(pk=alert_id).first()
         if item is None or item.delivered_at is not None:
             return item is not None
-        if item.attempts == 0:
-            logger.log(_LOG_LEVEL.get(item.level, logging.WARNING), "%s: %s", item.subject, item.message)  # type: ignore[call-overload]
         failed: list[str] = []
         errors: list[str] = []
         for channel in item.pending_channels:

@@ -160,8 +160,12 @@ def _adopt_late_truth(order: Order, broker_order: bt.BrokerOrder, *, label: str)
         f"never received; the broker shows it {broker_order.status}, filled {broker_order.filled_qty}. "
         f"It is now {order.status}{' and its fills are in the ledger' if order.filled_qty else ''}."
     )
-    transaction.on_commit(lambda: alerts.alert("Late truth: the broker shows an order closed as never received",
-                                               summary))
+    # Stored with the correction it reports (a ledger correction): one alert per adopted order.
+    alerts.alert_raise(
+        key=f"late_truth:{order.client_order_id}", level="critical", kind="ledger_correction",
+        subject="Late truth: the broker shows an order closed as never received", message=summary,
+        symbol=order.symbol, strategy=order.strategy.slug, state=str(order.status),
+    )
     if order.status == S.PENDING_CANCEL:
         order_id = order.pk
 
