@@ -79,6 +79,8 @@ def request_cancel(order: Order, *, label: str, reason: str, actor: Any = None) 
 
 # --- Driving a cancel to the broker (adr/0011) ---------------------------------
 
+# How a cancel the broker refused (422: filled, or already being cancelled) is recorded: not a failure.
+REFUSED = "refused by the broker: "
 # The first retry waits this long; each failure doubles it, up to settings.CANCEL_RETRY_MAX_S.
 CANCEL_RETRY_FIRST_S = 1.0
 
@@ -127,7 +129,9 @@ def _claim_cancel_attempt(order_id: uuid.UUID, *, now: dt.datetime, force: bool)
     ))
 
 
-def order_cancel_attempt(*, order_id: uuid.UUID, label: str, force: bool = False, confirm: bool = True) -> bool:
+def order_cancel_attempt(
+    *, order_id: uuid.UUID, label: str, force: bool = False, confirm: bool = True
+) -> str | None:
     """Send one cancel for a ``pending_cancel`` order the broker has, and record how it went.
 
     Due orders only, unless ``force`` (a person asked again). The attempt is
@@ -136,11 +140,13 @@ def order_cancel_attempt(*, order_id: uuid.UUID, label: str, force: bool = False
     until the broker says cancelled or filled; the next attempt is scheduled
     by the back-off (a 429 waits for its reset). With ``confirm`` the order is
     looked up afterwards, so the caller sees what it became; the sync does not
-    need to (its next listing shows it). Returns whether a cancel was sent.
+    need to (its next listing shows it). Returns None when no cancel was
+    sent (not due, or another process has it), else the attempt's error
+    ("" when the broker took the cancel).
     """
     now = timezone.now()
     if not _claim_cancel_attempt(order_id, now=now, force=force):
-        return False
+        return None
     order = Order.objects.get(pk=order_id)
     assert order.broker_order_id is not None  # claimed only with a broker id
     broker = get_broker()
@@ -151,7 +157,7 @@ def order_cancel_attempt(*, order_id: uuid.UUID, label: str, force: bool = False
     except BrokerRejected as exc:
         # Not cancelable now: it filled, or the broker is already cancelling it. What it
         # became comes from the lookup below or the next listing; the intent stands.
-        error = f"refused by the broker: {exc.message}"[:300]
+        error = f"{REFUSED}{exc.message}"[:300]
         confirm = True
     except BrokerError as exc:
         logger.warning("cancel of %s: %s; the sync sends it again", order.client_order_id, exc)
@@ -168,7 +174,7 @@ def order_cancel_attempt(*, order_id: uuid.UUID, label: str, force: bool = False
         locked.cancel_next_attempt_at = next_at
         if broker_order is None or not _apply_broker_order(locked, broker_order, label=label):
             locked.save(update_fields=["cancel_last_error", "cancel_next_attempt_at", "updated_at"])
-    return True
+    return error
 
 
 # --- Ambiguous sends ---------------------------------------------------------

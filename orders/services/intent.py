@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -39,7 +40,7 @@ from brokers import types as bt
 from brokers.exceptions import BrokerError, BrokerRejected
 from brokers.registry import get_broker
 from orders.models import Order, OrderOrigin, Position
-from orders.services.cancel import describe_failure, order_cancel_attempt, request_cancel, retry_at
+from orders.services.cancel import REFUSED, describe_failure, order_cancel_attempt, request_cancel, retry_at
 from orders.services.entry import order_send
 from orders.services.transitions import S, _log_transition
 from orders.states import WORKING
@@ -309,8 +310,11 @@ def _drive_pending_cancels(
     for order_id, client_order_id in list(due.values_list("id", "client_order_id")):
         if client_order_id in cancelling:
             continue
-        if order_cancel_attempt(order_id=order_id, label=label, force=force, confirm=False):
+        error = order_cancel_attempt(order_id=order_id, label=label, force=force, confirm=False)
+        if error is not None:
             result.cancels_sent += 1
+        if error and not error.startswith(REFUSED):
+            result.errors.append(f"cancel of {client_order_id}: {error}")
 
 
 def orders_cancel_for_kill_switch(*, strategy_id: int | None, label: str) -> DriveResult:
@@ -325,17 +329,34 @@ def orders_cancel_for_kill_switch(*, strategy_id: int | None, label: str) -> Dri
     result = DriveResult()
     _drive_switches(global_active=strategy_id is None, strategy_ids=[] if strategy_id is None else [strategy_id],
                     open_orders=None, force=True, label=label, result=result)
-    if result.errors:
-        alerts.alert("Kill switch: broker cancel failed", "; ".join(result.errors)[:2000] + "; sync will retry")
+    _alert_switch_failures(strategy_id, result)
     return result
+
+
+def _alert_switch_failures(strategy_id: int | None, result: DriveResult) -> None:
+    """Once per failure while it lasts (the sync keeps driving the cancels); cleared when a drive succeeds."""
+    key = f"kill_switch_cancel_failed:{'global' if strategy_id is None else strategy_id}"
+    if not result.errors:
+        alerts.alert_clear(key=key)
+        return
+    alerts.alert_raise(
+        key=key, level="critical", kind="kill_switch", subject="Kill switch: broker cancel failed",
+        message="; ".join(result.errors)[:2000] + "; the sync sends the cancels again every cycle",
+        state=",".join(sorted(set(re.findall(r"Broker[A-Za-z]+", " ".join(result.errors))))),
+    )
 
 
 def intents_drive(*, open_orders: list[OpenBrokerOrder], label: str) -> DriveResult:
     """One sync cycle's push toward what was decided; ``open_orders`` is this cycle's open listing."""
     result = DriveResult()
     global_active, strategy_ids = _active_scopes()
-    if not _drive_switches(global_active=global_active, strategy_ids=strategy_ids, open_orders=open_orders,
-                           force=False, label=label, result=result):
+    cancel_all = _drive_switches(global_active=global_active, strategy_ids=strategy_ids, open_orders=open_orders,
+                                 force=False, label=label, result=result)
+    if global_active:
+        _alert_switch_failures(None, result)
+    elif len(strategy_ids) == 1:
+        _alert_switch_failures(strategy_ids[0], result)
+    if not cancel_all:
         # Every other pending_cancel order: a client's or an officer's cancel, a switch's since reset.
         _drive_pending_cancels(Q(), force=False, label=label, result=result, open_orders=open_orders)
     for error in result.errors:
