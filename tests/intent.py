@@ -119,6 +119,8 @@ def killed_right_after_the_commit(
         "ALPACA_BASE_URL": base_url,
         "ALPACA_DATA_URL": base_url,
         "KILL_SWITCH_FLATTEN": "true" if django_settings.KILL_SWITCH_FLATTEN else "false",
+        # The process's attempt backs off as this test's sync interval says (its claim counts as a failure).
+        "CANCEL_RETRY_MAX_S": str(django_settings.CANCEL_RETRY_MAX_S),
         "LOG_LEVEL": "WARNING",
         **(env or {}),
         "ALPACA_TIMEOUT_S": str(timeout_s),  # blocked in the stalled call, not timed out, when killed
