@@ -270,6 +270,7 @@ class PositionAdmin(ReadOnlyAdminMixin, BackofficeModelAdmin):
 
 class BreakInline(ReadOnlyInline):
     model = ReconciliationBreak
+    fk_name = "run"  # the run that opened the break
     fields = ["symbol", "broker_qty", "ledger_qty", "status", "handled_by", "note"]
     readonly_fields = fields
     show_change_link = True

@@ -21,7 +21,17 @@ from django.db.models.functions import Coalesce
 
 from brokers.registry import get_broker
 from brokers.types import LastTrade
-from orders.models import Fill, Order, OrderEvent, Position, ReconciliationRun
+from orders.models import (
+    OPEN_BREAK_STATES,
+    AdjustmentStatus,
+    Fill,
+    LedgerAdjustment,
+    Order,
+    OrderEvent,
+    Position,
+    ReconciliationBreak,
+    ReconciliationRun,
+)
 from orders.states import WORKING, OrderStatus
 from risk import checks
 from risk.models import BreakerState, KillSwitch, Mode, RiskLimits, RiskState, Strategy, trading_day
@@ -410,3 +420,27 @@ def positions_valued(positions: QuerySet[Position], *, include_flat: bool = Fals
         pct = (value / equity * hundred).quantize(Decimal("0.0001")) if equity else None
         valued.append(ValuedPosition(p, last, value, unrealised, pct))
     return valued
+
+
+def breaks_to_show(run: ReconciliationRun | None) -> list[ReconciliationBreak]:
+    """The open breaks, and those the latest run saw (one row per symbol while a difference persists)."""
+    condition = Q(status__in=OPEN_BREAK_STATES)
+    if run is not None:
+        condition |= Q(last_run=run)
+    return list(ReconciliationBreak.objects.filter(condition).order_by("symbol"))
+
+
+def adjustments_by_position(positions: list[Position]) -> dict[int, list[LedgerAdjustment]]:
+    """Applied ledger adjustments of these positions, oldest first (one query)."""
+    keys = {(p.strategy_id, p.symbol): p.pk for p in positions}
+    found: dict[int, list[LedgerAdjustment]] = {}
+    if not keys:
+        return found
+    rows = LedgerAdjustment.objects.filter(
+        status=AdjustmentStatus.APPLIED, strategy_id__in={s for s, _ in keys}, symbol__in={sym for _, sym in keys}
+    ).select_related("decided_by", "created_by").order_by("decided_at", "id")
+    for row in rows:
+        pk = keys.get((row.strategy_id, row.symbol))
+        if pk is not None:
+            found.setdefault(pk, []).append(row)
+    return found
