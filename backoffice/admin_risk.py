@@ -45,6 +45,7 @@ from risk import services
 from risk.approvals import FourEyes, four_eyes_required
 from risk.checks import drawdown_pct
 from risk.models import (
+    Alert,
     BreakerState,
     EquitySnapshot,
     KillSwitch,
@@ -713,3 +714,22 @@ class JobRunAdmin(ReadOnlyAdminMixin, BackofficeModelAdmin):
         if status is None:
             return dashboard.age_display(job.age().total_seconds() if job.last_succeeded_at else None)
         return badge(f"{status.age} — stale" if status.stale else status.age, "breach" if status.stale else "ok")
+
+
+@admin.register(Alert)
+class AlertAdmin(LargeTableAdminMixin, ReadOnlyAdminMixin, BackofficeModelAdmin):
+    """What the officers were told, once per condition, and whether it reached them."""
+
+    list_display = [timestamp_column("created_at", "raised (UTC)"), "level", "kind", "subject", "symbol", "strategy",
+                    "delivery"]
+    list_filter = ["level", "kind"]
+    search_fields = ["subject", "key", "symbol", "strategy"]
+    actions = None
+
+    @admin.display(description="delivery")
+    def delivery(self, item: Alert) -> str:
+        if item.delivered_at is not None:
+            return badge("delivered", "ok")
+        if not item.last_error:
+            return badge("queued", "warn")
+        return badge(f"retrying ({item.attempts} attempts): {item.last_error}", "breach")

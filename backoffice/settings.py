@@ -227,6 +227,7 @@ KILL_SWITCH_FLATTEN = CONFIG.kill_switch_flatten
 KILL_SWITCH_RESET_APPROVALS = CONFIG.kill_switch_reset_approvals
 HALT_ON_RECONCILIATION_BREAK = CONFIG.halt_on_reconciliation_break
 ALERT_WEBHOOK_URL = CONFIG.alert_webhook_url
+ALERT_URLS = CONFIG.alert_urls
 ASSUMED_STOP_DISTANCE = CONFIG.assumed_stop_distance
 
 # --- Logging: one redacting filter on every handler ------------------------
@@ -248,5 +249,7 @@ LOGGING = {
     "loggers": {
         "django.request": {"handlers": ["console", "mail_admins"], "level": "ERROR", "propagate": False},
         "urllib3": {"level": "WARNING"},
+        # Apprise names its targets at INFO; only its failures are worth a line (and those are redacted).
+        "apprise": {"level": "WARNING"},
     },
 }

@@ -24,7 +24,7 @@ from brokers.types import LastTrade
 from orders.models import Fill, Order, OrderEvent, Position, ReconciliationRun
 from orders.states import WORKING, OrderStatus
 from risk import checks
-from risk.models import BreakerState, KillSwitch, Mode, RiskLimits, RiskState, Strategy
+from risk.models import BreakerState, KillSwitch, Mode, RiskLimits, RiskState, Strategy, trading_day
 
 ZERO = Decimal(0)
 ASSET_CACHE_SECONDS = 3600
@@ -76,7 +76,8 @@ class Exposure:
     # its average cost, a working market order at nothing): the check denies.
     unpriced_symbols: set[str] = field(default_factory=set)
     strategy_position_value: Decimal = ZERO
-    strategy_unrealised: Decimal = ZERO
+    strategy_unrealised: Decimal = ZERO  # since entry
+    strategy_unrealised_today: Decimal = ZERO  # its change since the trading day began
     strategy_working_add: Decimal = ZERO
     strategy_position_qty: Decimal = ZERO
     working_buy: Decimal = ZERO
@@ -109,9 +110,12 @@ def exposure_summary(
         if checks.price_is_fresh(checks.LastPrice(trade.price, trade.at), now=now, max_age=max_age)
     }
     result = Exposure()
+    today = trading_day(now)
     net_by_symbol: dict[str, Decimal] = defaultdict(lambda: ZERO)
     positions_by_key: dict[tuple[int, str], Decimal] = {}
-    for row in Position.objects.exclude(qty=0).values("strategy_id", "symbol", "qty", "avg_price"):
+    for row in Position.objects.exclude(qty=0).values(
+        "strategy_id", "symbol", "qty", "avg_price", "day_start_on", "day_start_unrealized_pnl"
+    ):
         mark = marks.get(row["symbol"])
         if mark is None:
             result.unpriced_symbols.add(row["symbol"])
@@ -122,7 +126,10 @@ def exposure_summary(
         positions_by_key[(row["strategy_id"], row["symbol"])] = row["qty"]
         if row["strategy_id"] == strategy_id:
             result.strategy_position_value += value
-            result.strategy_unrealised += (mark - row["avg_price"]) * row["qty"]
+            unrealised = (mark - row["avg_price"]) * row["qty"]
+            result.strategy_unrealised += unrealised
+            if row["day_start_on"] == today:
+                result.strategy_unrealised_today += unrealised - row["day_start_unrealized_pnl"]
             if row["symbol"] == symbol:
                 result.strategy_position_qty = row["qty"]
     result.exposed_symbols = {s for s, q in net_by_symbol.items() if q != 0}
@@ -210,7 +217,8 @@ def build_snapshot(
         orders_last_second=recent["second"],
         orders_last_minute=recent["minute"],
         exposure=exposure.strategy_position_value + exposure.strategy_working_add,
-        daily_pnl=realised_today + exposure.strategy_unrealised,
+        # Realised today plus the change of unrealised since the day began (orders/day_start.py).
+        daily_pnl=realised_today + exposure.strategy_unrealised_today,
         position_qty=exposure.strategy_position_qty,
         working_buy_qty=exposure.working_buy,
         working_sell_qty=exposure.working_sell,
@@ -224,6 +232,7 @@ def build_snapshot(
         equity=equity,
         day_start_equity=state.day_start_equity or equity,
         peak_equity=state.peak_equity or equity,
+        drawdown_base_equity=state.daily_drawdown_base(trading_day(now)),
         strategy=strategy_state,
         limits=checks.Limits(
             max_daily_drawdown_pct=limits_row.max_daily_drawdown_pct,
@@ -277,7 +286,8 @@ def risk_picture(*, now: dt.datetime | None = None) -> dict[str, object]:
     from brokers.registry import get_market_data
 
     now = now or dt.datetime.now(dt.UTC)
-    state = RiskState.current()
+    RiskState.current()
+    state = RiskState.objects.select_related("peak_reset_by").get(pk=1)
     limits = RiskLimits.current()
     held = set(Position.objects.exclude(qty=0).values_list("symbol", flat=True))
     held |= set(working_orders().values_list("symbol", flat=True).distinct())
@@ -294,9 +304,10 @@ def risk_picture(*, now: dt.datetime | None = None) -> dict[str, object]:
     exposure = exposure_summary(prices=prices, now=now)
     equity = state.equity or ZERO
     day_start = state.day_start_equity or equity
+    drawdown_base = state.daily_drawdown_base(trading_day(now)) or equity
     peak = state.peak_equity or equity
     hundred = Decimal(100)
-    daily_dd = checks.drawdown_pct(day_start, equity)
+    daily_dd = checks.drawdown_pct(drawdown_base, equity)
     total_dd = checks.drawdown_pct(peak, equity)
     deployed = exposure.gross_position_value + exposure.working_add
     deployed_pct = deployed / equity * hundred if equity else None
@@ -316,6 +327,13 @@ def risk_picture(*, now: dt.datetime | None = None) -> dict[str, object]:
         "day_start_equity": day_start,
         "peak_equity": peak,
         "equity_at": state.equity_at,
+        "peak": {
+            "equity": peak,
+            "since": state.peak_reset_at,
+            "by": state.peak_reset_by.get_username() if state.peak_reset_by else None,
+            "reason": state.peak_reset_reason,
+        },
+        "daily_drawdown_base": drawdown_base,
         "daily_drawdown": daily_dd.quantize(Decimal("0.0001")),
         "total_drawdown": total_dd.quantize(Decimal("0.0001")),
         "circuit_breaker": {"state": state.breaker_state, "since": state.breaker_since, "reason": state.breaker_reason},
