@@ -9,6 +9,7 @@ check on the request itself, then the service, which checks again.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
@@ -26,6 +27,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from backoffice import dashboard
+from backoffice.admin_exports import CsvExportMixin
 from backoffice.admin_tools import (
     REFUSALS,
     BackofficeModelAdmin,
@@ -668,8 +670,15 @@ class StrategyAdmin(ReasonedChangeAdmin):
 
 
 @admin.register(RiskEvent)
-class RiskEventAdmin(LargeTableAdminMixin, ReadOnlyAdminMixin, BackofficeModelAdmin):
+class RiskEventAdmin(CsvExportMixin, LargeTableAdminMixin, ReadOnlyAdminMixin, BackofficeModelAdmin):
     """Append-only: nobody adds, changes or deletes an event here, superusers included."""
+
+    csv_name = "risk-events"
+    csv_columns = [
+        ("at", lambda e: e.at), ("id", lambda e: e.pk), ("kind", lambda e: e.kind), ("actor", lambda e: e.actor_label),
+        ("strategy", lambda e: e.strategy.slug if e.strategy_id else ""), ("reason", lambda e: e.reason),
+        ("old", lambda e: json.dumps(e.old, sort_keys=True)), ("new", lambda e: json.dumps(e.new, sort_keys=True)),
+    ]
 
     list_display = [timestamp_column("at", "when (UTC)"), "kind", "actor_label", "strategy", "reason", "changes"]
     list_select_related = ["strategy"]

@@ -138,8 +138,10 @@ def exposure_summary(
             result.strategy_position_value += value
             unrealised = (mark - row["avg_price"]) * row["qty"]
             result.strategy_unrealised += unrealised
-            if row["day_start_on"] == today:
-                result.strategy_unrealised_today += unrealised - row["day_start_unrealized_pnl"]
+            # Without today's mark (the day-start job has not reached it) it counts since entry:
+            # a loss is never dropped for want of a mark.
+            start = row["day_start_unrealized_pnl"] if row["day_start_on"] == today else ZERO
+            result.strategy_unrealised_today += unrealised - start
             if row["symbol"] == symbol:
                 result.strategy_position_qty = row["qty"]
     result.exposed_symbols = {s for s, q in net_by_symbol.items() if q != 0}
@@ -404,7 +406,11 @@ def _last_prices(symbols: set[str]) -> dict[str, LastTrade]:
 
 def positions_valued(positions: QuerySet[Position], *, include_flat: bool = False) -> list[ValuedPosition]:
     """Each position with its last price, market value (signed), unrealised P&L and share of equity (percent)."""
-    rows = list(positions if include_flat else positions.exclude(qty=0))
+    return value_positions(list(positions if include_flat else positions.exclude(qty=0)))
+
+
+def value_positions(rows: list[Position]) -> list[ValuedPosition]:
+    """``rows`` marked at the last trade: one market-data call for their symbols."""
     prices = _last_prices({p.symbol for p in rows})
     equity = RiskState.current().equity
     hundred = Decimal(100)
@@ -444,3 +450,66 @@ def adjustments_by_position(positions: list[Position]) -> dict[int, list[LedgerA
         if pk is not None:
             found.setdefault(pk, []).append(row)
     return found
+
+
+@dataclass(frozen=True)
+class StrategyPnl:
+    """A strategy's P&L: realised today and since inception (fills), unrealised now (last prices)."""
+
+    slug: str
+    realised_today: Decimal
+    realised_total: Decimal
+    unrealised: Decimal | None  # None when a held symbol has no price
+    open_positions: int
+    unrealised_today: Decimal | None = None  # its change since the trading day began (orders/day_start.py)
+
+    @property
+    def total(self) -> Decimal | None:
+        return None if self.unrealised is None else self.realised_total + self.unrealised
+
+    @property
+    def today(self) -> Decimal | None:
+        """The daily P&L of the daily-loss limit: realised today + the change of unrealised since the day began."""
+        if self.unrealised is None or self.unrealised_today is None:
+            return None
+        return self.realised_today + self.unrealised_today
+
+
+def strategy_pnl(*, now: dt.datetime | None = None) -> list[StrategyPnl]:
+    """Per strategy, from the positions (one row per strategy and symbol) and today's fills (index on strategy, at).
+
+    "Today" is the daily-loss limit's daily P&L: realised today plus the
+    change of unrealised P&L since the day's start mark (orders/day_start.py).
+    """
+    now = now or dt.datetime.now(dt.UTC)
+    today = dict(
+        Fill.objects.filter(at__gte=trading_day_start(now)).values_list("strategy__slug")
+        .annotate(total=Sum("realized_pnl")).values_list("strategy__slug", "total")
+    )
+    positions = list(Position.objects.select_related("strategy"))
+    valued = {v.position.pk: v for v in value_positions([p for p in positions if p.qty])}
+    slugs = list(Strategy.objects.order_by("slug").values_list("slug", flat=True))
+    realised: dict[str, Decimal] = dict.fromkeys(slugs, ZERO)
+    unrealised: dict[str, Decimal | None] = dict.fromkeys(slugs, ZERO)
+    open_positions: dict[str, int] = dict.fromkeys(slugs, 0)
+    unrealised_today: dict[str, Decimal | None] = dict.fromkeys(slugs, ZERO)
+    day = trading_day(now)
+    for p in positions:
+        slug = p.strategy.slug
+        realised[slug] = realised.get(slug, ZERO) + p.realized_pnl
+        if p.qty:
+            open_positions[slug] = open_positions.get(slug, 0) + 1
+            mark, so_far = valued[p.pk].unrealized_pnl, unrealised.get(slug, ZERO)
+            unrealised[slug] = None if mark is None or so_far is None else so_far + mark
+            start = p.day_start_unrealized_pnl if p.day_start_on == day else ZERO  # the snapshot's rule
+            change = ZERO if mark is None else mark - start
+            today_so_far = unrealised_today.get(slug, ZERO)
+            unrealised_today[slug] = None if mark is None or today_so_far is None else today_so_far + change
+    return [
+        StrategyPnl(
+            slug=slug, realised_today=today.get(slug) or ZERO, realised_total=realised[slug],
+            unrealised=unrealised.get(slug, ZERO), open_positions=open_positions.get(slug, 0),
+            unrealised_today=unrealised_today.get(slug, ZERO),
+        )
+        for slug in sorted(realised)
+    ]
