@@ -394,7 +394,11 @@ def _last_prices(symbols: set[str]) -> dict[str, LastTrade]:
 
 def positions_valued(positions: QuerySet[Position], *, include_flat: bool = False) -> list[ValuedPosition]:
     """Each position with its last price, market value (signed), unrealised P&L and share of equity (percent)."""
-    rows = list(positions if include_flat else positions.exclude(qty=0))
+    return value_positions(list(positions if include_flat else positions.exclude(qty=0)))
+
+
+def value_positions(rows: list[Position]) -> list[ValuedPosition]:
+    """``rows`` marked at the last trade: one market-data call for their symbols."""
     prices = _last_prices({p.symbol for p in rows})
     equity = RiskState.current().equity
     hundred = Decimal(100)
@@ -410,3 +414,55 @@ def positions_valued(positions: QuerySet[Position], *, include_flat: bool = Fals
         pct = (value / equity * hundred).quantize(Decimal("0.0001")) if equity else None
         valued.append(ValuedPosition(p, last, value, unrealised, pct))
     return valued
+
+
+@dataclass(frozen=True)
+class StrategyPnl:
+    """A strategy's P&L: realised today and since inception (fills), unrealised now (last prices)."""
+
+    slug: str
+    realised_today: Decimal
+    realised_total: Decimal
+    unrealised: Decimal | None  # None when a held symbol has no price
+    open_positions: int
+
+    @property
+    def total(self) -> Decimal | None:
+        return None if self.unrealised is None else self.realised_total + self.unrealised
+
+    @property
+    def today(self) -> Decimal | None:
+        return None if self.unrealised is None else self.realised_today + self.unrealised
+
+
+def strategy_pnl(*, now: dt.datetime | None = None) -> list[StrategyPnl]:
+    """Per strategy, from the positions (one row per strategy and symbol) and today's fills (index on strategy, at).
+
+    "Today" counts the unrealised P&L of open positions in full: the ledger
+    keeps no mark from yesterday's close to split it by day.
+    """
+    now = now or dt.datetime.now(dt.UTC)
+    today = dict(
+        Fill.objects.filter(at__gte=trading_day_start(now)).values_list("strategy__slug")
+        .annotate(total=Sum("realized_pnl")).values_list("strategy__slug", "total")
+    )
+    positions = list(Position.objects.select_related("strategy"))
+    valued = {v.position.pk: v for v in value_positions([p for p in positions if p.qty])}
+    slugs = list(Strategy.objects.order_by("slug").values_list("slug", flat=True))
+    realised: dict[str, Decimal] = dict.fromkeys(slugs, ZERO)
+    unrealised: dict[str, Decimal | None] = dict.fromkeys(slugs, ZERO)
+    open_positions: dict[str, int] = dict.fromkeys(slugs, 0)
+    for p in positions:
+        slug = p.strategy.slug
+        realised[slug] = realised.get(slug, ZERO) + p.realized_pnl
+        if p.qty:
+            open_positions[slug] = open_positions.get(slug, 0) + 1
+            mark, so_far = valued[p.pk].unrealized_pnl, unrealised.get(slug, ZERO)
+            unrealised[slug] = None if mark is None or so_far is None else so_far + mark
+    return [
+        StrategyPnl(
+            slug=slug, realised_today=today.get(slug) or ZERO, realised_total=realised[slug],
+            unrealised=unrealised.get(slug, ZERO), open_positions=open_positions.get(slug, 0),
+        )
+        for slug in sorted(realised)
+    ]
