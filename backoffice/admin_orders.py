@@ -103,20 +103,44 @@ class ReadOnlyInline(ReadOnlyAdminMixin, admin.TabularInline):  # type: ignore[t
 class TransitionInline(ReadOnlyInline):
     model = OrderTransition
     verbose_name_plural = "transition history (oldest first)"
-    fields = [timestamp_column("at", "at (UTC)"), "from_display", "to_status", "actor_label", "reason"]
+    fields = [timestamp_column("at", "at (UTC)"), "from_display", "to_display", "who", "reason"]
     readonly_fields = fields
     ordering = ["at", "id"]
 
     @admin.display(description="from")
     def from_display(self, transition: OrderTransition) -> str:
-        return transition.from_status or "(created)"
+        return OrderStatus(transition.from_status).label if transition.from_status else "(created)"
+
+    @admin.display(description="to")
+    def to_display(self, transition: OrderTransition) -> str:
+        return OrderStatus(transition.to_status).label
+
+    @admin.display(description="who")
+    def who(self, transition: OrderTransition) -> str:
+        return transition.actor_label
 
 
 class FillInline(ReadOnlyInline):
     model = Fill
-    fields = [timestamp_column("at", "at (UTC)"), "side", "qty", "price", "cumulative_qty", "realized_pnl"]
+    fields = [timestamp_column("at", "at (UTC)"), "side", "quantity", "price_display", "cumulative", "realised"]
     readonly_fields = fields
     ordering = ["at", "id"]
+
+    @admin.display(description="qty")
+    def quantity(self, fill: Fill) -> str:
+        return quantity(fill.qty)
+
+    @admin.display(description="price")
+    def price_display(self, fill: Fill) -> str:
+        return money(fill.price)
+
+    @admin.display(description="filled so far")
+    def cumulative(self, fill: Fill) -> str:
+        return quantity(fill.cumulative_qty)
+
+    @admin.display(description="realised P&L")
+    def realised(self, fill: Fill) -> str:
+        return signed_money(fill.realized_pnl) if fill.realized_pnl else "—"
 
 
 @admin.register(Order)
@@ -494,14 +518,14 @@ def adjust_break(request: HttpRequest, item: ReconciliationBreak, data: dict[str
 
 @admin.register(ReconciliationBreak)
 class ReconciliationBreakAdmin(AuditTrailMixin, ReadOnlyAdminMixin, BackofficeModelAdmin):
-    list_display = ["symbol", "broker_qty", "ledger_qty", "difference", "status_badge", "run", "handled_by",
-                    "handled_at", "note"]
+    list_display = ["symbol", "broker_quantity", "ledger_quantity", "difference", "status_badge", "run",
+                    "handled_by", timestamp_column("handled_at", "handled (UTC)"), "note"]
     list_select_related = ["run", "handled_by"]
     list_filter = ["status"]
     search_fields = ["=symbol"]
     actions = None
-    fields = ["symbol", "broker_qty", "ledger_qty", "difference", "status_badge", "run", "handled_by", "handled_at",
-              "note"]
+    fields = ["symbol", "broker_quantity", "ledger_quantity", "difference", "status_badge", "run", "handled_by",
+              timestamp_column("handled_at", "handled (UTC)"), "note"]
     readonly_fields = fields
     object_actions = (
         ObjectAction(
@@ -542,7 +566,15 @@ class ReconciliationBreakAdmin(AuditTrailMixin, ReadOnlyAdminMixin, BackofficeMo
 
     @admin.display(description="broker − ledger")
     def difference(self, item: ReconciliationBreak) -> Any:
-        return item.difference
+        return quantity(item.difference)
+
+    @admin.display(description="broker qty")
+    def broker_quantity(self, item: ReconciliationBreak) -> str:
+        return quantity(item.broker_qty)
+
+    @admin.display(description="ledger qty")
+    def ledger_quantity(self, item: ReconciliationBreak) -> str:
+        return quantity(item.ledger_qty)
 
     @admin.display(description="status", ordering="status")
     def status_badge(self, item: ReconciliationBreak) -> str:

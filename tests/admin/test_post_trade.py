@@ -102,3 +102,18 @@ def test_an_export_needs_the_lists_view_permission(stan_client, alice_client, bo
     assert stan_client.get("/admin/orders/fill/export.csv").status_code == 403
     assert alice_client.get("/admin/orders/fill/export.csv").status_code == 302  # not staff: to the login page
     assert not Order.objects.filter(client_order_id__startswith="x").exists()
+
+
+def test_the_audit_trail_shows_values_as_people_read_them(officer, officer_client, alpha):
+    from risk.services import killswitch_activate, killswitch_reset
+
+    killswitch_activate(acting_user=officer, strategy=alpha, reason="drill")
+    killswitch_reset(acting_user=officer, strategy=alpha, reason="drill over")
+
+    page = officer_client.get("/admin/risk/riskevent/").content.decode()
+    trail = page[page.index('id="result_list"'):].split("</table>")[0]
+
+    assert "True" not in trail and "False" not in trail
+    assert "Active</span> yes → <strong>no</strong>" in page
+    assert "ACTOR LABEL" not in page.upper().replace("ACTOR_LABEL", "")
+    assert '<th scope="col" class="column-who">' in page
