@@ -38,6 +38,7 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "drf_spectacular",
     "django_celery_beat",
+    "axes",
     "brokers",
     "risk",
     "orders",
@@ -54,6 +55,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: turns a locked-out login into its lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "backoffice.urls"
@@ -87,7 +90,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         # here, on every connection, fails when two processes open a fresh file at once.
         "init_command": "PRAGMA synchronous=NORMAL;",
     }
-    VAR_DIR.mkdir(exist_ok=True)
+    # The database holds API tokens and password hashes: owner-only from its
+    # first byte (SQLite gives its -wal and -shm files the database's mode).
+    if DATABASES["default"]["NAME"] not in ("", ":memory:"):
+        _config.make_private_file(Path(DATABASES["default"]["NAME"]))
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 if CONFIG.redis_url:
@@ -99,6 +105,21 @@ else:
             "LOCATION": str(VAR_DIR / "cache"),
         }
     }
+
+# Admin login lockout (django-axes): a username is locked out from one address
+# after ADMIN_LOGIN_FAILURE_LIMIT failures, for ADMIN_LOCKOUT_MINUTES; another
+# officer, or the same officer from elsewhere, can still log in. Lifting one:
+# docs/runbooks/operations.md (admin "Access attempts", or `manage.py axes_reset_username`).
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = CONFIG.admin_login_failure_limit
+AXES_COOLOFF_TIME = CONFIG.admin_lockout_minutes / 60  # hours
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False  # a locked-out typist does not extend their own lock
+AXES_HTTP_RESPONSE_CODE = 429
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -156,6 +177,20 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["backoffice.api.LimitedJSONParser"],
+    # A per-client ceiling on every /v1 request, checked after authentication
+    # and before the body is parsed (DRF parses lazily) or anything is stored.
+    "DEFAULT_THROTTLE_CLASSES": [
+        "backoffice.throttles.ClientBurstThrottle",
+        "backoffice.throttles.ClientSustainedThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "client_burst": f"{CONFIG.api_client_rate_per_second}/s",
+        "client_sustained": f"{CONFIG.api_client_rate_per_minute}/min",
+    },
+    # Anonymous callers are counted by address. Behind the deployment's TLS
+    # proxy (trusted for X-Forwarded-Proto above) the address is the one the
+    # proxy appends to X-Forwarded-For; in debug, REMOTE_ADDR and no header.
+    "NUM_PROXIES": 0 if DEBUG else 1,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "backoffice.problems.exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",

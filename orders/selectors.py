@@ -166,9 +166,9 @@ def build_snapshot(
     realised_today = Fill.objects.filter(strategy=strategy, at__gte=day_start).aggregate(
         total=Coalesce(Sum("realized_pnl"), ZERO)
     )["total"]
-    recent = Order.objects.filter(strategy=strategy, created_at__gte=now - dt.timedelta(seconds=60)).exclude(
-        status=OrderStatus.DENIED
-    ).aggregate(
+    # The message throttle counts messages, not fills (FIA): a denied order
+    # counts too, or a client could hammer the pre-trade check without limit.
+    recent = Order.objects.filter(strategy=strategy, created_at__gte=now - dt.timedelta(seconds=60)).aggregate(
         minute=Count("id"),
         second=Count("id", filter=Q(created_at__gte=now - dt.timedelta(seconds=1))),
     )

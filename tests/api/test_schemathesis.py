@@ -104,9 +104,17 @@ TRADABLE = ["AAPL", "MSFT", "SPY", "SIRI"]
 
 
 @pytest.fixture
-def fuzz_world(wsgi_app_in_test_transaction, market, alice, bob, officer) -> dict[str, list[str]]:
-    """alpha (alice's) and beta (bob's), each with a working and a denied order; throttles out of the way."""
+def fuzz_world(wsgi_app_in_test_transaction, market, alice, bob, officer, settings) -> dict[str, list[str]]:
+    """alpha (alice's) and beta (bob's), each with a working and a denied order; throttles out of the way.
+
+    (The per-client request ceiling too: the fuzzer is one client sending far
+    more than 50 requests a second; tests/api/test_throttling.py proves the ceiling.)
+    """
     Strategy.objects.update(max_orders_per_second=1_000_000, max_orders_per_minute=1_000_000)
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": {"client_burst": "1000000/s", "client_sustained": "1000000/min"},
+    }
     for slug, client in (("alpha", alice), ("beta", bob)):
         strategy = Strategy.objects.get(slug=slug)
         for qty in (Decimal("1"), Decimal("100000")):
