@@ -15,6 +15,7 @@ stored. The answer is problem+json with ``Retry-After`` (backoffice.problems).
 from __future__ import annotations
 
 import math
+
 from django.conf import settings
 from rest_framework.throttling import UserRateThrottle
 

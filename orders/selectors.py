@@ -22,7 +22,7 @@ from django.db.models.functions import Coalesce
 from brokers.registry import get_broker
 from brokers.types import LastTrade
 from orders.models import Fill, Order, Position, ReconciliationRun
-from orders.states import WORKING, OrderStatus
+from orders.states import WORKING
 from risk import checks
 from risk.models import BreakerState, KillSwitch, Mode, RiskLimits, RiskState, Strategy
 
