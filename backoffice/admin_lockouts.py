@@ -5,7 +5,7 @@ django-axes counts failed admin logins per username and address
 failures as the limit is a lockout. Officers see these rows and lift a
 lockout with the "Lift the lockout" action (recorded in the admin's history
 like any deletion); ``manage.py axes_reset_username NAME`` does the same
-from a shell (docs/runbooks/operations.md).
+from a shell (docs/runbooks/throttles-and-lockouts.md).
 """
 
 from __future__ import annotations

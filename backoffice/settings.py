@@ -47,6 +47,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Before anything reads the body (sessions, CSRF, DRF): UTF-8 only, nothing compressed, else 415.
+    "backoffice.request_guard.RequestBodyGuard",
     # Serves collected static files (the admin's) under gunicorn, without a proxy.
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -109,7 +111,7 @@ else:
 # Admin login lockout (django-axes): a username is locked out from one address
 # after ADMIN_LOGIN_FAILURE_LIMIT failures, for ADMIN_LOCKOUT_MINUTES; another
 # officer, or the same officer from elsewhere, can still log in. Lifting one:
-# docs/runbooks/operations.md (admin "Access attempts", or `manage.py axes_reset_username`).
+# docs/runbooks/throttles-and-lockouts.md (admin "Access attempts", or `manage.py axes_reset_username`).
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
@@ -117,6 +119,7 @@ AUTHENTICATION_BACKENDS = [
 AXES_FAILURE_LIMIT = CONFIG.admin_login_failure_limit
 AXES_COOLOFF_TIME = CONFIG.admin_lockout_minutes / 60  # hours
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_CLIENT_IP_CALLABLE = "backoffice.throttles.client_address"  # the throttles' rule: the proxy's X-Forwarded-For
 AXES_RESET_ON_SUCCESS = True
 AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False  # a locked-out typist does not extend their own lock
 AXES_HTTP_RESPONSE_CODE = 429

@@ -15,9 +15,10 @@ stored. The answer is problem+json with ``Retry-After`` (backoffice.problems).
 from __future__ import annotations
 
 import math
+from typing import Any
 
 from django.conf import settings
-from rest_framework.throttling import UserRateThrottle
+from rest_framework.throttling import BaseThrottle, UserRateThrottle
 
 
 class _ClientThrottle(UserRateThrottle):
@@ -45,3 +46,12 @@ class ClientBurstThrottle(_ClientThrottle):
 
 class ClientSustainedThrottle(_ClientThrottle):
     scope = "client_sustained"
+
+
+def client_address(request: Any) -> str | None:
+    """The caller's address, one rule for the throttles and the admin lockout.
+
+    DRF's: REMOTE_ADDR, or behind the deployment's proxy (``NUM_PROXIES``) the
+    address that proxy appended to X-Forwarded-For, never one the client wrote.
+    """
+    return BaseThrottle().get_ident(request)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from decimal import Decimal
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
+from django.utils.dateparse import parse_datetime
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
@@ -106,10 +108,26 @@ class NewestFirst(CursorPagination):
     max_page_size = 500
 
     def decode_cursor(self, request: Request) -> Any:
+        """DRF's decoder, plus the check it leaves out: the position must be a timestamp.
+
+        A forged cursor (``p=garbage``, ``p=1e400``) otherwise reaches the
+        database as a filter value and fails there with a 500.
+        """
+        invalid = ValidationError({"cursor": ["Invalid cursor: use the next or previous link of a page."]})
         try:
-            return super().decode_cursor(request)
+            cursor = super().decode_cursor(request)
         except NotFound:
-            raise ValidationError({"cursor": ["Invalid cursor: use the next or previous link of a page."]}) from None
+            raise invalid from None
+        if cursor is not None and cursor.position is not None:
+            try:
+                position = parse_datetime(cursor.position)
+                # Aware, and representable in UTC (year 1 at +01:00 is not).
+                valid = position is not None and position.tzinfo is not None and bool(position.astimezone(dt.UTC))
+            except (ValueError, OverflowError):
+                valid = False
+            if not valid:
+                raise invalid
+        return cursor
 
 
 class OrderPage(serializers.Serializer):
