@@ -39,6 +39,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "django_celery_beat",
     "axes",
+    "django_prometheus",
     "brokers",
     "risk",
     "orders",
@@ -46,6 +47,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Request/response/exception metrics for GET /metrics (the pair brackets every other middleware).
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Before anything reads the body (sessions, CSRF, DRF): UTF-8 only, nothing compressed, else 415.
     "backoffice.request_guard.RequestBodyGuard",
@@ -57,8 +60,9 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    # Last, as django-axes asks: turns a locked-out login into its lockout page.
+    # Last but the metrics bracket, as django-axes asks: turns a locked-out login into its lockout page.
     "axes.middleware.AxesMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
 ROOT_URLCONF = "backoffice.urls"

@@ -5,7 +5,7 @@ from django.urls import include, path, re_path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularJSONAPIView, SpectacularSwaggerView
 
-from backoffice import health, views
+from backoffice import health, metrics, views
 
 v1 = [
     path("health", health.HealthView.as_view(), name="health"),
@@ -22,6 +22,7 @@ urlpatterns = [
     path("", RedirectView.as_view(pattern_name="admin:index"), name="home"),
     path("admin/", admin.site.urls),
     path("v1/", include((v1, "v1"), namespace="v1")),
+    path("metrics", metrics.MetricsView.as_view(), name="metrics"),
 ]
 
 handler404 = "backoffice.views.not_found"

@@ -21,7 +21,7 @@ from rest_framework.views import APIView
 from backoffice.api import BODY_ERRORS, COMMON_ERRORS, PROBLEM, StrictSerializer, ViolationSerializer, problem
 from backoffice.problems import problem_response
 from orders import selectors, services
-from orders.models import Order, OrderType, Position, ReconciliationRun, Side, TimeInForce
+from orders.models import Order, OrderType, ReconciliationRun, Side, TimeInForce
 from orders.states import OrderStatus
 from risk.models import Strategy
 
@@ -102,7 +102,7 @@ class OrderIn(StrictSerializer):
 
 
 class NewestFirst(CursorPagination):
-    ordering = "-created_at"
+    ordering: str | tuple[str, ...] = "-created_at"
     page_size = 100
     page_size_query_param = "limit"
     max_page_size = 500
@@ -295,6 +295,16 @@ class PositionOut(serializers.Serializer):
     qty = serializers.DecimalField(max_digits=20, decimal_places=8)
     avg_price = serializers.DecimalField(max_digits=20, decimal_places=8)
     realized_pnl = serializers.DecimalField(max_digits=20, decimal_places=2)
+    last_price = serializers.DecimalField(
+        max_digits=20, decimal_places=8, allow_null=True, help_text="last trade; null when no price could be had"
+    )
+    market_value = serializers.DecimalField(
+        max_digits=20, decimal_places=2, allow_null=True, help_text="qty x last_price (negative when short)"
+    )
+    unrealized_pnl = serializers.DecimalField(max_digits=20, decimal_places=2, allow_null=True)
+    pct_of_equity = serializers.DecimalField(
+        max_digits=12, decimal_places=4, allow_null=True, help_text="market_value / account equity, percent"
+    )
     reconciled_at = serializers.DateTimeField(allow_null=True)
     breaks = BreakOut(many=True)
 
@@ -309,27 +319,44 @@ class PositionsOut(serializers.Serializer):
     reconciliation = ReconciliationOut()
 
 
+class PositionListQuery(StrictSerializer):
+    query_string = True
+    include_flat = serializers.BooleanField(required=False, default=False)
+
+
 class PositionList(APIView):
-    @extend_schema(operation_id="positions_list", responses={200: PositionsOut, **COMMON_ERRORS})
+    @extend_schema(
+        operation_id="positions_list",
+        parameters=[OpenApiParameter("include_flat", bool, description="also list positions with qty 0")],
+        responses={200: PositionsOut, (400, PROBLEM): problem("Bad parameter"), **COMMON_ERRORS},
+    )
     def get(self, request: Request) -> Response:
+        query = PositionListQuery(data=request.query_params.dict())
+        query.is_valid(raise_exception=True)
         run: ReconciliationRun | None = selectors.latest_reconciliation()
         breaks = list(run.breaks.all()) if run else []
         by_symbol: dict[str, list] = {}
         for item in breaks:
             by_symbol.setdefault(item.symbol, []).append(item)
         reconciled_at = run.at if run else None
-        positions: list[Position] = list(selectors.visible_positions(request.user))
+        valued = selectors.positions_valued(
+            selectors.visible_positions(request.user), include_flat=query.validated_data["include_flat"]
+        )
         results = [
             {
-                "strategy": p.strategy,
-                "symbol": p.symbol,
-                "qty": p.qty,
-                "avg_price": p.avg_price,
-                "realized_pnl": p.realized_pnl,
+                "strategy": v.position.strategy,
+                "symbol": v.position.symbol,
+                "qty": v.position.qty,
+                "avg_price": v.position.avg_price,
+                "realized_pnl": v.position.realized_pnl,
+                "last_price": v.last_price,
+                "market_value": v.market_value,
+                "unrealized_pnl": v.unrealized_pnl,
+                "pct_of_equity": v.pct_of_equity,
                 "reconciled_at": reconciled_at,
-                "breaks": by_symbol.get(p.symbol, []),
+                "breaks": by_symbol.get(v.position.symbol, []),
             }
-            for p in positions
+            for v in valued
         ]
         return Response(
             PositionsOut(

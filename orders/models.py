@@ -239,3 +239,35 @@ class ReconciliationBreak(models.Model):
     @property
     def difference(self) -> Decimal:
         return self.broker_qty - self.ledger_qty
+
+
+class OrderEvent(models.Model):
+    """One entry of the clients' event feed (GET /v1/events): a transition, a fill, or both.
+
+    Written in the transaction that made the change. ``txid`` is the writing
+    PostgreSQL transaction's id: the feed is ordered by (txid, id) and only
+    serves events of transactions older than every transaction still running,
+    so an event that commits late can never land behind a cursor a client
+    already holds (ordering by id alone could: ids are taken at INSERT, not at
+    COMMIT). On SQLite writers are serialised, so id order is commit order and
+    txid stays 0.
+    """
+
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="events")
+    strategy = models.ForeignKey(Strategy, on_delete=models.PROTECT, related_name="+")
+    transition = models.OneToOneField(
+        OrderTransition, null=True, blank=True, on_delete=models.CASCADE, related_name="event"
+    )
+    fill = models.OneToOneField(Fill, null=True, blank=True, on_delete=models.PROTECT, related_name="event")
+    txid = models.BigIntegerField(default=0)
+    at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["txid", "id"]
+        indexes = [
+            models.Index(fields=["txid", "id"], name="event_feed"),
+            models.Index(fields=["strategy", "txid", "id"], name="event_strategy_feed"),
+        ]
+
+    def __str__(self) -> str:
+        return f"event {self.pk} of {self.order_id}"

@@ -21,7 +21,7 @@ from django.db.models.functions import Coalesce
 
 from brokers.registry import get_broker
 from brokers.types import LastTrade
-from orders.models import Fill, Order, Position, ReconciliationRun
+from orders.models import Fill, Order, OrderEvent, Position, ReconciliationRun
 from orders.states import WORKING
 from risk import checks
 from risk.models import BreakerState, KillSwitch, Mode, RiskLimits, RiskState, Strategy
@@ -308,3 +308,62 @@ def risk_picture(*, now: dt.datetime | None = None) -> dict[str, object]:
             item("min_stock_price", "dollars", limits.min_stock_price, None),
         ],
     }
+
+
+def visible_fills(user) -> QuerySet[Fill]:  # noqa: ANN001
+    """Officers and auditors see every fill; an API client sees its strategies' fills only."""
+    qs = Fill.objects.select_related("strategy", "order")
+    if user.has_perm("orders.view_fill"):
+        return qs
+    return qs.filter(strategy__clients=user)
+
+
+def visible_events(user) -> QuerySet[OrderEvent]:  # noqa: ANN001
+    """The event feed follows order visibility: a client sees its strategies' orders' events only."""
+    qs = OrderEvent.objects.all()
+    if user.has_perm("orders.view_order"):
+        return qs
+    return qs.filter(strategy__clients=user)
+
+
+@dataclass(frozen=True)
+class ValuedPosition:
+    """A ledger position marked at the last trade (None when no price could be had)."""
+
+    position: Position
+    last_price: Decimal | None
+    market_value: Decimal | None
+    unrealized_pnl: Decimal | None
+    pct_of_equity: Decimal | None
+
+
+def _last_prices(symbols: set[str]) -> dict[str, LastTrade]:
+    from brokers.exceptions import BrokerError
+    from brokers.registry import get_market_data
+
+    if not symbols:
+        return {}
+    try:
+        return get_market_data().latest_trades(symbols)
+    except BrokerError:
+        return {}  # shown without a value rather than not at all
+
+
+def positions_valued(positions: QuerySet[Position], *, include_flat: bool = False) -> list[ValuedPosition]:
+    """Each position with its last price, market value (signed), unrealised P&L and share of equity (percent)."""
+    rows = list(positions if include_flat else positions.exclude(qty=0))
+    prices = _last_prices({p.symbol for p in rows})
+    equity = RiskState.current().equity
+    hundred = Decimal(100)
+    valued = []
+    for p in rows:
+        trade = prices.get(p.symbol)
+        last = trade.price if trade is not None else None
+        if last is None and p.qty:
+            valued.append(ValuedPosition(p, None, None, None, None))
+            continue
+        value = (p.qty * (last or ZERO)).quantize(Decimal("0.01"))  # a flat position is worth 0 at any price
+        unrealised = (((last or ZERO) - p.avg_price) * p.qty).quantize(Decimal("0.01"))
+        pct = (value / equity * hundred).quantize(Decimal("0.0001")) if equity else None
+        valued.append(ValuedPosition(p, last, value, unrealised, pct))
+    return valued

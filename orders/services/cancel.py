@@ -73,8 +73,10 @@ def _cancel_at_broker(order: Order, *, label: str) -> None:
         if locked.status == S.PENDING_CANCEL and broker_order.status in {"new", "accepted", "partially_filled"}:
             # The broker refused and the order still works there: put it back to work.
             target = S.PARTIALLY_FILLED if broker_order.filled_qty > 0 else S.SUBMITTED
-            _record_fill(locked, broker_order.filled_qty, broker_order.filled_avg_price, timezone.now())
-            _transition(locked, target, label=label, reason="cancel refused by the broker; order still working")
+            fill = _record_fill(locked, broker_order.filled_qty, broker_order.filled_avg_price, timezone.now())
+            _transition(
+                locked, target, label=label, reason="cancel refused by the broker; order still working", fill=fill
+            )
             return
         _apply_broker_order(locked, broker_order, label=label)
 

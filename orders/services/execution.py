@@ -10,6 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from brokers import types as bt
+from orders.events import event_record
 from orders.models import Fill, Order, Position
 from orders.services.transitions import MONEY_PLACES, PRICE_PLACES, S, _transition
 from orders.states import TERMINAL, from_broker_status
@@ -44,10 +45,12 @@ def _apply_fill_to_position(position: Position, side: str, qty: Decimal, price: 
     return realised
 
 
-def _record_fill(order: Order, cumulative_qty: Decimal, cumulative_avg: Decimal | None, at: dt.datetime) -> bool:
-    """Turn an increase of the broker's cumulative filled qty into one fill row. Idempotent."""
+def _record_fill(
+    order: Order, cumulative_qty: Decimal, cumulative_avg: Decimal | None, at: dt.datetime
+) -> Fill | None:
+    """Turn an increase of the broker's cumulative filled qty into one fill row (returned). Idempotent."""
     if cumulative_qty <= order.filled_qty:
-        return False
+        return None
     avg = cumulative_avg if cumulative_avg is not None else order.filled_avg_price or order.limit_price or Decimal(0)
     delta_qty = cumulative_qty - order.filled_qty
     previous_cost = order.filled_qty * (order.filled_avg_price or Decimal(0))
@@ -56,7 +59,7 @@ def _record_fill(order: Order, cumulative_qty: Decimal, cumulative_avg: Decimal 
     position = Position.objects.select_for_update().get(strategy_id=order.strategy_id, symbol=order.symbol)
     realised = _apply_fill_to_position(position, order.side, delta_qty, price)
     position.save()
-    Fill.objects.create(
+    fill = Fill.objects.create(
         order=order,
         strategy_id=order.strategy_id,
         symbol=order.symbol,
@@ -69,7 +72,7 @@ def _record_fill(order: Order, cumulative_qty: Decimal, cumulative_avg: Decimal 
     )
     order.filled_qty = cumulative_qty
     order.filled_avg_price = avg.quantize(PRICE_PLACES)
-    return True
+    return fill
 
 
 def _apply_broker_order(order: Order, broker_order: bt.BrokerOrder, *, label: str) -> bool:
@@ -77,9 +80,10 @@ def _apply_broker_order(order: Order, broker_order: bt.BrokerOrder, *, label: st
 
     Returns True when something changed (a fill or a transition).
     """
-    changed = _record_fill(
+    fill = _record_fill(
         order, broker_order.filled_qty, broker_order.filled_avg_price, broker_order.updated_at or timezone.now()
     )
+    changed = fill is not None
     if order.broker_order_id is None:
         order.broker_order_id = broker_order.broker_order_id
     order.broker_updated_at = broker_order.updated_at
@@ -90,6 +94,7 @@ def _apply_broker_order(order: Order, broker_order: bt.BrokerOrder, *, label: st
         if changed:
             logger.error("fill for terminal order %s recorded from broker truth", order.client_order_id)
             order.save()
+            event_record(order=order, fill=fill)
         return changed
     # A cancel request stays pending until the broker confirms or refuses it:
     # the broker still saying "new" only means it has not processed it yet.
@@ -99,10 +104,11 @@ def _apply_broker_order(order: Order, broker_order: bt.BrokerOrder, *, label: st
         reason = f"broker status {broker_order.status}"
         if broker_order.filled_qty:
             reason += f", filled {broker_order.filled_qty} @ {broker_order.filled_avg_price}"
-        _transition(order, target, label=label, reason=reason)
+        _transition(order, target, label=label, reason=reason, fill=fill)
         return True
     if changed:
         order.save()
+        event_record(order=order, fill=fill)  # a further partial fill: no state change, still an event
     return changed
 
 

@@ -12,15 +12,31 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from brokers.registry import get_broker
-from orders.models import BreakStatus, Position, ReconciliationBreak, ReconciliationRun
+from orders.models import BreakStatus, Order, Position, ReconciliationBreak, ReconciliationRun
 from orders.services.sync import orders_sync
+from orders.states import OrderStatus
 from risk import alerts
 from risk.models import KillSwitchSource, RiskEvent, RiskEventKind
 from risk.services import actor_label, killswitch_activate
 
+# Orders whose send has no stored outcome yet: the broker may know more than we do.
+IN_FLIGHT = (OrderStatus.PENDING, OrderStatus.UNKNOWN)
+
 
 def _broker_positions() -> dict[str, Decimal]:
     return {p.symbol: p.qty for p in get_broker().list_positions()}
+
+
+def _symbols_in_flight() -> set[str]:
+    """Symbols with an order whose send has no known outcome yet (`pending`, `unknown`).
+
+    The broker may already hold such an order's fills while the ledger cannot
+    (the sender has not stored the acknowledgement, or the send was ambiguous
+    and waits for its lookup), so that symbol's difference is not judged yet.
+    """
+    return set(
+        Order.objects.filter(status__in=IN_FLIGHT).values_list("symbol", flat=True).distinct()
+    )
 
 
 def _ledger_positions() -> dict[str, Decimal]:
@@ -43,14 +59,19 @@ def _compare_at_a_cut(*, label: str, report_unknown_open: bool) -> _Cut:
     judged (every fill before the second read is in the ledger); one that moved
     is trading right now and is reported as unconfirmed, never as a break. The
     sync's open listing can also yield the open broker orders we do not know.
+    A symbol with an order in flight (sent, outcome not yet stored) at either
+    end of the cut is unconfirmed too: its fills may be at the broker before
+    the ledger can know them.
     """
+    in_flight = _symbols_in_flight()
     before = _broker_positions()
     sync = orders_sync(label=label, report_unknown_open=report_unknown_open)
     ledger = _ledger_positions()
     after = _broker_positions()
+    in_flight |= _symbols_in_flight()
     zero = Decimal(0)
     symbols = set(before) | set(after) | set(ledger)
-    moving = sorted(s for s in symbols if before.get(s, zero) != after.get(s, zero))
+    moving = sorted(s for s in symbols if before.get(s, zero) != after.get(s, zero) or s in in_flight)
     differences = {
         s: (after.get(s, zero), ledger.get(s, zero))
         for s in symbols

@@ -31,10 +31,11 @@ FORGED = [
 
 
 @pytest.mark.parametrize("value", FORGED)
-def test_a_forged_cursor_is_a_400_problem(on_postgres, alice_api, market, value):
+@pytest.mark.parametrize("path", ["/v1/orders", "/v1/fills"])
+def test_a_forged_cursor_is_a_400_problem(on_postgres, alice_api, market, path, value):
     alice_api.post("/v1/orders", order_body(), format="json")
 
-    response = alice_api.get("/v1/orders", {"cursor": value})
+    response = alice_api.get(path, {"cursor": value})
 
     assert response.status_code == 400, response.content[:300]
     assert response["Content-Type"] == "application/problem+json"
@@ -60,6 +61,24 @@ def test_the_cursors_the_api_hands_out_still_page(alice_api, alpha, market):
 def test_an_absurd_offset_in_a_cursor_is_capped_not_an_error(alice_api, market):
     alice_api.post("/v1/orders", order_body(), format="json")
 
-    response = alice_api.get("/v1/orders", {"cursor": cursor("o=99999999999999999999999&p=2026-01-01+00%3A00%3A00%2B00%3A00")})
+    position = "2026-01-01+00%3A00%3A00%2B00%3A00"  # urlencoded, as DRF writes it
+    response = alice_api.get("/v1/orders", {"cursor": cursor(f"o=99999999999999999999999&p={position}")})
 
     assert response.status_code == 200
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        base64.urlsafe_b64encode(b"e1:99999999999999999999999:1").decode(),
+        base64.urlsafe_b64encode(b"e1:1:99999999999999999999999").decode(),
+        base64.urlsafe_b64encode(b"e1:-1:0").decode(),
+        base64.urlsafe_b64encode(b"p=garbage").decode(),
+        "\u00e9",
+    ],
+)
+def test_a_forged_event_feed_cursor_is_a_400_problem(on_postgres, alice_api, value):
+    response = alice_api.get("/v1/events", {"after": value})
+
+    assert response.status_code == 400, response.content[:300]
+    assert response["Content-Type"] == "application/problem+json"

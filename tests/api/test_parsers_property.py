@@ -78,7 +78,11 @@ def test_no_cursor_reaches_a_500(no_ceiling, alice_api, raw, text):
     alice_api.raise_request_exception = False
 
     for value in (base64.b64encode(raw).decode(), base64.b64encode(("p=" + text).encode()).decode(), text):
-        response = alice_api.get("/v1/orders", {"cursor": value})
+        for path in ("/v1/orders", "/v1/fills"):
+            response = alice_api.get(path, {"cursor": value})
+            assert response.status_code in {200, 400}, (value, response.status_code, response.content[:300])
+    for value in (base64.urlsafe_b64encode(raw).decode(), base64.urlsafe_b64encode(("e1:" + text).encode()).decode()):
+        response = alice_api.get("/v1/events", {"after": value})
         assert response.status_code in {200, 400}, (value, response.status_code, response.content[:300])
 
 
