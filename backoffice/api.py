@@ -118,6 +118,10 @@ def problem(description: str) -> OpenApiResponse:
 
 
 # Every authenticated /v1 operation can answer these.
-COMMON_ERRORS = {(401, PROBLEM): problem("Not authenticated"), (403, PROBLEM): problem("Not allowed")}
+COMMON_ERRORS = {
+    (401, PROBLEM): problem("Not authenticated"),
+    (403, PROBLEM): problem("Not allowed"),
+    (429, PROBLEM): problem("Over the client's request ceiling: retry after Retry-After seconds"),
+}
 # Every operation that takes a JSON body can answer these too.
 BODY_ERRORS = {(413, PROBLEM): problem("Body too large"), (415, PROBLEM): problem("Not JSON")}

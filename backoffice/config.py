@@ -101,6 +101,7 @@ class Config:
     log_level: str
     api_client_rate_per_second: int
     api_client_rate_per_minute: int
+    api_client_asset_lookups_per_minute: int
     admin_login_failure_limit: int
     admin_lockout_minutes: int
 
@@ -355,6 +356,8 @@ def from_environ(env: Mapping[str, str], *, base_dir: Path) -> Config:
         # The per-client ceiling on /v1 requests (DRF throttles on the shared cache).
         api_client_rate_per_second=_int(env, "API_CLIENT_RATE_PER_SECOND", 50, maximum=100_000),
         api_client_rate_per_minute=_int(env, "API_CLIENT_RATE_PER_MINUTE", 2000, maximum=1_000_000),
+        # Broker asset lookups (new symbols) one client may cause per minute; Alpaca allows 200 calls/min per account.
+        api_client_asset_lookups_per_minute=_int(env, "API_CLIENT_ASSET_LOOKUPS_PER_MINUTE", 20, maximum=10_000),
         # Admin login lockout (django-axes): failures per username and address, and how long the lock lasts.
         admin_login_failure_limit=_int(env, "ADMIN_LOGIN_FAILURE_LIMIT", 5, maximum=100),
         admin_lockout_minutes=_int(env, "ADMIN_LOCKOUT_MINUTES", 30, maximum=7 * 24 * 60),

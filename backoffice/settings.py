@@ -194,6 +194,7 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {
         "client_burst": f"{CONFIG.api_client_rate_per_second}/s",
         "client_sustained": f"{CONFIG.api_client_rate_per_minute}/min",
+        "client_asset_lookups": f"{CONFIG.api_client_asset_lookups_per_minute}/min",
     },
     # Anonymous callers are counted by address. Behind the deployment's TLS
     # proxy (trusted for X-Forwarded-Proto above) the address is the one the

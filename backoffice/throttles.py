@@ -48,6 +48,17 @@ class ClientSustainedThrottle(_ClientThrottle):
     scope = "client_sustained"
 
 
+class ClientAssetLookupThrottle(_ClientThrottle):
+    """A client's budget of broker asset lookups the cache cannot answer (new symbols), per minute.
+
+    Not a view throttle: order entry asks it only on a cache miss, so
+    repeating known symbols costs nothing, and a client inventing symbols
+    spends this budget instead of the account's broker rate limit.
+    """
+
+    scope = "client_asset_lookups"
+
+
 def client_address(request: Any) -> str | None:
     """The caller's address, one rule for the throttles and the admin lockout.
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 from decimal import Decimal
 from typing import Any
 
@@ -20,6 +21,7 @@ from rest_framework.views import APIView
 
 from backoffice.api import BODY_ERRORS, COMMON_ERRORS, PROBLEM, StrictSerializer, ViolationSerializer, problem
 from backoffice.problems import problem_response
+from backoffice.throttles import ClientAssetLookupThrottle
 from orders import selectors, services
 from orders.models import Order, OrderType, ReconciliationRun, Side, TimeInForce
 from orders.states import OrderStatus
@@ -183,8 +185,18 @@ class OrderListCreate(APIView):
         fields = data.validated_data
         strategy = _strategy_for(request.user, fields.pop("strategy"))
         order_request = services.OrderRequest(strategy=strategy, **fields)
+        lookups = ClientAssetLookupThrottle()
         try:
-            outcome = services.order_submit(acting_user=request.user, request=order_request)
+            outcome = services.order_submit(
+                acting_user=request.user,
+                request=order_request,
+                may_ask_broker=lambda: lookups.allow_request(request, self),
+            )
+        except services.LookupBudgetSpent as exc:
+            # Nothing was stored; a symbol the broker was already asked about still goes through.
+            return problem_response(
+                429, slug="throttled", detail=str(exc), headers={"Retry-After": str(math.ceil(lookups.wait()))}
+            )
         except services.InvalidOrder as exc:
             return problem_response(
                 400, slug="invalid-order", title="Invalid order", detail=str(exc), errors={"symbol": [str(exc)]}

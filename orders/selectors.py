@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import zoneinfo
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -38,12 +39,23 @@ def trading_day_start(now: dt.datetime) -> dt.datetime:
     return local.replace(hour=0, minute=0, second=0, microsecond=0).astimezone(dt.UTC)
 
 
-def symbol_is_tradable(symbol: str) -> bool:
-    """Asks the broker once per symbol per hour (shared cache), not on every order."""
+class LookupRefused(Exception):
+    """The caller's budget of broker lookups is spent: the answer is not cached and the broker is not asked."""
+
+
+def symbol_is_tradable(symbol: str, *, may_ask_broker: Callable[[], bool] | None = None) -> bool:
+    """Asks the broker once per symbol per hour (shared cache, "not tradable" included), not on every order.
+
+    ``may_ask_broker`` is consulted only when the answer is not cached: a
+    client naming new symbols spends its own lookup budget, not the
+    account's broker rate limit (which the kill switch's cancels need).
+    """
     key = f"asset-tradable:{get_broker().name}:{symbol}"
     cached = cache.get(key)
     if cached is not None:
         return bool(cached)
+    if may_ask_broker is not None and not may_ask_broker():
+        raise LookupRefused(symbol)
     asset = get_broker().get_asset(symbol)
     tradable = asset is not None and asset.tradable
     cache.set(key, tradable, ASSET_CACHE_SECONDS)

@@ -128,6 +128,18 @@ def _fresh_broker_clients():
     registry.reset()
 
 
+def set_throttle_rates(settings, **rates: str) -> None:
+    """Override some per-client ceilings (``client_burst="3/s"``), keeping the others as configured."""
+    configured = settings.REST_FRAMEWORK
+    settings.REST_FRAMEWORK = {
+        **configured,
+        "DEFAULT_THROTTLE_RATES": {**configured["DEFAULT_THROTTLE_RATES"], **rates},
+    }
+
+
+NO_CEILING = {"client_burst": "1000000/s", "client_sustained": "1000000/min"}
+
+
 def order_body(**overrides) -> dict:
     body = {"strategy": "alpha", "symbol": "AAPL", "side": "buy", "qty": "10", "type": "market"}
     body.update(overrides)

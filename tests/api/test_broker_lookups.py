@@ -14,7 +14,7 @@ import pytest
 
 from brokers import registry
 from orders.models import Order
-from tests.conftest import order_body
+from tests.conftest import order_body, set_throttle_rates
 from tests.fake_alpaca import DEFAULT_API_KEY, DEFAULT_SECRET_KEY, FakeAlpacaServer
 
 pytestmark = [pytest.mark.django_db, pytest.mark.redis]
@@ -49,3 +49,27 @@ def test_a_tradable_symbol_is_looked_up_once_too(alpaca, alice_api):
                        format="json")
 
     assert len(alpaca.requests_to("GET", "/v2/assets/AAPL")) == 1
+
+
+def test_a_client_inventing_symbols_spends_its_own_lookup_budget_not_the_accounts(
+    settings, alpaca, alice_api, bob_api
+):
+    set_throttle_rates(settings, client_asset_lookups="3/min")
+    alice_api.post("/v1/orders", order_body(client_order_id="known", type="limit", limit_price="90"), format="json")
+
+    invented = [alice_api.post("/v1/orders", order_body(symbol=f"ZZ{n}"), format="json") for n in range(6)]
+
+    # "known" (AAPL) spent one lookup; two more new symbols are asked about, the rest refused unasked.
+    assert [a.status_code for a in invented] == [400, 400, 429, 429, 429, 429]
+    refused = invented[-1]
+    assert refused["Content-Type"] == "application/problem+json" and int(refused["Retry-After"]) >= 1
+    assert sum(len(alpaca.requests_to("GET", f"/v2/assets/ZZ{n}")) for n in range(6)) == 2
+    assert Order.objects.count() == 1
+    # A symbol already looked up still reaches the pre-trade check (and is stored); no new lookup.
+    again = alice_api.post("/v1/orders", order_body(client_order_id="again", type="limit", limit_price="90"),
+                           format="json")
+    assert again.status_code in {201, 400} and Order.objects.count() == 2, again.content
+    assert len(alpaca.requests_to("GET", "/v2/assets/AAPL")) == 1
+    # Another client's budget is its own.
+    bobs = bob_api.post("/v1/orders", order_body(strategy="beta", symbol="ZZ9"), format="json")
+    assert bobs.status_code == 400 and "not a tradable asset" in bobs.json()["detail"]

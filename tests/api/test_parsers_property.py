@@ -20,6 +20,7 @@ from rest_framework.exceptions import APIException
 
 from backoffice.api import LimitedJSONParser
 from orders.models import Order
+from tests.conftest import NO_CEILING, set_throttle_rates
 
 pytestmark = pytest.mark.django_db
 
@@ -47,10 +48,7 @@ BODIES = st.one_of(st.binary(max_size=2048), JSON_VALUES.map(lambda value: json.
 
 @pytest.fixture
 def no_ceiling(settings):
-    settings.REST_FRAMEWORK = {
-        **settings.REST_FRAMEWORK,
-        "DEFAULT_THROTTLE_RATES": {"client_burst": "1000000/s", "client_sustained": "1000000/min"},
-    }
+    set_throttle_rates(settings, **NO_CEILING)
 
 
 def _content_type(media_type: str, charset: str | None) -> str:

@@ -14,7 +14,7 @@ from django.core.cache.backends.redis import RedisCache
 
 from brokers.models import SimOrder
 from orders.models import Order
-from tests.conftest import order_body
+from tests.conftest import order_body, set_throttle_rates
 
 pytestmark = [pytest.mark.django_db, pytest.mark.redis]
 
@@ -22,10 +22,7 @@ pytestmark = [pytest.mark.django_db, pytest.mark.redis]
 @pytest.fixture
 def ceiling(settings):
     def set_rates(*, per_second: int = 50, per_minute: int = 2000) -> None:
-        settings.REST_FRAMEWORK = {
-            **settings.REST_FRAMEWORK,
-            "DEFAULT_THROTTLE_RATES": {"client_burst": f"{per_second}/s", "client_sustained": f"{per_minute}/min"},
-        }
+        set_throttle_rates(settings, client_burst=f"{per_second}/s", client_sustained=f"{per_minute}/min")
 
     return set_rates
 
