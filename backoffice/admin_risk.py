@@ -38,12 +38,12 @@ from backoffice.admin_tools import (
     timestamp_column,
 )
 from backoffice.jobs import job_status
+from core.models import JobRun
 from orders.selectors import risk_picture
 from risk import services
 from risk.models import (
     BreakerState,
     EquitySnapshot,
-    JobRun,
     KillSwitch,
     KillSwitchSource,
     Mode,

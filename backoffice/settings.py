@@ -40,6 +40,7 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "axes",
     "django_prometheus",
+    "core",
     "brokers",
     "risk",
     "orders",
@@ -51,7 +52,7 @@ MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Before anything reads the body (sessions, CSRF, DRF): UTF-8 only, nothing compressed, else 415.
-    "backoffice.request_guard.RequestBodyGuard",
+    "core.request_guard.RequestBodyGuard",
     # Serves collected static files (the admin's) under gunicorn, without a proxy.
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -123,7 +124,7 @@ AUTHENTICATION_BACKENDS = [
 AXES_FAILURE_LIMIT = CONFIG.admin_login_failure_limit
 AXES_COOLOFF_TIME = CONFIG.admin_lockout_minutes / 60  # hours
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
-AXES_CLIENT_IP_CALLABLE = "backoffice.throttles.client_address"  # the throttles' rule: the proxy's X-Forwarded-For
+AXES_CLIENT_IP_CALLABLE = "core.throttles.client_address"  # the throttles' rule: the proxy's X-Forwarded-For
 AXES_RESET_ON_SUCCESS = True
 AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False  # a locked-out typist does not extend their own lock
 AXES_HTTP_RESPONSE_CODE = 429
@@ -184,12 +185,12 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["backoffice.api.LimitedJSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["core.api.LimitedJSONParser"],
     # A per-client ceiling on every /v1 request, checked after authentication
     # and before the body is parsed (DRF parses lazily) or anything is stored.
     "DEFAULT_THROTTLE_CLASSES": [
-        "backoffice.throttles.ClientBurstThrottle",
-        "backoffice.throttles.ClientSustainedThrottle",
+        "core.throttles.ClientBurstThrottle",
+        "core.throttles.ClientSustainedThrottle",
     ],
     "DEFAULT_THROTTLE_RATES": {
         "client_burst": f"{CONFIG.api_client_rate_per_second}/s",
@@ -201,7 +202,7 @@ REST_FRAMEWORK = {
     # proxy appends to X-Forwarded-For; in debug, REMOTE_ADDR and no header.
     "NUM_PROXIES": 0 if DEBUG else 1,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "backoffice.problems.exception_handler",
+    "EXCEPTION_HANDLER": "core.problems.exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
     "COERCE_DECIMAL_TO_STRING": True,
 }

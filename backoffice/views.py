@@ -10,7 +10,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from backoffice.problems import PROBLEM_BASE, PROBLEM_CONTENT_TYPE
+from core.problems import PROBLEM_BASE, PROBLEM_CONTENT_TYPE
 
 
 def problem_json(status: int, title: str, detail: str) -> JsonResponse:

@@ -7,7 +7,6 @@ import math
 from decimal import Decimal
 from typing import Any
 
-from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 from django.utils.dateparse import parse_datetime
@@ -19,9 +18,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from backoffice.api import BODY_ERRORS, COMMON_ERRORS, PROBLEM, StrictSerializer, ViolationSerializer, problem
-from backoffice.problems import problem_response
-from backoffice.throttles import ClientAssetLookupThrottle
+from core.api import BODY_ERRORS, COMMON_ERRORS, PROBLEM, StrictSerializer, ViolationSerializer, problem
+from core.problems import problem_response
+from core.throttles import ClientAssetLookupThrottle
 from orders import selectors, services
 from orders.models import Order, OrderType, ReconciliationRun, Side, TimeInForce
 from orders.states import OrderStatus
@@ -187,31 +186,17 @@ class OrderListCreate(APIView):
         order_request = services.OrderRequest(strategy=strategy, **fields)
         lookups = ClientAssetLookupThrottle()
         try:
+            # Other refusals (InvalidOrder, IdempotencyConflict, BrokerUnreachable)
+            # are BusinessRefusals: core.problems.exception_handler answers them.
             outcome = services.order_submit(
                 acting_user=request.user,
                 request=order_request,
                 may_ask_broker=lambda: lookups.allow_request(request, self),
             )
         except services.LookupBudgetSpent as exc:
-            # Nothing was stored; a symbol the broker was already asked about still goes through.
-            return problem_response(
-                429, slug="throttled", detail=str(exc), headers={"Retry-After": str(math.ceil(lookups.wait()))}
-            )
-        except services.InvalidOrder as exc:
-            return problem_response(
-                400, slug="invalid-order", title="Invalid order", detail=str(exc), errors={"symbol": [str(exc)]}
-            )
-        except services.IdempotencyConflict as exc:
-            return problem_response(409, slug="idempotency-conflict", detail=str(exc))
-        except services.BrokerUnreachable as exc:
-            # Nothing was stored: the client retries with the same client_order_id.
-            return problem_response(
-                503,
-                slug="broker-unavailable",
-                title="Broker unavailable",
-                detail=str(exc),
-                headers={"Retry-After": "2"},
-            )
+            # Nothing was stored; the client's own lookup window says when to retry.
+            exc.headers = {"Retry-After": str(math.ceil(lookups.wait()))}
+            raise
         order = outcome.order
         body = OrderOut(order).data
         if outcome.replayed:
@@ -285,12 +270,7 @@ class OrderDetail(APIView):
     )
     def delete(self, request: Request, pk: Any) -> Response:
         order = self._order(request, pk)
-        try:
-            order = services.order_cancel(acting_user=request.user, order=order)
-        except DjangoPermissionDenied:
-            raise PermissionDenied("You may not cancel orders of this strategy.") from None
-        except services.OrderNotCancellable as exc:
-            return problem_response(409, slug="order-terminal", detail=f"The order cannot be cancelled: {exc}.")
+        order = services.order_cancel(acting_user=request.user, order=order)
         return Response(OrderOut(order).data, status=status.HTTP_202_ACCEPTED)
 
 

@@ -14,7 +14,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from backoffice.api import BODY_ERRORS, COMMON_ERRORS, PROBLEM, StrictSerializer, problem
+from core.api import BODY_ERRORS, COMMON_ERRORS, PROBLEM, StrictSerializer, problem
 from orders import events, selectors, services
 from orders.api import SYMBOL_PATTERN, NewestFirst, NullIfBlank
 from orders.models import Fill, OrderEvent

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
@@ -13,8 +12,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from backoffice.api import BODY_ERRORS, COMMON_ERRORS, PROBLEM, StrictSerializer, problem
-from backoffice.problems import problem_response
+from core.api import BODY_ERRORS, COMMON_ERRORS, PROBLEM, StrictSerializer, problem
 from risk import services
 from risk.models import KillSwitch, KillSwitchSource, Mode, Strategy
 
@@ -104,24 +102,18 @@ class KillSwitchView(APIView):
         data.is_valid(raise_exception=True)
         fields = data.validated_data
         strategy = _strategy(request.user, fields["strategy"]) if fields["scope"] == "strategy" else None
-        try:
-            if fields["action"] == "activate":
-                services.killswitch_activate(
-                    acting_user=request.user, strategy=strategy, reason=fields["reason"], source=KillSwitchSource.API
-                )
-                code = status.HTTP_200_OK
-            elif fields["action"] == "deactivate":
-                outcome = services.killswitch_reset(
-                    acting_user=request.user, strategy=strategy, reason=fields["reason"]
-                )
-                code = status.HTTP_200_OK if outcome.done else status.HTTP_202_ACCEPTED
-            else:
-                services.killswitch_reset_reject(acting_user=request.user, strategy=strategy, reason=fields["reason"])
-                code = status.HTTP_200_OK
-        except DjangoPermissionDenied as exc:
-            raise PermissionDenied(str(exc)) from None
-        except services.RiskActionError as exc:
-            return problem_response(400, slug="control-refused", title="Not possible now", detail=str(exc))
+        # A refusal (RiskActionError) or a missing permission is answered by core.problems.exception_handler.
+        if fields["action"] == "activate":
+            services.killswitch_activate(
+                acting_user=request.user, strategy=strategy, reason=fields["reason"], source=KillSwitchSource.API
+            )
+            code = status.HTTP_200_OK
+        elif fields["action"] == "deactivate":
+            outcome = services.killswitch_reset(acting_user=request.user, strategy=strategy, reason=fields["reason"])
+            code = status.HTTP_200_OK if outcome.done else status.HTTP_202_ACCEPTED
+        else:
+            services.killswitch_reset_reject(acting_user=request.user, strategy=strategy, reason=fields["reason"])
+            code = status.HTTP_200_OK
         return Response(_state(request.user), status=code)
 
 
@@ -153,16 +145,9 @@ class ModeTransitionView(APIView):
         data.is_valid(raise_exception=True)
         fields = data.validated_data
         strategy = _strategy(request.user, fields["strategy"])
-        try:
-            strategy = services.strategy_transition_mode(
-                acting_user=request.user, strategy=strategy, target_mode=fields["target_mode"], reason=fields["reason"]
-            )
-        except DjangoPermissionDenied as exc:
-            raise PermissionDenied(str(exc)) from None
-        except services.RiskActionError as exc:
-            return problem_response(
-                400, slug="mode-transition-refused", title="Mode transition refused", detail=str(exc)
-            )
+        strategy = services.strategy_transition_mode(
+            acting_user=request.user, strategy=strategy, target_mode=fields["target_mode"], reason=fields["reason"]
+        )
         return Response(ModeOut(strategy).data)
 
 

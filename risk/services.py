@@ -14,6 +14,8 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from core.actors import actor_label
+from core.exceptions import BusinessRefusal
 from risk import alerts
 from risk.checks import HUNDRED
 from risk.models import (
@@ -34,16 +36,18 @@ logger = logging.getLogger(__name__)
 User = AbstractBaseUser | AnonymousUser
 
 
-class RiskActionError(Exception):
+class RiskActionError(BusinessRefusal):
     """A request the risk layer refuses for a business reason (shown to the user as a 4xx)."""
 
+    slug = "control-refused"
+    title = "Not possible now"
 
-def actor_label(user: Any | None, job: str | None = None) -> str:
-    if job:
-        return f"job:{job}"
-    if user is None or not getattr(user, "is_authenticated", False):
-        return "system"
-    return str(user.get_username())
+
+class ModeTransitionRefused(RiskActionError):
+    """A paper/live transition whose preconditions do not hold."""
+
+    slug = "mode-transition-refused"
+    title = "Mode transition refused"
 
 
 def _require_perm(user: Any | None, perm: str) -> None:
@@ -60,21 +64,29 @@ def _require_reason(reason: str) -> str:
     return reason
 
 
-def _event(
-    kind: str,
+def risk_event_record(
     *,
+    kind: str,
     acting_user: Any | None,
     job: str | None = None,
+    label: str | None = None,
     strategy: Strategy | None = None,
     reason: str = "",
     old: dict[str, Any] | None = None,
     new: dict[str, Any] | None = None,
 ) -> RiskEvent:
+    """Write one row of the risk audit trail, inside the caller's transaction.
+
+    The one writer of RiskEvent: risk's own services, and other apps recording
+    a risk-relevant event they decided (a reconciliation break found or
+    handled), which must not write risk's table themselves. ``label`` names a
+    job acting under its own label (``job:reconcile``); else the actor's.
+    """
     user = acting_user if getattr(acting_user, "is_authenticated", False) else None
     return RiskEvent.objects.create(
         kind=kind,
         actor=user,
-        actor_label=actor_label(acting_user, job),
+        actor_label=label or actor_label(acting_user, job),
         strategy=strategy,
         reason=reason,
         old=old or {},
@@ -117,7 +129,7 @@ def limit_update(*, acting_user: Any, changes: dict[str, Any], reason: str) -> R
         return limits
     limits.full_clean()
     limits.save()
-    _event(RiskEventKind.LIMIT_UPDATED, acting_user=acting_user, reason=reason, old=old, new=new)
+    risk_event_record(kind=RiskEventKind.LIMIT_UPDATED, acting_user=acting_user, reason=reason, old=old, new=new)
     return limits
 
 
@@ -145,7 +157,10 @@ def strategy_update(*, acting_user: Any, strategy: Strategy, changes: dict[str, 
         return strategy
     strategy.full_clean(exclude=["clients"])
     strategy.save()
-    _event(RiskEventKind.STRATEGY_UPDATED, acting_user=acting_user, strategy=strategy, reason=reason, old=old, new=new)
+    risk_event_record(
+        kind=RiskEventKind.STRATEGY_UPDATED, acting_user=acting_user, strategy=strategy, reason=reason,
+        old=old, new=new,
+    )
     return strategy
 
 
@@ -159,8 +174,8 @@ def strategy_set_paused(*, acting_user: Any, strategy: Strategy, paused: bool, r
     strategy.paused = paused
     strategy.save(update_fields=["paused", "updated_at"])
     kind = RiskEventKind.STRATEGY_PAUSED if paused else RiskEventKind.STRATEGY_RESUMED
-    _event(
-        kind, acting_user=acting_user, strategy=strategy, reason=reason,
+    risk_event_record(
+        kind=kind, acting_user=acting_user, strategy=strategy, reason=reason,
         old={"paused": not paused}, new={"paused": paused},
     )
     return strategy
@@ -218,8 +233,8 @@ def killswitch_activate(
     switch.reset_requested_at = None
     switch.reset_reason = ""
     switch.save()
-    _event(
-        RiskEventKind.KILL_SWITCH_ACTIVATED,
+    risk_event_record(
+        kind=RiskEventKind.KILL_SWITCH_ACTIVATED,
         acting_user=acting_user,
         job=job,
         strategy=strategy,
@@ -277,7 +292,9 @@ def killswitch_reset(*, acting_user: Any, strategy: Strategy | None = None, reas
         switch.reset_requested_at = now
         switch.reset_reason = reason
         switch.save()
-        _event(RiskEventKind.KILL_SWITCH_RESET_REQUESTED, acting_user=acting_user, strategy=strategy, reason=reason)
+        risk_event_record(
+            kind=RiskEventKind.KILL_SWITCH_RESET_REQUESTED, acting_user=acting_user, strategy=strategy, reason=reason,
+        )
 
     def clear_request() -> None:
         switch.reset_requested_by = None
@@ -298,8 +315,8 @@ def killswitch_reset(*, acting_user: Any, strategy: Strategy | None = None, reas
     new: dict[str, object] = {"active": False}
     if requester is not None:
         new["requested_by"] = requester.get_username()
-    _event(
-        RiskEventKind.KILL_SWITCH_RESET, acting_user=acting_user, strategy=strategy, reason=reason,
+    risk_event_record(
+        kind=RiskEventKind.KILL_SWITCH_RESET, acting_user=acting_user, strategy=strategy, reason=reason,
         old={"active": True}, new=new,
     )
     scope = switch.scope_label
@@ -324,7 +341,9 @@ def killswitch_reset_reject(*, acting_user: Any, strategy: Strategy | None = Non
     switch.reset_requested_at = None
     switch.reset_reason = ""
     switch.save()
-    _event(RiskEventKind.KILL_SWITCH_RESET_REJECTED, acting_user=acting_user, strategy=strategy, reason=reason)
+    risk_event_record(
+        kind=RiskEventKind.KILL_SWITCH_RESET_REJECTED, acting_user=acting_user, strategy=strategy, reason=reason,
+    )
 
 
 # --- Equity and the circuit breaker ----------------------------------------
@@ -373,8 +392,8 @@ def _breaker_evaluate(state: RiskState, *, job: str) -> None:
         state.breaker_since = timezone.now()
         state.breaker_reason = f"daily drawdown {daily:.2f}%"
         state.save()
-        _event(
-            RiskEventKind.BREAKER_CHANGED,
+        risk_event_record(
+            kind=RiskEventKind.BREAKER_CHANGED,
             acting_user=None,
             job=job,
             reason=state.breaker_reason,
@@ -415,7 +434,7 @@ def circuit_breaker_reset(*, acting_user: Any, reason: str) -> ResetOutcome:
         state.breaker_reset_requested_at = now
         state.breaker_reset_reason = reason
         state.save()
-        _event(RiskEventKind.BREAKER_RESET_REQUESTED, acting_user=acting_user, reason=reason)
+        risk_event_record(kind=RiskEventKind.BREAKER_RESET_REQUESTED, acting_user=acting_user, reason=reason)
 
     def clear_request() -> None:
         state.breaker_reset_requested_by = None
@@ -437,8 +456,9 @@ def circuit_breaker_reset(*, acting_user: Any, reason: str) -> ResetOutcome:
     state.peak_equity = state.equity
     state.peak_reset_at = now
     state.save()
-    _event(
-        RiskEventKind.BREAKER_RESET, acting_user=acting_user, reason=reason, old={"state": old}, new={"state": "closed"}
+    risk_event_record(
+        kind=RiskEventKind.BREAKER_RESET, acting_user=acting_user, reason=reason,
+        old={"state": old}, new={"state": "closed"},
     )
     return ResetOutcome(done=True)
 
@@ -456,7 +476,7 @@ def circuit_breaker_reset_reject(*, acting_user: Any, reason: str) -> None:
     state.breaker_reset_requested_at = None
     state.breaker_reset_reason = ""
     state.save()
-    _event(RiskEventKind.BREAKER_RESET_REJECTED, acting_user=acting_user, reason=reason)
+    risk_event_record(kind=RiskEventKind.BREAKER_RESET_REJECTED, acting_user=acting_user, reason=reason)
 
 
 # --- Paper and live ---------------------------------------------------------
@@ -485,10 +505,10 @@ def strategy_transition_mode(*, acting_user: Any, strategy: Strategy, target_mod
         if RiskState.current().breaker_state == BreakerState.TRIPPED:
             refusals.append("the circuit breaker is tripped")
         if refusals:
-            raise RiskActionError("cannot go LIVE: " + "; ".join(refusals))
+            raise ModeTransitionRefused("cannot go LIVE: " + "; ".join(refusals))
     old = strategy.mode
     strategy.mode = target_mode
     strategy.save(update_fields=["mode", "updated_at"])
-    _event(RiskEventKind.MODE_CHANGED, acting_user=acting_user, strategy=strategy, reason=reason,
+    risk_event_record(kind=RiskEventKind.MODE_CHANGED, acting_user=acting_user, strategy=strategy, reason=reason,
            old={"mode": old}, new={"mode": target_mode})
     return strategy

@@ -56,7 +56,7 @@ def test_a_scraper_with_a_token_reads_the_gauges_an_operator_alerts_on(alice, al
 
 
 def test_job_ages_are_reported_once_a_job_has_succeeded(officer, db):
-    from risk.jobs import exclusive_job
+    from core.jobs import exclusive_job
 
     with exclusive_job("order_sync", ttl_s=60):
         pass

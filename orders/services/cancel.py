@@ -13,19 +13,27 @@ from django.utils import timezone
 
 from brokers.exceptions import BrokerError, BrokerRejected
 from brokers.registry import get_broker
+from core.actors import actor_label
+from core.exceptions import BusinessRefusal
 from orders.models import Order, OrderOrigin, Position
 from orders.services.entry import order_send
 from orders.services.execution import _apply_broker_order, _record_fill
 from orders.services.transitions import S, _log_transition, _transition
 from orders.states import TERMINAL, WORKING
 from risk import alerts
-from risk.services import actor_label
 
 logger = logging.getLogger(__name__)
 
 
-class OrderNotCancellable(Exception):
+class OrderNotCancellable(BusinessRefusal):
     """The order is terminal: 409."""
+
+    status_code = 409
+    slug = "order-terminal"
+
+    @property
+    def detail(self) -> str:
+        return f"The order cannot be cancelled: {self}."
 
 
 def order_cancel(*, acting_user: Any, order: Order, reason: str = "cancel requested") -> Order:
@@ -40,7 +48,7 @@ def order_cancel(*, acting_user: Any, order: Order, reason: str = "cancel reques
     ):
         from django.core.exceptions import PermissionDenied
 
-        raise PermissionDenied("not allowed to cancel orders of this strategy")
+        raise PermissionDenied("You may not cancel orders of this strategy.")
     label = actor_label(acting_user)
     with transaction.atomic():
         order = Order.objects.select_for_update().get(pk=order.pk)

@@ -11,9 +11,10 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from backoffice import dashboard
+from core.models import JobRun
 from orders.models import BreakStatus, ReconciliationBreak, ReconciliationRun
 from risk import services
-from risk.models import EquitySnapshot, JobRun, KillSwitchSource
+from risk.models import EquitySnapshot, KillSwitchSource
 from tests.admin.conftest import make_orders
 
 pytestmark = pytest.mark.django_db

@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rest_framework.exceptions import APIException
 
-from backoffice.api import LimitedJSONParser
+from core.api import LimitedJSONParser
 from orders.models import Order
 from tests.conftest import NO_CEILING, set_throttle_rates
 

@@ -40,11 +40,12 @@ from rest_framework.authtoken.models import Token
 from backoffice.celery import app
 from backoffice.schedule import setup_periodic_tasks
 from brokers import registry
+from core.models import JobRun
 from orders import services
 from orders.accounts import api_client_create, random_password, risk_officer_create
 from orders.models import OrderTransition, ReconciliationBreak, ReconciliationRun
 from orders.states import OrderStatus
-from risk.models import JobRun, RiskEvent, RiskEventKind, RiskState, Strategy
+from risk.models import RiskEvent, RiskEventKind, RiskState, Strategy
 from risk.services import strategy_update
 from tests.e2e import invariants
 from tests.e2e.load import LAST_PRICES, ApiClient, ClientThread, MarketStepper, Tally

@@ -26,7 +26,7 @@ def grant(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("backoffice", "0001_roles"),
+        ("backoffice", "0002_jobrun_in_core"),
         ("axes", "0010_accessattemptexpiration"),
     ]
     operations = [migrations.RunPython(grant, migrations.RunPython.noop)]

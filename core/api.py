@@ -10,7 +10,7 @@ from django.conf import settings
 from drf_spectacular.utils import OpenApiResponse
 from rest_framework import exceptions, parsers, serializers, status
 
-from backoffice.request_guard import body_refusal, is_utf8
+from core.request_guard import body_refusal, is_utf8
 
 
 class PayloadTooLarge(exceptions.APIException):

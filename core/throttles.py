@@ -9,7 +9,7 @@ file cache otherwise), so every web process counts the same requests.
 DRF checks throttles in ``APIView.initial``, after authentication and before
 the view runs: the body is parsed lazily inside the view, so a throttled
 request is answered 429 before a byte of it is parsed and before anything is
-stored. The answer is problem+json with ``Retry-After`` (backoffice.problems).
+stored. The answer is problem+json with ``Retry-After`` (core.problems).
 """
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ class _ClientThrottle(UserRateThrottle):
     def get_rate(self) -> str | None:
         # DRF builds the throttles per request; reading the live settings (not
         # DRF's import-time copy) lets an override (a test, a benchmark) apply.
-        return settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"][self.scope]
+        rates: dict[str, str] = settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]  # type: ignore[assignment]
+        return rates[self.scope] if self.scope else None
 
     def wait(self) -> float:
         """Always a positive wait, so a 429 always carries ``Retry-After``.

@@ -54,7 +54,7 @@ class RequestBodyGuard:
             return self.get_response(request)
         if request.path.startswith("/v1/"):
             # Imported here: the DRF parser imports this module, and problems imports DRF's views.
-            from backoffice.problems import PROBLEM_BASE, PROBLEM_CONTENT_TYPE
+            from core.problems import PROBLEM_BASE, PROBLEM_CONTENT_TYPE
 
             body = {"type": PROBLEM_BASE + "unsupported-media-type", "title": "Unsupported media type",
                     "status": 415, "detail": refusal}
