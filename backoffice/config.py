@@ -23,7 +23,7 @@ import secrets
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_CEILING, Decimal, InvalidOperation
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -84,6 +84,7 @@ class Config:
     alpaca_data_url: str
     alpaca_timeout_s: float
     unknown_order_grace_s: int
+    unknown_order_horizon_s: int
     max_price_age_s: int
     order_sync_interval_s: int
     reconcile_interval_s: int
@@ -92,7 +93,8 @@ class Config:
     kill_switch_flatten: bool
     kill_switch_reset_approvals: int
     halt_on_reconciliation_break: bool
-    alert_webhook_url: str
+    alert_webhook_url: str = field(repr=False)
+    alert_urls: list[str] = field(repr=False)
     admins: list[tuple[str, str]]
     assumed_stop_distance: Decimal
     secure_ssl_redirect: bool
@@ -109,11 +111,36 @@ class Config:
     def secrets(self) -> list[str]:
         """Values that must never appear in a log line, an answer, a page or an e-mail."""
         values = [self.secret_key, self.alpaca_api_key, self.alpaca_secret_key]
+        # Alert URLs carry their service's token (a Slack hook path, a bot token, a password).
+        for url in (self.alert_webhook_url, *self.alert_urls):
+            values.append(url)
+            parts = urlsplit(url)
+            values += [p for p in (parts.password, parts.username) if p and len(p) >= 8]
+            values += [p for p in parts.path.split("/") if len(p) >= 8]
         for url in (self.database_url, self.celery_broker_url, self.redis_url or ""):
             password = urlsplit(url).password if "://" in url else None
             if password:
                 values.append(password)
         return [v for v in values if v]
+
+
+def _alert_urls(env: Mapping[str, str]) -> list[str]:
+    """ALERT_URLS: Apprise URLs separated by spaces or commas, each checked by Apprise itself.
+
+    The message names the position of a bad URL, never the URL: it carries a token.
+    """
+    urls = [u for u in env.get("ALERT_URLS", "").replace(",", " ").split() if u]
+    if not urls:
+        return []
+    import apprise
+
+    for position, url in enumerate(urls, start=1):
+        if not apprise.Apprise().add(url):
+            raise ConfigError(
+                f"ALERT_URLS: URL number {position} is not a URL Apprise can send to "
+                "(see Apprise's list of services, e.g. slack://, msteams://, tgram://, mailto://)"
+            )
+    return urls
 
 
 def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
@@ -150,6 +177,23 @@ def _positive_number(env: Mapping[str, str], name: str, default: str) -> Decimal
     if not value.is_finite() or value <= 0:
         raise ConfigError(f"{name}={raw!r} must be a positive number, e.g. {default}")
     return value
+
+
+# A gateway can accept an order long after our request timed out: "not found"
+# is final only once the horizon covers several of our own timeouts.
+HORIZON_TIMEOUTS = 3
+
+
+def _unknown_order_horizon(env: Mapping[str, str], *, timeout: Decimal, grace: int) -> int:
+    horizon = _int(env, "UNKNOWN_ORDER_HORIZON_S", 300)
+    floor = max(grace, int((timeout * HORIZON_TIMEOUTS).to_integral_value(rounding=ROUND_CEILING)))
+    if horizon < floor:
+        raise ConfigError(
+            f"UNKNOWN_ORDER_HORIZON_S={horizon} is too short: an ambiguous send is closed as never received only "
+            f"after it, so it must be at least UNKNOWN_ORDER_GRACE_S and {HORIZON_TIMEOUTS} x ALPACA_TIMEOUT_S "
+            f"(here {floor}); the default is 300"
+        )
+    return horizon
 
 
 def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
@@ -317,10 +361,13 @@ def from_environ(env: Mapping[str, str], *, base_dir: Path) -> Config:
         allowed_hosts = ["localhost", "127.0.0.1"]
 
     timeout = _positive_number(env, "ALPACA_TIMEOUT_S", "10")
+    grace = _int(env, "UNKNOWN_ORDER_GRACE_S", 30)
+    horizon = _unknown_order_horizon(env, timeout=timeout, grace=grace)
     approvals = _int(env, "KILL_SWITCH_RESET_APPROVALS", 1, minimum=1, maximum=2)
     webhook = env.get("ALERT_WEBHOOK_URL", "").strip()
     if webhook and urlsplit(webhook).scheme not in {"http", "https"}:
         raise ConfigError("ALERT_WEBHOOK_URL must be an http(s) URL, or unset")
+    alert_urls = _alert_urls(env)
 
     return Config(
         debug=debug,
@@ -337,7 +384,8 @@ def from_environ(env: Mapping[str, str], *, base_dir: Path) -> Config:
         alpaca_base_url=base_url,
         alpaca_data_url=data_url,
         alpaca_timeout_s=float(timeout),
-        unknown_order_grace_s=_int(env, "UNKNOWN_ORDER_GRACE_S", 30),
+        unknown_order_grace_s=grace,
+        unknown_order_horizon_s=horizon,
         max_price_age_s=_int(env, "MAX_PRICE_AGE_S", 900),
         order_sync_interval_s=_int(env, "ORDER_SYNC_INTERVAL_S", 5),
         reconcile_interval_s=_int(env, "RECONCILE_INTERVAL_S", 60),
@@ -347,6 +395,7 @@ def from_environ(env: Mapping[str, str], *, base_dir: Path) -> Config:
         kill_switch_reset_approvals=approvals,
         halt_on_reconciliation_break=_bool(env, "HALT_ON_RECONCILIATION_BREAK", False),
         alert_webhook_url=webhook,
+        alert_urls=alert_urls,
         admins=_admins(env),
         assumed_stop_distance=_positive_number(env, "ASSUMED_STOP_DISTANCE", "0.05"),
         secure_ssl_redirect=_bool(env, "DJANGO_SECURE_SSL_REDIRECT", True),

@@ -25,7 +25,7 @@ from brokers.types import LastTrade
 from orders.models import Fill, Order, OrderEvent, Position, ReconciliationRun
 from orders.states import WORKING
 from risk import checks
-from risk.models import BreakerState, KillSwitch, Mode, RiskLimits, RiskState, Strategy
+from risk.models import BreakerState, KillSwitch, Mode, RiskLimits, RiskState, Strategy, trading_day
 
 ZERO = Decimal(0)
 ASSET_CACHE_SECONDS = 3600
@@ -67,14 +67,14 @@ def working_orders() -> QuerySet[Order]:
 
 
 def symbols_for_snapshot(symbol: str) -> set[str]:
-    """The symbols whose prices a check needs: the order's and every open position's."""
+    """The symbols whose prices a check needs: the order's, every open position's and every working order's.
+
+    Asked of market data in one call, before the account lock; a working
+    market order in a symbol the account does not hold is exposure too.
+    """
     held = Position.objects.exclude(qty=0).values_list("symbol", flat=True).distinct()
-    return {symbol, *held}
-
-
-def _mark(symbol: str, prices: dict[str, LastTrade], fallback: Decimal) -> Decimal:
-    trade = prices.get(symbol)
-    return trade.price if trade is not None else fallback
+    working = working_orders().values_list("symbol", flat=True).distinct()  # through the partial index
+    return {symbol, *held, *working}
 
 
 @dataclass
@@ -84,8 +84,12 @@ class Exposure:
     gross_position_value: Decimal = ZERO
     working_add: Decimal = ZERO
     exposed_symbols: set[str] = field(default_factory=set)  # open positions and symbols with adding orders
+    # Exposed symbols without a fresh last price (a position is then shown at
+    # its average cost, a working market order at nothing): the check denies.
+    unpriced_symbols: set[str] = field(default_factory=set)
     strategy_position_value: Decimal = ZERO
-    strategy_unrealised: Decimal = ZERO
+    strategy_unrealised: Decimal = ZERO  # since entry
+    strategy_unrealised_today: Decimal = ZERO  # its change since the trading day began
     strategy_working_add: Decimal = ZERO
     strategy_position_qty: Decimal = ZERO
     working_buy: Decimal = ZERO
@@ -97,26 +101,47 @@ class Exposure:
 
 
 def exposure_summary(
-    *, prices: dict[str, LastTrade], strategy_id: int | None = None, symbol: str | None = None
+    *,
+    prices: dict[str, LastTrade],
+    now: dt.datetime,
+    strategy_id: int | None = None,
+    symbol: str | None = None,
 ) -> Exposure:
     """Positions marked at the last price plus working orders that add exposure (FIA).
 
     Reads positions (one row per strategy and symbol) and working orders
     aggregated by strategy, symbol and side through the partial index: the
-    cost follows the size of the book, not of history.
+    cost follows the size of the book, not of history. Only a fresh price
+    marks anything (the check's own rule, ``checks.price_is_fresh``); a
+    symbol without one is listed in ``unpriced_symbols``, never counted as $0.
     """
+    max_age = dt.timedelta(seconds=settings.MAX_PRICE_AGE_S)
+    marks = {
+        s: trade.price
+        for s, trade in prices.items()
+        if checks.price_is_fresh(checks.LastPrice(trade.price, trade.at), now=now, max_age=max_age)
+    }
     result = Exposure()
+    today = trading_day(now)
     net_by_symbol: dict[str, Decimal] = defaultdict(lambda: ZERO)
     positions_by_key: dict[tuple[int, str], Decimal] = {}
-    for row in Position.objects.exclude(qty=0).values("strategy_id", "symbol", "qty", "avg_price"):
-        mark = _mark(row["symbol"], prices, row["avg_price"])
+    for row in Position.objects.exclude(qty=0).values(
+        "strategy_id", "symbol", "qty", "avg_price", "day_start_on", "day_start_unrealized_pnl"
+    ):
+        mark = marks.get(row["symbol"])
+        if mark is None:
+            result.unpriced_symbols.add(row["symbol"])
+            mark = row["avg_price"]
         value = abs(row["qty"] * mark)
         result.gross_position_value += value
         net_by_symbol[row["symbol"]] += row["qty"]
         positions_by_key[(row["strategy_id"], row["symbol"])] = row["qty"]
         if row["strategy_id"] == strategy_id:
             result.strategy_position_value += value
-            result.strategy_unrealised += (mark - row["avg_price"]) * row["qty"]
+            unrealised = (mark - row["avg_price"]) * row["qty"]
+            result.strategy_unrealised += unrealised
+            if row["day_start_on"] == today:
+                result.strategy_unrealised_today += unrealised - row["day_start_unrealized_pnl"]
             if row["symbol"] == symbol:
                 result.strategy_position_qty = row["qty"]
     result.exposed_symbols = {s for s, q in net_by_symbol.items() if q != 0}
@@ -127,6 +152,7 @@ def exposure_summary(
         .annotate(
             remaining=Sum(F("qty") - F("filled_qty")),
             limit_notional=Sum((F("qty") - F("filled_qty")) * F("limit_price")),
+            unlimited=Count("id", filter=Q(limit_price__isnull=True)),
         )
     )
     for row in working:
@@ -139,9 +165,14 @@ def exposure_summary(
         elif row["side"] == "buy" and position < 0:
             reducing = min(remaining, -position)
         adding = remaining - reducing
-        price = _mark(row["symbol"], prices, ZERO)
+        mark = marks.get(row["symbol"])
+        price = mark if mark is not None else ZERO
         if row["limit_notional"] is not None and remaining:
             price = max(price, row["limit_notional"] / remaining)  # a limit order counts at its limit when higher
+        if adding > 0 and mark is None and row["unlimited"]:
+            # A market order without a fresh last price has no price at all:
+            # say so, rather than let it count as $0.
+            result.unpriced_symbols.add(row["symbol"])
         result.working_add += adding * price
         if adding > 0:
             result.exposed_symbols.add(row["symbol"])
@@ -173,7 +204,7 @@ def build_snapshot(
         ).values_list("strategy_id", "active")
     }
 
-    exposure = exposure_summary(prices=prices, strategy_id=strategy.pk, symbol=intent.symbol)
+    exposure = exposure_summary(prices=prices, now=now, strategy_id=strategy.pk, symbol=intent.symbol)
     day_start = trading_day_start(now)
     realised_today = Fill.objects.filter(strategy=strategy, at__gte=day_start).aggregate(
         total=Coalesce(Sum("realized_pnl"), ZERO)
@@ -198,7 +229,8 @@ def build_snapshot(
         orders_last_second=recent["second"],
         orders_last_minute=recent["minute"],
         exposure=exposure.strategy_position_value + exposure.strategy_working_add,
-        daily_pnl=realised_today + exposure.strategy_unrealised,
+        # Realised today plus the change of unrealised since the day began (orders/day_start.py).
+        daily_pnl=realised_today + exposure.strategy_unrealised_today,
         position_qty=exposure.strategy_position_qty,
         working_buy_qty=exposure.working_buy,
         working_sell_qty=exposure.working_sell,
@@ -212,6 +244,7 @@ def build_snapshot(
         equity=equity,
         day_start_equity=state.day_start_equity or equity,
         peak_equity=state.peak_equity or equity,
+        drawdown_base_equity=state.daily_drawdown_base(trading_day(now)),
         strategy=strategy_state,
         limits=checks.Limits(
             max_daily_drawdown_pct=limits_row.max_daily_drawdown_pct,
@@ -232,6 +265,7 @@ def build_snapshot(
         working_add_notional=exposure.working_add,
         open_positions=exposure.open_positions,
         symbol_has_position=intent.symbol in exposure.exposed_symbols,
+        unpriced_symbols=tuple(sorted(exposure.unpriced_symbols)),
     )
 
 
@@ -264,7 +298,8 @@ def risk_picture(*, now: dt.datetime | None = None) -> dict[str, object]:
     from brokers.registry import get_market_data
 
     now = now or dt.datetime.now(dt.UTC)
-    state = RiskState.current()
+    RiskState.current()
+    state = RiskState.objects.select_related("peak_reset_by").get(pk=1)
     limits = RiskLimits.current()
     held = set(Position.objects.exclude(qty=0).values_list("symbol", flat=True))
     held |= set(working_orders().values_list("symbol", flat=True).distinct())
@@ -278,13 +313,14 @@ def risk_picture(*, now: dt.datetime | None = None) -> dict[str, object]:
             cache.set(key, prices, RISK_PICTURE_PRICE_CACHE_S)
         except BrokerError:
             prices = {}
-    exposure = exposure_summary(prices=prices)
+    exposure = exposure_summary(prices=prices, now=now)
     equity = state.equity or ZERO
     day_start = state.day_start_equity or equity
+    drawdown_base = state.daily_drawdown_base(trading_day(now)) or equity
     peak = state.peak_equity or equity
     hundred = Decimal(100)
-    daily_dd = max(ZERO, (day_start - equity) / day_start * hundred) if day_start else ZERO
-    total_dd = max(ZERO, (peak - equity) / peak * hundred) if peak else ZERO
+    daily_dd = checks.drawdown_pct(drawdown_base, equity)
+    total_dd = checks.drawdown_pct(peak, equity)
     deployed = exposure.gross_position_value + exposure.working_add
     deployed_pct = deployed / equity * hundred if equity else None
 
@@ -303,6 +339,13 @@ def risk_picture(*, now: dt.datetime | None = None) -> dict[str, object]:
         "day_start_equity": day_start,
         "peak_equity": peak,
         "equity_at": state.equity_at,
+        "peak": {
+            "equity": peak,
+            "since": state.peak_reset_at,
+            "by": state.peak_reset_by.get_username() if state.peak_reset_by else None,
+            "reason": state.peak_reset_reason,
+        },
+        "daily_drawdown_base": drawdown_base,
         "daily_drawdown": daily_dd.quantize(Decimal("0.0001")),
         "total_drawdown": total_dd.quantize(Decimal("0.0001")),
         "circuit_breaker": {"state": state.breaker_state, "since": state.breaker_since, "reason": state.breaker_reason},
@@ -363,7 +406,11 @@ def _last_prices(symbols: set[str]) -> dict[str, LastTrade]:
 
 def positions_valued(positions: QuerySet[Position], *, include_flat: bool = False) -> list[ValuedPosition]:
     """Each position with its last price, market value (signed), unrealised P&L and share of equity (percent)."""
-    rows = list(positions if include_flat else positions.exclude(qty=0))
+    return value_positions(list(positions if include_flat else positions.exclude(qty=0)))
+
+
+def value_positions(rows: list[Position]) -> list[ValuedPosition]:
+    """``rows`` marked at the last trade: one market-data call for their symbols."""
     prices = _last_prices({p.symbol for p in rows})
     equity = RiskState.current().equity
     hundred = Decimal(100)
@@ -379,3 +426,55 @@ def positions_valued(positions: QuerySet[Position], *, include_flat: bool = Fals
         pct = (value / equity * hundred).quantize(Decimal("0.0001")) if equity else None
         valued.append(ValuedPosition(p, last, value, unrealised, pct))
     return valued
+
+
+@dataclass(frozen=True)
+class StrategyPnl:
+    """A strategy's P&L: realised today and since inception (fills), unrealised now (last prices)."""
+
+    slug: str
+    realised_today: Decimal
+    realised_total: Decimal
+    unrealised: Decimal | None  # None when a held symbol has no price
+    open_positions: int
+
+    @property
+    def total(self) -> Decimal | None:
+        return None if self.unrealised is None else self.realised_total + self.unrealised
+
+    @property
+    def today(self) -> Decimal | None:
+        return None if self.unrealised is None else self.realised_today + self.unrealised
+
+
+def strategy_pnl(*, now: dt.datetime | None = None) -> list[StrategyPnl]:
+    """Per strategy, from the positions (one row per strategy and symbol) and today's fills (index on strategy, at).
+
+    "Today" counts the unrealised P&L of open positions in full: the ledger
+    keeps no mark from yesterday's close to split it by day.
+    """
+    now = now or dt.datetime.now(dt.UTC)
+    today = dict(
+        Fill.objects.filter(at__gte=trading_day_start(now)).values_list("strategy__slug")
+        .annotate(total=Sum("realized_pnl")).values_list("strategy__slug", "total")
+    )
+    positions = list(Position.objects.select_related("strategy"))
+    valued = {v.position.pk: v for v in value_positions([p for p in positions if p.qty])}
+    slugs = list(Strategy.objects.order_by("slug").values_list("slug", flat=True))
+    realised: dict[str, Decimal] = dict.fromkeys(slugs, ZERO)
+    unrealised: dict[str, Decimal | None] = dict.fromkeys(slugs, ZERO)
+    open_positions: dict[str, int] = dict.fromkeys(slugs, 0)
+    for p in positions:
+        slug = p.strategy.slug
+        realised[slug] = realised.get(slug, ZERO) + p.realized_pnl
+        if p.qty:
+            open_positions[slug] = open_positions.get(slug, 0) + 1
+            mark, so_far = valued[p.pk].unrealized_pnl, unrealised.get(slug, ZERO)
+            unrealised[slug] = None if mark is None or so_far is None else so_far + mark
+    return [
+        StrategyPnl(
+            slug=slug, realised_today=today.get(slug) or ZERO, realised_total=realised[slug],
+            unrealised=unrealised.get(slug, ZERO), open_positions=open_positions.get(slug, 0),
+        )
+        for slug in sorted(realised)
+    ]

@@ -15,39 +15,28 @@ from django.db import transaction
 from django.utils import timezone
 
 from core.actors import actor_label
-from core.exceptions import BusinessRefusal
 from risk import alerts
-from risk.checks import HUNDRED
+from risk.approvals import FourEyes, four_eyes_reject, four_eyes_request_or_approve
+from risk.audit import risk_event_record
+from risk.checks import drawdown_pct
+from risk.exceptions import ModeTransitionRefused, RiskActionError
 from risk.models import (
+    AlertLevel,
     BreakerState,
     EquitySnapshot,
     KillSwitch,
     KillSwitchSource,
     Mode,
-    RiskEvent,
     RiskEventKind,
     RiskLimits,
     RiskState,
     Strategy,
+    trading_day,
 )
 from risk.signals import kill_switch_activated
 
 logger = logging.getLogger(__name__)
 User = AbstractBaseUser | AnonymousUser
-
-
-class RiskActionError(BusinessRefusal):
-    """A request the risk layer refuses for a business reason (shown to the user as a 4xx)."""
-
-    slug = "control-refused"
-    title = "Not possible now"
-
-
-class ModeTransitionRefused(RiskActionError):
-    """A paper/live transition whose preconditions do not hold."""
-
-    slug = "mode-transition-refused"
-    title = "Mode transition refused"
 
 
 def _require_perm(user: Any | None, perm: str) -> None:
@@ -62,36 +51,6 @@ def _require_reason(reason: str) -> str:
     if not reason:
         raise RiskActionError("a reason is required")
     return reason
-
-
-def risk_event_record(
-    *,
-    kind: str,
-    acting_user: Any | None,
-    job: str | None = None,
-    label: str | None = None,
-    strategy: Strategy | None = None,
-    reason: str = "",
-    old: dict[str, Any] | None = None,
-    new: dict[str, Any] | None = None,
-) -> RiskEvent:
-    """Write one row of the risk audit trail, inside the caller's transaction.
-
-    The one writer of RiskEvent: risk's own services, and other apps recording
-    a risk-relevant event they decided (a reconciliation break found or
-    handled), which must not write risk's table themselves. ``label`` names a
-    job acting under its own label (``job:reconcile``); else the actor's.
-    """
-    user = acting_user if getattr(acting_user, "is_authenticated", False) else None
-    return RiskEvent.objects.create(
-        kind=kind,
-        actor=user,
-        actor_label=label or actor_label(acting_user, job),
-        strategy=strategy,
-        reason=reason,
-        old=old or {},
-        new=new or {},
-    )
 
 
 def _jsonable(value: Any) -> Any:
@@ -192,6 +151,13 @@ def _kill_switch_row(strategy: Strategy | None) -> KillSwitch:
     return KillSwitch.objects.select_for_update().get(strategy=strategy)
 
 
+BREAKER_ALERT_KEY = "circuit_breaker"
+
+
+def kill_switch_alert_key(strategy: Strategy | None) -> str:
+    return "kill_switch:global" if strategy is None else f"kill_switch:strategy:{strategy.slug}"
+
+
 def can_activate_kill_switch(user: Any, strategy: Strategy | None) -> bool:
     """Global: a risk officer. Strategy: an officer, or any client that trades it."""
     if user is None:
@@ -229,9 +195,7 @@ def killswitch_activate(
     switch.activated_by = user
     switch.source = source
     switch.reason = reason
-    switch.reset_requested_by = None
-    switch.reset_requested_at = None
-    switch.reset_reason = ""
+    KILL_SWITCH_RESET.clear_request(switch)  # a new activation overtakes any old reset request
     switch.save()
     risk_event_record(
         kind=RiskEventKind.KILL_SWITCH_ACTIVATED,
@@ -246,12 +210,23 @@ def killswitch_activate(
     strategy_id = strategy.pk if strategy else None
     scope = switch.scope_label
 
-    def after_commit() -> None:
-        kill_switch_activated.send(sender=KillSwitch, strategy_id=strategy_id, actor_label=label)
-        alerts.alert(f"KILL SWITCH ACTIVATED ({scope})", f"Activated by {label} ({source}): {reason}")
-
-    transaction.on_commit(after_commit)
+    alerts.alert_raise(
+        key=kill_switch_alert_key(strategy), level=AlertLevel.CRITICAL, kind="kill_switch",
+        subject=f"KILL SWITCH ACTIVATED ({scope})", message=f"Activated by {label} ({source}): {reason}",
+        strategy=strategy.slug if strategy else None, state="active",
+    )
+    transaction.on_commit(
+        lambda: kill_switch_activated.send(sender=KillSwitch, strategy_id=strategy_id, actor_label=label)
+    )
     return switch
+
+
+KILL_SWITCH_RESET = FourEyes(
+    prefix="reset_",
+    permission="risk.reset_killswitch",
+    requested_event=RiskEventKind.KILL_SWITCH_RESET_REQUESTED,
+    rejected_event=RiskEventKind.KILL_SWITCH_RESET_REJECTED,
+)
 
 
 @dataclass(frozen=True)
@@ -259,91 +234,54 @@ class ResetOutcome:
     done: bool  # False: waiting for a second officer
 
 
-def _four_eyes_reset(
-    *,
-    acting_user: Any,
-    requested_by_id: int | None,
-    set_request: Any,
-    clear_request: Any,
-) -> bool:
-    """Returns True when the reset may happen now; records a pending request otherwise."""
-    if settings.KILL_SWITCH_RESET_APPROVALS < 2:
-        return True
-    if requested_by_id is None:
-        set_request()
-        return False
-    if requested_by_id == acting_user.pk:
-        raise RiskActionError("four-eyes: a different officer must approve the reset you requested")
-    clear_request()
-    return True
-
-
 @transaction.atomic
 def killswitch_reset(*, acting_user: Any, strategy: Strategy | None = None, reason: str) -> ResetOutcome:
-    _require_perm(acting_user, "risk.reset_killswitch")
+    """Deactivate a kill switch; under four-eyes, a request that a second officer approves (risk.approvals)."""
+    _require_perm(acting_user, KILL_SWITCH_RESET.permission)
     reason = _require_reason(reason)
+    if strategy is None:
+        # The account row first, as the equity evaluation and order entry take
+        # them: a drawdown re-base needs it, and the other order could deadlock.
+        _locked_state()
     switch = _kill_switch_row(strategy)
     if not switch.active:
         raise RiskActionError(f"the {switch.scope_label} kill switch is not active")
-    now = timezone.now()
-
-    def set_request() -> None:
-        switch.reset_requested_by = acting_user
-        switch.reset_requested_at = now
-        switch.reset_reason = reason
-        switch.save()
-        risk_event_record(
-            kind=RiskEventKind.KILL_SWITCH_RESET_REQUESTED, acting_user=acting_user, strategy=strategy, reason=reason,
-        )
-
-    def clear_request() -> None:
-        switch.reset_requested_by = None
-
     requester = switch.reset_requested_by
-    if not _four_eyes_reset(
-        acting_user=acting_user,
-        requested_by_id=switch.reset_requested_by_id,
-        set_request=set_request,
-        clear_request=clear_request,
+    if not four_eyes_request_or_approve(
+        KILL_SWITCH_RESET, switch, acting_user=acting_user, reason=reason, strategy=strategy
     ):
         return ResetOutcome(done=False)
+    rebased_by_drawdown = switch.strategy_id is None and switch.source == KillSwitchSource.CIRCUIT_BREAKER
     switch.active = False
-    switch.reset_requested_by = None
-    switch.reset_requested_at = None
-    switch.reset_reason = ""
+    KILL_SWITCH_RESET.clear_request(switch)
     switch.save()
     new: dict[str, object] = {"active": False}
     if requester is not None:
         new["requested_by"] = requester.get_username()
+    old_peak: dict[str, object] = {}
+    if rebased_by_drawdown:
+        # The total-drawdown rule activated it: without a new high-water mark
+        # the next evaluation (seconds away) would activate it again, forever.
+        peak_before, peak_after = peak_rebase(acting_user=acting_user, reason=reason)
+        old_peak["peak_equity"], new["peak_equity"] = _jsonable(peak_before), _jsonable(peak_after)
     risk_event_record(
         kind=RiskEventKind.KILL_SWITCH_RESET, acting_user=acting_user, strategy=strategy, reason=reason,
-        old={"active": True}, new=new,
+        old={"active": True, **old_peak}, new=new,
     )
-    scope = switch.scope_label
-    transaction.on_commit(
-        lambda: alerts.alert(
-            f"Kill switch reset ({scope})", f"Reset by {actor_label(acting_user)}: {reason}", level=logging.WARNING
-        )
+    alerts.alert_raise(
+        key=kill_switch_alert_key(strategy), level=AlertLevel.WARNING, kind="kill_switch",
+        subject=f"Kill switch reset ({switch.scope_label})", message=f"Reset by {actor_label(acting_user)}: {reason}",
+        strategy=strategy.slug if strategy else None, state="reset",
     )
     return ResetOutcome(done=True)
 
 
 @transaction.atomic
 def killswitch_reset_reject(*, acting_user: Any, strategy: Strategy | None = None, reason: str) -> None:
-    _require_perm(acting_user, "risk.reset_killswitch")
+    _require_perm(acting_user, KILL_SWITCH_RESET.permission)
     reason = _require_reason(reason)
     switch = _kill_switch_row(strategy)
-    if switch.reset_requested_by_id is None:
-        raise RiskActionError("there is no pending reset request")
-    if switch.reset_requested_by_id == acting_user.pk:
-        raise RiskActionError("four-eyes: a different officer must decide on the reset you requested")
-    switch.reset_requested_by = None
-    switch.reset_requested_at = None
-    switch.reset_reason = ""
-    switch.save()
-    risk_event_record(
-        kind=RiskEventKind.KILL_SWITCH_RESET_REJECTED, acting_user=acting_user, strategy=strategy, reason=reason,
-    )
+    four_eyes_reject(KILL_SWITCH_RESET, switch, acting_user=acting_user, reason=reason, strategy=strategy)
 
 
 # --- Equity and the circuit breaker ----------------------------------------
@@ -378,8 +316,9 @@ def _breaker_evaluate(state: RiskState, *, job: str) -> None:
     if state.equity is None or not state.day_start_equity or not state.peak_equity:
         return
     limits = RiskLimits.current()
-    daily = max(Decimal(0), (state.day_start_equity - state.equity) / state.day_start_equity) * HUNDRED
-    total = max(Decimal(0), (state.peak_equity - state.equity) / state.peak_equity) * HUNDRED
+    base = state.daily_drawdown_base(trading_day(timezone.now())) or state.day_start_equity
+    daily = drawdown_pct(base, state.equity)
+    total = drawdown_pct(state.peak_equity, state.equity)
     old = state.breaker_state
     if old == BreakerState.TRIPPED or daily >= limits.max_daily_drawdown_pct:
         new = BreakerState.TRIPPED
@@ -400,9 +339,13 @@ def _breaker_evaluate(state: RiskState, *, job: str) -> None:
             old={"state": old},
             new={"state": new, "daily_drawdown_pct": f"{daily:.4f}"},
         )
-        level = logging.CRITICAL if new == BreakerState.TRIPPED else logging.WARNING
-        message = f"Circuit breaker {old} -> {new}: {state.breaker_reason}"
-        transaction.on_commit(lambda: alerts.alert(f"Circuit breaker {new}", message, level=level))
+        level = {BreakerState.TRIPPED: AlertLevel.CRITICAL, BreakerState.WARNING: AlertLevel.WARNING}.get(
+            new, AlertLevel.INFO
+        )
+        alerts.alert_raise(
+            key=BREAKER_ALERT_KEY, level=level, kind="circuit_breaker", subject=f"Circuit breaker {new}",
+            message=f"Circuit breaker {old} -> {new}: {state.breaker_reason}", state=new,
+        )
     if total >= limits.max_total_drawdown_pct:
         killswitch_activate(
             acting_user=None,
@@ -412,6 +355,25 @@ def _breaker_evaluate(state: RiskState, *, job: str) -> None:
         )
 
 
+def peak_rebase(
+    *, acting_user: Any, reason: str, state: RiskState | None = None
+) -> tuple[Decimal | None, Decimal | None]:
+    """Restart the high-water mark at the current equity (an officer acknowledged the loss).
+
+    Part of a reset, inside its transaction; the reset's risk event records the
+    old and the new peak. Returns (old peak, new peak).
+    """
+    state = state or _locked_state()
+    before = state.peak_equity
+    if state.equity is not None:
+        state.peak_equity = state.equity
+    state.peak_reset_at = timezone.now()
+    state.peak_reset_by = acting_user if getattr(acting_user, "is_authenticated", False) else None
+    state.peak_reset_reason = reason
+    state.save()
+    return before, state.peak_equity
+
+
 @transaction.atomic
 def circuit_breaker_evaluate(*, job: str = "risk_eval") -> RiskState:
     state = _locked_state()
@@ -419,64 +381,57 @@ def circuit_breaker_evaluate(*, job: str = "risk_eval") -> RiskState:
     return state
 
 
+BREAKER_RESET = FourEyes(
+    prefix="breaker_reset_",
+    permission="risk.reset_circuit_breaker",
+    requested_event=RiskEventKind.BREAKER_RESET_REQUESTED,
+    rejected_event=RiskEventKind.BREAKER_RESET_REJECTED,
+)
+
+
 @transaction.atomic
 def circuit_breaker_reset(*, acting_user: Any, reason: str) -> ResetOutcome:
-    """Unlatch a tripped breaker; the peak equity restarts from the current equity."""
-    _require_perm(acting_user, "risk.reset_circuit_breaker")
+    """Unlatch a tripped breaker; the peak equity restarts from the current equity. Four-eyes as the kill switch."""
+    _require_perm(acting_user, BREAKER_RESET.permission)
     reason = _require_reason(reason)
     state = _locked_state()
     if state.breaker_state == BreakerState.CLOSED:
         raise RiskActionError("the circuit breaker is not tripped")
-    now = timezone.now()
-
-    def set_request() -> None:
-        state.breaker_reset_requested_by = acting_user
-        state.breaker_reset_requested_at = now
-        state.breaker_reset_reason = reason
-        state.save()
-        risk_event_record(kind=RiskEventKind.BREAKER_RESET_REQUESTED, acting_user=acting_user, reason=reason)
-
-    def clear_request() -> None:
-        state.breaker_reset_requested_by = None
-
-    if not _four_eyes_reset(
-        acting_user=acting_user,
-        requested_by_id=state.breaker_reset_requested_by_id,
-        set_request=set_request,
-        clear_request=clear_request,
-    ):
+    if not four_eyes_request_or_approve(BREAKER_RESET, state, acting_user=acting_user, reason=reason):
         return ResetOutcome(done=False)
+    now = timezone.now()
     old = state.breaker_state
     state.breaker_state = BreakerState.CLOSED
     state.breaker_since = now
     state.breaker_reason = f"reset: {reason}"
-    state.breaker_reset_requested_by = None
-    state.breaker_reset_requested_at = None
-    state.breaker_reset_reason = ""
-    state.peak_equity = state.equity
-    state.peak_reset_at = now
+    BREAKER_RESET.clear_request(state)
+    # The officer acknowledges today's loss so far: without a new base the
+    # next evaluation, seconds away, would trip the breaker again.
+    base_before = state.daily_drawdown_base(trading_day(now))
+    if state.equity is not None:
+        state.daily_base_equity, state.daily_base_on = state.equity, trading_day(now)
     state.save()
+    peak_before, peak_after = peak_rebase(acting_user=acting_user, reason=reason, state=state)
     risk_event_record(
         kind=RiskEventKind.BREAKER_RESET, acting_user=acting_user, reason=reason,
-        old={"state": old}, new={"state": "closed"},
+        old={"state": old, "peak_equity": _jsonable(peak_before), "daily_base_equity": _jsonable(base_before)},
+        new={"state": "closed", "peak_equity": _jsonable(peak_after),
+             "daily_base_equity": _jsonable(state.daily_drawdown_base(trading_day(now)))},
+    )
+    alerts.alert_raise(
+        key=BREAKER_ALERT_KEY, level=AlertLevel.WARNING, kind="circuit_breaker", subject="Circuit breaker reset",
+        message=f"Reset by {actor_label(acting_user)}: {reason}; peak equity re-based at {peak_after}",
+        state="reset",
     )
     return ResetOutcome(done=True)
 
 
 @transaction.atomic
 def circuit_breaker_reset_reject(*, acting_user: Any, reason: str) -> None:
-    _require_perm(acting_user, "risk.reset_circuit_breaker")
+    _require_perm(acting_user, BREAKER_RESET.permission)
     reason = _require_reason(reason)
     state = _locked_state()
-    if state.breaker_reset_requested_by_id is None:
-        raise RiskActionError("there is no pending reset request")
-    if state.breaker_reset_requested_by_id == acting_user.pk:
-        raise RiskActionError("four-eyes: a different officer must decide on the reset you requested")
-    state.breaker_reset_requested_by = None
-    state.breaker_reset_requested_at = None
-    state.breaker_reset_reason = ""
-    state.save()
-    risk_event_record(kind=RiskEventKind.BREAKER_RESET_REJECTED, acting_user=acting_user, reason=reason)
+    four_eyes_reject(BREAKER_RESET, state, acting_user=acting_user, reason=reason)
 
 
 # --- Paper and live ---------------------------------------------------------

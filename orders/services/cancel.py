@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import logging
 import uuid
 from typing import Any
@@ -92,12 +93,22 @@ def _cancel_at_broker(order: Order, *, label: str) -> None:
 # --- Ambiguous sends ---------------------------------------------------------
 
 
+def _within_horizon(order: Order, now: dt.datetime) -> bool:
+    """Whether the broker could still act on the send (a slow gateway accepts minutes later)."""
+    return now - (order.sent_at or order.created_at) < dt.timedelta(seconds=settings.UNKNOWN_ORDER_HORIZON_S)
+
+
 def order_resolve(*, order_id: uuid.UUID, label: str = "job:order_sync") -> Order | None:
     """Settle an order whose send is ambiguous by asking the broker for its client_order_id.
 
-    Found: the broker's state is applied. Not found after the grace period:
-    the broker never took it; it is rejected and NOT resent (a late market
-    order is worse than none; the client may submit again with a new id).
+    Found: the broker's state is applied. Not found: final only past
+    UNKNOWN_ORDER_HORIZON_S after the send; until then the order stays as it
+    is and the sync asks again next cycle. Past the horizon the order is
+    closed as never received (rejected, or cancelled if a cancel was
+    requested), marked ``never_received_at``, and NOT resent (a late market
+    order is worse than none; the client may submit again with a new id). If
+    the broker shows it after all, its late truth is adopted
+    (``execution._adopt_late_truth``).
     """
     with transaction.atomic():
         order = Order.objects.select_for_update(skip_locked=True).filter(pk=order_id).first()
@@ -108,17 +119,24 @@ def order_resolve(*, order_id: uuid.UUID, label: str = "job:order_sync") -> Orde
         except BrokerError as exc:
             logger.info("could not resolve %s yet: %s", order.client_order_id, exc)
             return order
+        now = timezone.now()
         if broker_order is not None:
             if order.status == S.PENDING:
                 _transition(order, S.UNKNOWN, label=label, reason="sender did not record the outcome")
             _apply_broker_order(order, broker_order, label=label)
             wants_cancel = order.status == S.PENDING_CANCEL
-        elif order.status == S.PENDING_CANCEL:
-            _transition(order, S.CANCELLED, label=label, reason="cancelled; the broker never received it")
-            wants_cancel = False
+        elif _within_horizon(order, now):
+            logger.info("%s not at the broker yet; asked again until the horizon", order.client_order_id)
+            return order
         else:
-            order.reject_reason = "the broker has no order with this client_order_id; it was not resent"
-            _transition(order, S.REJECTED, label=label, reason=order.reject_reason)
+            horizon = f"not found over UNKNOWN_ORDER_HORIZON_S={settings.UNKNOWN_ORDER_HORIZON_S}s"
+            order.never_received_at = now
+            if order.status == S.PENDING_CANCEL:
+                reason = f"cancelled; the broker never received it ({horizon})"
+                _transition(order, S.CANCELLED, label=label, reason=reason)
+            else:
+                order.reject_reason = f"the broker has no order with this client_order_id ({horizon}); not resent"
+                _transition(order, S.REJECTED, label=label, reason=order.reject_reason)
             wants_cancel = False
     if wants_cancel and order.broker_order_id:
         _cancel_at_broker(order, label=label)
@@ -151,7 +169,12 @@ def orders_cancel_for_kill_switch(*, strategy_id: int | None, label: str) -> Non
                 with contextlib.suppress(BrokerRejected):  # already done at the broker; sync records what it became
                     broker.cancel_order(broker_order_id)
     except BrokerError as exc:
-        alerts.alert("Kill switch: broker cancel failed", f"{type(exc).__name__}: {exc}; sync will retry")
+        # Once per failure kind while it lasts: the sync retries the cancels every cycle.
+        alerts.alert_raise(
+            key=f"kill_switch_cancel_failed:{'global' if strategy_id is None else strategy_id}",
+            level="critical", kind="kill_switch", subject="Kill switch: broker cancel failed",
+            message=f"{type(exc).__name__}; the sync will retry the cancels", state=type(exc).__name__,
+        )
     with transaction.atomic():
         for order in scope.select_for_update().exclude(status__in=[S.PENDING, S.PENDING_CANCEL]):
             _transition(order, S.PENDING_CANCEL, label=label, reason="kill switch activated")

@@ -119,10 +119,10 @@ def _replay(existing: Order, request: OrderRequest) -> SubmitOutcome:
     return SubmitOutcome(order=existing, replayed=True)
 
 
-def _fetch_prices(symbol: str) -> dict[str, bt.LastTrade]:
-    """Last trades for the order's symbol and every held symbol: one market-data call, before any lock."""
+def _fetch_prices(symbols: set[str]) -> dict[str, bt.LastTrade]:
+    """Last trades for ``symbols``: one market-data call."""
     try:
-        return get_market_data().latest_trades(selectors.symbols_for_snapshot(symbol))
+        return get_market_data().latest_trades(symbols)
     except BrokerError as exc:
         # No price means the check denies with stale_price; it never guesses.
         logger.warning("market data unavailable: %s", exc)
@@ -167,7 +167,9 @@ def order_submit(
     if not tradable:
         raise InvalidOrder(f"{request.symbol} is not a tradable asset at the broker")
 
-    prices = _fetch_prices(request.symbol)
+    # The order's symbol and every held or working one, priced before the lock.
+    priced = selectors.symbols_for_snapshot(request.symbol)
+    prices = _fetch_prices(priced)
     _ensure_equity()
     label = actor_label(acting_user)
     intent = checks.OrderIntent(
@@ -190,6 +192,16 @@ def order_submit(
             now = timezone.now()
             strategy = Strategy.objects.get(pk=request.strategy.pk)
             snapshot = selectors.build_snapshot(strategy=strategy, intent=intent, prices=prices, now=now, state=state)
+            late = set(snapshot.unpriced_symbols) - priced
+            if late:
+                # An order that committed after our prices were fetched works in a
+                # symbol they do not cover. Priced now (one more call, only in this
+                # race, inside the lock so the exposure read stays the one checked)
+                # rather than denying stale_price or counting that order at $0.
+                prices = {**prices, **_fetch_prices(late)}
+                snapshot = selectors.build_snapshot(
+                    strategy=strategy, intent=intent, prices=prices, now=now, state=state
+                )
             violations = checks.evaluate(intent, snapshot)
             order = Order.objects.create(
                 client_order_id=client_order_id,

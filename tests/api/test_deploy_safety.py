@@ -130,6 +130,11 @@ REFUSALS: list[tuple[str, dict[str, str], tuple[str, ...], str]] = [
     ("ALPACA_TIMEOUT_S is infinite", {"ALPACA_TIMEOUT_S": "Infinity"}, (), "ALPACA_TIMEOUT_S"),
     ("MAX_PRICE_AGE_S is negative", {"MAX_PRICE_AGE_S": "-5"}, (), "MAX_PRICE_AGE_S"),
     ("UNKNOWN_ORDER_GRACE_S is a fraction", {"UNKNOWN_ORDER_GRACE_S": "1.5"}, (), "UNKNOWN_ORDER_GRACE_S"),
+    ("UNKNOWN_ORDER_HORIZON_S is a word", {"UNKNOWN_ORDER_HORIZON_S": "long"}, (), "UNKNOWN_ORDER_HORIZON_S"),
+    ("UNKNOWN_ORDER_HORIZON_S shorter than the grace period",
+     {"UNKNOWN_ORDER_GRACE_S": "60", "UNKNOWN_ORDER_HORIZON_S": "45"}, (), "UNKNOWN_ORDER_HORIZON_S"),
+    ("UNKNOWN_ORDER_HORIZON_S within 3 broker timeouts", {"ALPACA_TIMEOUT_S": "30", "UNKNOWN_ORDER_HORIZON_S": "60"},
+     (), "UNKNOWN_ORDER_HORIZON_S"),
     ("ORDER_SYNC_INTERVAL_S is a word", {"ORDER_SYNC_INTERVAL_S": "often"}, (), "ORDER_SYNC_INTERVAL_S"),
     ("KILL_SWITCH_RESET_APPROVALS is 3", {"KILL_SWITCH_RESET_APPROVALS": "3"}, (), "KILL_SWITCH_RESET_APPROVALS"),
     ("ASSUMED_STOP_DISTANCE is NaN", {"ASSUMED_STOP_DISTANCE": "NaN"}, (), "ASSUMED_STOP_DISTANCE"),
@@ -148,6 +153,8 @@ REFUSALS: list[tuple[str, dict[str, str], tuple[str, ...], str]] = [
      "CELERY_BROKER_URL"),
     ("DJANGO_ADMINS without an address", {"DJANGO_ADMINS": "ops"}, (), "DJANGO_ADMINS"),
     ("ALERT_WEBHOOK_URL that is not http", {"ALERT_WEBHOOK_URL": "ftp://hooks.example.com/x"}, (), "ALERT_WEBHOOK_URL"),
+    ("ALERT_URLS with a URL Apprise cannot send to", {"ALERT_URLS": "slack://T1/B2/C3 nosuchservice://tok3nS3cr3t42"},
+     (), "ALERT_URLS"),
 ]
 
 
