@@ -22,7 +22,17 @@ from django.db.models.functions import Coalesce
 
 from brokers.registry import get_broker
 from brokers.types import LastTrade
-from orders.models import Fill, Order, OrderEvent, Position, ReconciliationRun
+from orders.models import (
+    OPEN_BREAK_STATES,
+    AdjustmentStatus,
+    Fill,
+    LedgerAdjustment,
+    Order,
+    OrderEvent,
+    Position,
+    ReconciliationBreak,
+    ReconciliationRun,
+)
 from orders.states import WORKING
 from risk import checks
 from risk.models import BreakerState, KillSwitch, Mode, RiskLimits, RiskState, Strategy, trading_day
@@ -140,8 +150,10 @@ def exposure_summary(
             result.strategy_position_value += value
             unrealised = (mark - row["avg_price"]) * row["qty"]
             result.strategy_unrealised += unrealised
-            if row["day_start_on"] == today:
-                result.strategy_unrealised_today += unrealised - row["day_start_unrealized_pnl"]
+            # Without today's mark (the day-start job has not reached it) it counts since entry:
+            # a loss is never dropped for want of a mark.
+            start = row["day_start_unrealized_pnl"] if row["day_start_on"] == today else ZERO
+            result.strategy_unrealised_today += unrealised - start
             if row["symbol"] == symbol:
                 result.strategy_position_qty = row["qty"]
     result.exposed_symbols = {s for s, q in net_by_symbol.items() if q != 0}
@@ -428,6 +440,30 @@ def value_positions(rows: list[Position]) -> list[ValuedPosition]:
     return valued
 
 
+def breaks_to_show(run: ReconciliationRun | None) -> list[ReconciliationBreak]:
+    """The open breaks, and those the latest run saw (one row per symbol while a difference persists)."""
+    condition = Q(status__in=OPEN_BREAK_STATES)
+    if run is not None:
+        condition |= Q(last_run=run)
+    return list(ReconciliationBreak.objects.filter(condition).order_by("symbol"))
+
+
+def adjustments_by_position(positions: list[Position]) -> dict[int, list[LedgerAdjustment]]:
+    """Applied ledger adjustments of these positions, oldest first (one query)."""
+    keys = {(p.strategy_id, p.symbol): p.pk for p in positions}
+    found: dict[int, list[LedgerAdjustment]] = {}
+    if not keys:
+        return found
+    rows = LedgerAdjustment.objects.filter(
+        status=AdjustmentStatus.APPLIED, strategy_id__in={s for s, _ in keys}, symbol__in={sym for _, sym in keys}
+    ).select_related("decided_by", "created_by").order_by("decided_at", "id")
+    for row in rows:
+        pk = keys.get((row.strategy_id, row.symbol))
+        if pk is not None:
+            found.setdefault(pk, []).append(row)
+    return found
+
+
 @dataclass(frozen=True)
 class StrategyPnl:
     """A strategy's P&L: realised today and since inception (fills), unrealised now (last prices)."""
@@ -437,6 +473,7 @@ class StrategyPnl:
     realised_total: Decimal
     unrealised: Decimal | None  # None when a held symbol has no price
     open_positions: int
+    unrealised_today: Decimal | None = None  # its change since the trading day began (orders/day_start.py)
 
     @property
     def total(self) -> Decimal | None:
@@ -444,14 +481,17 @@ class StrategyPnl:
 
     @property
     def today(self) -> Decimal | None:
-        return None if self.unrealised is None else self.realised_today + self.unrealised
+        """The daily P&L of the daily-loss limit: realised today + the change of unrealised since the day began."""
+        if self.unrealised is None or self.unrealised_today is None:
+            return None
+        return self.realised_today + self.unrealised_today
 
 
 def strategy_pnl(*, now: dt.datetime | None = None) -> list[StrategyPnl]:
     """Per strategy, from the positions (one row per strategy and symbol) and today's fills (index on strategy, at).
 
-    "Today" counts the unrealised P&L of open positions in full: the ledger
-    keeps no mark from yesterday's close to split it by day.
+    "Today" is the daily-loss limit's daily P&L: realised today plus the
+    change of unrealised P&L since the day's start mark (orders/day_start.py).
     """
     now = now or dt.datetime.now(dt.UTC)
     today = dict(
@@ -464,6 +504,8 @@ def strategy_pnl(*, now: dt.datetime | None = None) -> list[StrategyPnl]:
     realised: dict[str, Decimal] = dict.fromkeys(slugs, ZERO)
     unrealised: dict[str, Decimal | None] = dict.fromkeys(slugs, ZERO)
     open_positions: dict[str, int] = dict.fromkeys(slugs, 0)
+    unrealised_today: dict[str, Decimal | None] = dict.fromkeys(slugs, ZERO)
+    day = trading_day(now)
     for p in positions:
         slug = p.strategy.slug
         realised[slug] = realised.get(slug, ZERO) + p.realized_pnl
@@ -471,10 +513,15 @@ def strategy_pnl(*, now: dt.datetime | None = None) -> list[StrategyPnl]:
             open_positions[slug] = open_positions.get(slug, 0) + 1
             mark, so_far = valued[p.pk].unrealized_pnl, unrealised.get(slug, ZERO)
             unrealised[slug] = None if mark is None or so_far is None else so_far + mark
+            start = p.day_start_unrealized_pnl if p.day_start_on == day else ZERO  # the snapshot's rule
+            change = ZERO if mark is None else mark - start
+            today_so_far = unrealised_today.get(slug, ZERO)
+            unrealised_today[slug] = None if mark is None or today_so_far is None else today_so_far + change
     return [
         StrategyPnl(
             slug=slug, realised_today=today.get(slug) or ZERO, realised_total=realised[slug],
             unrealised=unrealised.get(slug, ZERO), open_positions=open_positions.get(slug, 0),
+            unrealised_today=unrealised_today.get(slug, ZERO),
         )
         for slug in sorted(realised)
     ]
