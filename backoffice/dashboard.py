@@ -144,6 +144,12 @@ class RiskAlerts:
 
     switches: list[KillSwitch]
     breaker: RiskState | None
+    jobs: list[JobStatus] = field(default_factory=list)
+
+    @property
+    def jobs_down(self) -> list[JobStatus]:
+        """Risk jobs that are disabled or stale: the controls they drive are not running."""
+        return [job for job in self.jobs if job.down]
 
     @property
     def global_switch(self) -> KillSwitch | None:
@@ -179,18 +185,18 @@ class RiskAlerts:
 
     @property
     def any(self) -> bool:
-        return bool(self.global_switch or self.strategy_switches or self.breaker_alert)
+        return bool(self.global_switch or self.strategy_switches or self.breaker_alert or self.jobs_down)
 
 
 def risk_alerts() -> RiskAlerts:
-    """Two small queries; run on every admin page for the banner."""
+    """Four small queries; run on every admin page for the banner."""
     switches = list(
         KillSwitch.objects.filter(Q(active=True) | Q(reset_requested_by__isnull=False))
         .select_related("strategy", "activated_by", "reset_requested_by")
         .order_by(F("strategy__slug").asc(nulls_first=True))
     )
     breaker = RiskState.objects.select_related("breaker_reset_requested_by").filter(pk=1).first()
-    return RiskAlerts(switches=switches, breaker=breaker)
+    return RiskAlerts(switches=switches, breaker=breaker, jobs=job_statuses(timezone.now()))
 
 
 # --- Gauges ---------------------------------------------------------------------
@@ -389,7 +395,16 @@ def line_chart(
     if not equity:
         return chart
     chart.empty = False
-    values = [v for _, v in equity] + [v for _, _, series in thresholds for _, v in series]
+    # The axis follows the data (equity, and the day-start reference): a normal day moves a
+    # fraction of a percent, and an axis stretched to a breaker 3 % away draws it as a flat
+    # line. A threshold joins the axis when it is within one data span (at least 0.5 % of
+    # the level) of the data; a farther one is listed in the gutter, marked off scale.
+    data = [v for _, v in equity] + [v for _, css, series in thresholds if css == "day-start" for _, v in series]
+    low, high = min(data), max(data)
+    reach = max(high - low, abs(high) * 0.005, 1.0)
+    in_range = [t for t in thresholds if all(low - reach <= v <= high + reach for _, v in t[2])]
+    off_scale = [t for t in thresholds if t not in in_range]
+    values = data + [v for _, _, series in in_range for _, v in series]
     low, high = min(values), max(values)
     pad = (high - low) * 0.08 or max(abs(high) * 0.01, 1.0)
     low, high = low - pad, high + pad
@@ -414,7 +429,19 @@ def line_chart(
     chart.last_x, chart.last_y = coords[-1]
     chart.last_display = money(Decimal(str(equity[-1][1])).quantize(Decimal("0.01")))
 
-    for label, css, series in thresholds:
+    for label, css, series in off_scale:
+        below = series[-1][1] < low
+        chart.lines.append(
+            Line(
+                label=f"{label} {'▼' if below else '▲'}",
+                css=f"{css} bo-off-scale",
+                d="",
+                label_x=chart.plot_right + 6,
+                label_y=chart.plot_bottom - 4 if below else chart.top + 10,
+                value_display=money(Decimal(str(series[-1][1])).quantize(Decimal("0.01"))) + " off scale",
+            )
+        )
+    for label, css, series in in_range:
         # Step lines: a threshold holds until the next point changes it (a new day's start equity).
         stepped: list[tuple[float, float]] = []
         for i, (at, value) in enumerate(series):
@@ -613,7 +640,7 @@ class Dashboard:
 
     @property
     def stale_jobs(self) -> list[JobStatus]:
-        return [job for job in self.jobs if job.stale]
+        return [job for job in self.jobs if job.down]
 
     @property
     def working_total(self) -> int:
@@ -642,14 +669,15 @@ class Dashboard:
             "pending_resets": [p.what for p in self.alerts.pending_resets],
             "working_orders": self.working_total,
             "open_breaks": self.open_breaks_count,
-            "jobs": {job.name: {"last_success": job.last_success, "stale": job.stale} for job in self.jobs},
+            "jobs": {job.name: {"last_success": job.last_success, "stale": job.stale, "disabled": job.disabled}
+                     for job in self.jobs},
         }
 
 
 def build(*, now: dt.datetime | None = None) -> Dashboard:
     now = now or timezone.now()
     picture = risk_picture(now=now)
-    state = RiskState.current()
+    state = RiskState.objects.select_related("peak_reset_by").get(pk=1)  # risk_picture made sure it exists
     limits = RiskLimits.current()
     labels = dict(OrderStatus.choices)
     by_status = dict(working_orders().order_by().values_list("status").annotate(n=Count("id")))

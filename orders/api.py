@@ -251,6 +251,17 @@ class BreakOut(serializers.Serializer):
     status = serializers.CharField()
 
 
+class AdjustmentOut(serializers.Serializer):
+    qty = serializers.DecimalField(max_digits=20, decimal_places=8, help_text="signed: added to the position")
+    price = serializers.DecimalField(max_digits=20, decimal_places=8)
+    reason = serializers.CharField()
+    at = serializers.DateTimeField(source="decided_at")
+    by = serializers.CharField(source="decided_by.username", help_text="the officer who applied (or approved) it")
+    requested_by = serializers.CharField(
+        source="approval_requested_by_name", allow_null=True, help_text="under four-eyes, the first officer"
+    )
+
+
 class PositionOut(serializers.Serializer):
     strategy = serializers.CharField(source="strategy.slug")
     symbol = serializers.CharField()
@@ -269,6 +280,7 @@ class PositionOut(serializers.Serializer):
     )
     reconciled_at = serializers.DateTimeField(allow_null=True)
     breaks = BreakOut(many=True)
+    adjustments = AdjustmentOut(many=True, help_text="ledger adjustments that resolved breaks: entries of their own")
 
 
 class ReconciliationOut(serializers.Serializer):
@@ -296,7 +308,7 @@ class PositionList(APIView):
         query = PositionListQuery(data=request.query_params.dict())
         query.is_valid(raise_exception=True)
         run: ReconciliationRun | None = selectors.latest_reconciliation()
-        breaks = list(run.breaks.all()) if run else []
+        breaks = selectors.breaks_to_show(run)
         by_symbol: dict[str, list] = {}
         for item in breaks:
             by_symbol.setdefault(item.symbol, []).append(item)
@@ -304,6 +316,7 @@ class PositionList(APIView):
         valued = selectors.positions_valued(
             selectors.visible_positions(request.user), include_flat=query.validated_data["include_flat"]
         )
+        adjustments = selectors.adjustments_by_position([v.position for v in valued])
         results = [
             {
                 "strategy": v.position.strategy,
@@ -317,6 +330,7 @@ class PositionList(APIView):
                 "pct_of_equity": v.pct_of_equity,
                 "reconciled_at": reconciled_at,
                 "breaks": by_symbol.get(v.position.symbol, []),
+                "adjustments": adjustments.get(v.position.pk, []),
             }
             for v in valued
         ]
@@ -341,11 +355,23 @@ class BreakerOut(serializers.Serializer):
     reason = serializers.CharField(allow_blank=True)
 
 
+class PeakOut(serializers.Serializer):
+    equity = serializers.DecimalField(max_digits=20, decimal_places=2, help_text="the high-water mark")
+    since = serializers.DateTimeField(help_text="when it last restarted (an officer's reset)")
+    by = serializers.CharField(allow_null=True, help_text="the officer whose reset restarted it")
+    reason = serializers.CharField(allow_blank=True)
+
+
 class RiskOut(serializers.Serializer):
     equity = serializers.DecimalField(max_digits=20, decimal_places=2)
     day_start_equity = serializers.DecimalField(max_digits=20, decimal_places=2)
     peak_equity = serializers.DecimalField(max_digits=20, decimal_places=2)
     equity_at = serializers.DateTimeField(allow_null=True)
+    peak = PeakOut()
+    daily_drawdown_base = serializers.DecimalField(
+        max_digits=20, decimal_places=2,
+        help_text="the equity the daily drawdown is measured from: day-start equity, or today's breaker re-base",
+    )
     daily_drawdown = serializers.DecimalField(max_digits=10, decimal_places=4, help_text="percent")
     total_drawdown = serializers.DecimalField(max_digits=10, decimal_places=4, help_text="percent")
     circuit_breaker = BreakerOut()

@@ -156,6 +156,8 @@ def seeded(transactional_db):
         ("risk.migrations.0002_policy_defaults", "create_defaults", None),
         ("backoffice.migrations.0001_roles", "create_roles", ("backoffice", "0001_roles")),
         ("backoffice.migrations.0002_jobrun_in_core", "grant_core_jobrun", ("backoffice", "0002_jobrun_in_core")),
+        ("risk.migrations.0006_alert_roles", "grant", None),
+        ("orders.migrations.0008_ledger_adjustment_roles", "grant", None),
         ("brokers.migrations.0002_seed_simulated_market", "seed_market", None),
     ]:
         getattr(importlib.import_module(module), function)(_apps_at(at) if at else apps, None)

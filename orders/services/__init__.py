@@ -6,6 +6,7 @@
   cancels and flatten;
 - ``sync``: status polling;
 - ``reconciliation``: broker positions vs the ledger, and break handling;
+- ``adjustments``: ledger adjustments that resolve a break (four-eyes);
 - ``transitions``: the one way an order changes state, with its audit row.
 
 Each function owns its transaction and writes the OrderTransition row of every
@@ -14,6 +15,12 @@ stored the order, with one deliberate exception, ``order_send``. Callers import
 from ``orders.services``; the names below are its public face.
 """
 
+from orders.services.adjustments import (
+    AdjustmentRefused,
+    ledger_adjustment_approve,
+    ledger_adjustment_reject,
+    ledger_adjustment_request,
+)
 from orders.services.cancel import (
     OrderNotCancellable,
     order_cancel,
@@ -36,6 +43,7 @@ from orders.services.sync import CLOSED_LISTING_WINDOW, SyncResult, orders_sync
 
 __all__ = [
     "CLOSED_LISTING_WINDOW",
+    "AdjustmentRefused",
     "BrokerUnreachable",
     "IdempotencyConflict",
     "InvalidOrder",
@@ -45,6 +53,9 @@ __all__ = [
     "SubmitOutcome",
     "SyncResult",
     "break_handle",
+    "ledger_adjustment_approve",
+    "ledger_adjustment_reject",
+    "ledger_adjustment_request",
     "order_apply_broker_update",
     "order_cancel",
     "order_resolve",
