@@ -406,6 +406,11 @@ class RiskOut(serializers.Serializer):
     total_drawdown = serializers.DecimalField(max_digits=10, decimal_places=4, help_text="percent")
     circuit_breaker = BreakerOut()
     capital_deployed = serializers.DecimalField(max_digits=20, decimal_places=2)
+    unpriced_symbols = serializers.ListField(
+        child=serializers.CharField(),
+        help_text="symbols with a position or a working order but no fresh price: orders that add exposure are "
+        "denied stale_price until they have one",
+    )
     working_orders = serializers.IntegerField()
     limits = LimitOut(many=True)
 

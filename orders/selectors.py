@@ -362,6 +362,9 @@ def risk_picture(*, now: dt.datetime | None = None) -> dict[str, object]:
         "total_drawdown": total_dd.quantize(Decimal("0.0001")),
         "circuit_breaker": {"state": state.breaker_state, "since": state.breaker_since, "reason": state.breaker_reason},
         "capital_deployed": deployed.quantize(Decimal("0.01")),
+        # Held or worked without a fresh price: not in capital_deployed at a real
+        # price, and every order that adds exposure is denied stale_price meanwhile.
+        "unpriced_symbols": sorted(exposure.unpriced_symbols),
         "working_orders": working_orders().count(),
         "limits": [
             item("daily_drawdown_warning", "percent", limits.daily_drawdown_warning_pct, daily_dd),
