@@ -12,14 +12,18 @@ from __future__ import annotations
 
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import DateFieldListFilter, helpers
+from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
+from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
+from backoffice.admin_exports import CsvExportMixin
 from backoffice.admin_risk import AuditTrailMixin, badge
 from backoffice.admin_tools import (
     BackofficeModelAdmin,
@@ -33,10 +37,24 @@ from backoffice.admin_tools import (
     timestamp,
     timestamp_column,
 )
-from orders import services
-from orders.models import BreakStatus, Fill, Order, OrderTransition, Position, ReconciliationBreak, ReconciliationRun
+from backoffice.dashboard import money, percent, signed_money
+from orders import selectors, services
+from orders.models import (
+    OPEN_BREAK_STATES,
+    AdjustmentStatus,
+    BreakStatus,
+    Fill,
+    LedgerAdjustment,
+    Order,
+    OrderTransition,
+    Position,
+    ReconciliationBreak,
+    ReconciliationRun,
+)
+from orders.services.adjustments import LEDGER_ADJUSTMENT
 from orders.states import WORKING, OrderStatus
-from risk.models import RiskEvent, RiskEventKind
+from risk.approvals import four_eyes_required
+from risk.models import RiskEvent, RiskEventKind, Strategy
 
 S = OrderStatus
 CANCEL_PERMISSION = "orders.cancel_any_order"
@@ -85,24 +103,48 @@ class ReadOnlyInline(ReadOnlyAdminMixin, admin.TabularInline):  # type: ignore[t
 class TransitionInline(ReadOnlyInline):
     model = OrderTransition
     verbose_name_plural = "transition history (oldest first)"
-    fields = [timestamp_column("at", "at (UTC)"), "from_display", "to_status", "actor_label", "reason"]
+    fields = [timestamp_column("at", "at (UTC)"), "from_display", "to_display", "who", "reason"]
     readonly_fields = fields
     ordering = ["at", "id"]
 
     @admin.display(description="from")
     def from_display(self, transition: OrderTransition) -> str:
-        return transition.from_status or "(created)"
+        return OrderStatus(transition.from_status).label if transition.from_status else "(created)"
+
+    @admin.display(description="to")
+    def to_display(self, transition: OrderTransition) -> str:
+        return OrderStatus(transition.to_status).label
+
+    @admin.display(description="who")
+    def who(self, transition: OrderTransition) -> str:
+        return transition.actor_label
 
 
 class FillInline(ReadOnlyInline):
     model = Fill
-    fields = [timestamp_column("at", "at (UTC)"), "side", "qty", "price", "cumulative_qty", "realized_pnl"]
+    fields = [timestamp_column("at", "at (UTC)"), "side", "quantity", "price_display", "cumulative", "realised"]
     readonly_fields = fields
     ordering = ["at", "id"]
 
+    @admin.display(description="qty")
+    def quantity(self, fill: Fill) -> str:
+        return quantity(fill.qty)
+
+    @admin.display(description="price")
+    def price_display(self, fill: Fill) -> str:
+        return money(fill.price)
+
+    @admin.display(description="filled so far")
+    def cumulative(self, fill: Fill) -> str:
+        return quantity(fill.cumulative_qty)
+
+    @admin.display(description="realised P&L")
+    def realised(self, fill: Fill) -> str:
+        return signed_money(fill.realized_pnl) if fill.realized_pnl else "—"
+
 
 @admin.register(Order)
-class OrderAdmin(LargeTableAdminMixin, ReadOnlyAdminMixin, BackofficeModelAdmin):
+class OrderAdmin(CsvExportMixin, LargeTableAdminMixin, ReadOnlyAdminMixin, BackofficeModelAdmin):
     # Side, quantity and symbol read as one phrase ("Buy 10 AAPL"), type and limit as another
     # ("Limit 95"): two columns instead of five keep Status to Broker id on a 1440 px screen.
     list_display = ["created", "client_order_id", "strategy", "order_line", "order_type", "status_badge", "filled",
@@ -142,9 +184,22 @@ class OrderAdmin(LargeTableAdminMixin, ReadOnlyAdminMixin, BackofficeModelAdmin)
             timestamp_column("cancel_next_attempt_at", "next attempt"), "cancel_last_error"]}),
         ("Times (UTC)", {"fields": [timestamp_column("created_at", "created"), timestamp_column("sent_at", "sent"),
                                     timestamp_column("broker_updated_at", "broker update"),
-                                    timestamp_column("updated_at", "updated")]}),
+                                    timestamp_column("updated_at", "updated"),
+                                    # Set while the broker's late truth may still correct the order (adr/0010).
+                                    timestamp_column("never_received_at", "closed as never received")]}),
     ]
     readonly_fields = [f for _, opts in fieldsets for f in opts["fields"]]
+    csv_name = "orders"
+    csv_columns = [
+        ("created_at", lambda o: o.created_at), ("id", lambda o: o.pk),
+        ("client_order_id", lambda o: o.client_order_id),
+        ("strategy", lambda o: o.strategy.slug), ("symbol", lambda o: o.symbol), ("side", lambda o: o.side),
+        ("qty", lambda o: o.qty), ("type", lambda o: o.type), ("limit_price", lambda o: o.limit_price),
+        ("time_in_force", lambda o: o.time_in_force), ("status", lambda o: o.status),
+        ("filled_qty", lambda o: o.filled_qty), ("filled_avg_price", lambda o: o.filled_avg_price),
+        ("broker_order_id", lambda o: o.broker_order_id), ("reject_reason", lambda o: o.reject_reason),
+        ("violations", lambda o: ",".join(v.get("code", "") for v in o.violations or [])),
+    ]
 
     @admin.display(description="created (UTC)")
     def created(self, order: Order) -> str:
@@ -240,16 +295,47 @@ class OrderAdmin(LargeTableAdminMixin, ReadOnlyAdminMixin, BackofficeModelAdmin)
 
 
 @admin.register(Fill)
-class FillAdmin(LargeTableAdminMixin, ReadOnlyAdminMixin, BackofficeModelAdmin):
-    list_display = [timestamp_column("at", "at (UTC)"), "order", "strategy", "symbol", "side", "qty", "price",
-                    "realized_pnl"]
+class FillAdmin(CsvExportMixin, LargeTableAdminMixin, ReadOnlyAdminMixin, BackofficeModelAdmin):
+    """The fills blotter: every execution, newest first, as a trader reads it ("Buy 10 AAPL @ $101.25")."""
+
+    list_display = [timestamp_column("at", "at (UTC)"), "strategy", "execution", "price_display", "value",
+                    "realised", "order_link"]
     list_select_related = ["order", "strategy"]
-    list_filter = ["strategy"]
+    list_filter = ["strategy", SymbolFilter, ("at", DateFieldListFilter)]
     sortable_by = ()
     actions = None
     # Newest first by primary key (fills are inserted as they happen): Fill has no index on
     # ``at`` alone, and an order by it would sort the whole table for every page.
     ordering = ["-id"]
+    csv_name = "fills"
+    csv_columns = [
+        ("at", lambda f: f.at), ("id", lambda f: f.pk), ("order_id", lambda f: f.order_id),
+        ("client_order_id", lambda f: f.order.client_order_id), ("strategy", lambda f: f.strategy.slug),
+        ("symbol", lambda f: f.symbol), ("side", lambda f: f.side), ("qty", lambda f: f.qty),
+        ("price", lambda f: f.price), ("value", lambda f: f.qty * f.price), ("realized_pnl", lambda f: f.realized_pnl),
+    ]
+
+    @admin.display(description="execution")
+    def execution(self, fill: Fill) -> str:
+        return f"{fill.get_side_display()} {quantity(fill.qty)} {fill.symbol}"
+
+    @admin.display(description="price")
+    def price_display(self, fill: Fill) -> str:
+        return money(fill.price)
+
+    @admin.display(description="value")
+    def value(self, fill: Fill) -> str:
+        return money(fill.qty * fill.price)
+
+    @admin.display(description="realised P&L")
+    def realised(self, fill: Fill) -> str:
+        return signed_money(fill.realized_pnl) if fill.realized_pnl else "—"
+
+    @admin.display(description="order")
+    def order_link(self, fill: Fill) -> str:
+        url = reverse("admin:orders_order_change", args=[fill.order_id])
+        return format_html('<a href="{}"><span class="bo-id" title="{}">{}</span></a>', url,
+                           fill.order.client_order_id, fill.order.client_order_id)
 
 
 class OpenPositionFilter(admin.SimpleListFilter):
@@ -267,17 +353,112 @@ class OpenPositionFilter(admin.SimpleListFilter):
         return queryset
 
 
+class ValuedPositionChangeList(ChangeList):
+    """Marks the page's positions at the last trade (one market-data call) for the value columns."""
+
+    def get_results(self, request: HttpRequest) -> None:
+        super().get_results(request)
+        positions = list(self.result_list)
+        for valued in selectors.value_positions(positions):
+            valued.position.valuation = valued  # type: ignore[attr-defined]
+        self.result_list = positions  # type: ignore[assignment]
+
+
 @admin.register(Position)
 class PositionAdmin(ReadOnlyAdminMixin, BackofficeModelAdmin):
-    list_display = ["strategy", "symbol", "qty", "avg_price", "realized_pnl", "updated_at"]
+    """Where the money is: each position valued at the last trade, and P&L per strategy above the list."""
+
+    list_display = ["strategy", "symbol", "quantity", "average_price", "last_price", "market_value", "unrealised",
+                    "pct_of_equity", "realised", "adjusted", "updated"]
     list_select_related = ["strategy"]
     list_filter = [OpenPositionFilter, "strategy"]
     search_fields = ["=symbol"]
     actions = None
+    change_list_template = "admin/orders/position/valued_change_list.html"
+
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
+        return ValuedPositionChangeList
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        pnl = selectors.strategy_pnl()
+        rows = [
+            {"slug": p.slug, "open": p.open_positions, "today": signed_money(p.today) if p.today is not None else "—",
+             "realised_today": signed_money(p.realised_today), "realised_total": signed_money(p.realised_total),
+             "unrealised": signed_money(p.unrealised) if p.unrealised is not None else "—",
+             "total": signed_money(p.total) if p.total is not None else "—",
+             "negative": p.total is not None and p.total < 0}
+            for p in pnl
+        ]
+        return super().changelist_view(request, {**(extra_context or {}), "strategy_pnl": rows})
+
+    @staticmethod
+    def _valuation(position: Position) -> selectors.ValuedPosition | None:
+        return getattr(position, "valuation", None)
+
+    @admin.display(description="qty")
+    def quantity(self, position: Position) -> str:
+        return quantity(position.qty)
+
+    @admin.display(description="avg price")
+    def average_price(self, position: Position) -> str:
+        return money(position.avg_price) if position.qty else "—"
+
+    @admin.display(description="last price")
+    def last_price(self, position: Position) -> str:
+        valued = self._valuation(position)
+        return money(valued.last_price) if valued else "—"
+
+    @admin.display(description="market value")
+    def market_value(self, position: Position) -> str:
+        valued = self._valuation(position)
+        return money(valued.market_value) if valued else "—"
+
+    @admin.display(description="unrealised P&L")
+    def unrealised(self, position: Position) -> str:
+        valued = self._valuation(position)
+        if valued is None or valued.unrealized_pnl is None:
+            return "—"
+        return signed_money(valued.unrealized_pnl)
+
+    @admin.display(description="% of equity")
+    def pct_of_equity(self, position: Position) -> str:
+        valued = self._valuation(position)
+        return percent(valued.pct_of_equity) if valued else "—"
+
+    @admin.display(description="realised P&L")
+    def realised(self, position: Position) -> str:
+        return signed_money(position.realized_pnl)
+
+    @admin.display(description="updated (UTC)")
+    def updated(self, position: Position) -> str:
+        return timestamp(position.updated_at)
+
+    fields = ["strategy", "symbol", "qty", "avg_price", "realized_pnl", "updated_at", "ledger_adjustments"]
+    readonly_fields = fields
+
+    @admin.display(description="ledger adjustments")
+    def adjusted(self, position: Position) -> str:
+        count = LedgerAdjustment.objects.filter(
+            strategy_id=position.strategy_id, symbol=position.symbol, status=AdjustmentStatus.APPLIED
+        ).count()
+        return badge(f"{count} adjustment{'s' if count != 1 else ''}", "warn") if count else "—"
+
+    @admin.display(description="ledger adjustments (entries of their own, oldest first)")
+    def ledger_adjustments(self, position: Position) -> str:
+        rows = LedgerAdjustment.objects.filter(
+            strategy_id=position.strategy_id, symbol=position.symbol, status=AdjustmentStatus.APPLIED
+        ).select_related("decided_by", "created_by").order_by("decided_at", "id")
+        return format_html_join(
+            "", '<div data-adjustment="{}">{} @ {} on {} by {}{}: “{}”</div>',
+            ((a.pk, f"{a.qty.normalize():+f}", a.price, f"{a.decided_at:%Y-%m-%d %H:%M}", a.decided_by,
+              f" (requested by {a.created_by})" if a.decided_by_id != a.created_by_id else "", a.reason)
+             for a in rows),
+        ) or "—"
 
 
 class BreakInline(ReadOnlyInline):
     model = ReconciliationBreak
+    fk_name = "run"  # the run that opened the break
     fields = ["symbol", "broker_qty", "ledger_qty", "status", "handled_by", "note"]
     readonly_fields = fields
     show_change_link = True
@@ -306,19 +487,55 @@ def handle_break(status: str) -> Any:
     return run
 
 
-BREAK_KINDS = [RiskEventKind.BREAK_ACKNOWLEDGED, RiskEventKind.BREAK_RESOLVED]
+BREAK_KINDS = [
+    RiskEventKind.RECONCILIATION_BREAK, RiskEventKind.BREAK_CHANGED, RiskEventKind.BREAK_CLOSED,
+    RiskEventKind.BREAK_ACKNOWLEDGED, RiskEventKind.BREAK_RESOLVED, RiskEventKind.LEDGER_ADJUSTED,
+]
+
+
+class AdjustmentForm(ReasonForm):
+    """The ledger adjustment an officer enters on a break: which strategy, how many, at what price, why."""
+
+    strategy = forms.ModelChoiceField(queryset=Strategy.objects.none(), help_text="Whose position moves.")
+    qty = forms.DecimalField(
+        max_digits=20, decimal_places=8,
+        help_text="Signed. It must make the ledger equal the broker: the break's difference (broker − ledger).",
+    )
+    price = forms.DecimalField(max_digits=20, decimal_places=8, min_value=0,
+                               help_text="The price of the trade the ledger missed (average cost follows it).")
+    field_order = ["strategy", "qty", "price", "reason"]
+
+    def __init__(self, *args: Any, obj: ReconciliationBreak, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        holders = Strategy.objects.filter(positions__symbol=obj.symbol).distinct()
+        self.fields["strategy"].queryset = holders if holders.exists() else Strategy.objects.all()  # type: ignore[attr-defined]
+        if not self.is_bound:
+            self.initial.update(qty=obj.difference)
+            if holders.count() == 1:
+                self.initial["strategy"] = holders.first()
+
+
+def adjust_break(request: HttpRequest, item: ReconciliationBreak, data: dict[str, Any]) -> str:
+    adjustment = services.ledger_adjustment_request(
+        acting_user=request.user, item=item, strategy=data["strategy"], qty=data["qty"], price=data["price"],
+        reason=data["reason"],
+    )
+    if adjustment.status == AdjustmentStatus.PENDING:
+        return (f"Ledger adjustment of {item.symbol} requested: a second, different officer must approve it "
+                "(Ledger adjustments).")
+    return f"Ledger adjusted: {item.symbol} {adjustment.qty:+} for {adjustment.strategy}; the break is resolved."
 
 
 @admin.register(ReconciliationBreak)
 class ReconciliationBreakAdmin(AuditTrailMixin, ReadOnlyAdminMixin, BackofficeModelAdmin):
-    list_display = ["symbol", "broker_qty", "ledger_qty", "difference", "status_badge", "run", "handled_by",
-                    "handled_at", "note"]
+    list_display = ["symbol", "broker_quantity", "ledger_quantity", "difference", "status_badge", "run",
+                    "handled_by", timestamp_column("handled_at", "handled (UTC)"), "note"]
     list_select_related = ["run", "handled_by"]
     list_filter = ["status"]
     search_fields = ["=symbol"]
     actions = None
-    fields = ["symbol", "broker_qty", "ledger_qty", "difference", "status_badge", "run", "handled_by", "handled_at",
-              "note"]
+    fields = ["symbol", "broker_quantity", "ledger_quantity", "difference", "status_badge", "run", "handled_by",
+              timestamp_column("handled_at", "handled (UTC)"), "note"]
     readonly_fields = fields
     object_actions = (
         ObjectAction(
@@ -330,9 +547,27 @@ class ReconciliationBreakAdmin(AuditTrailMixin, ReadOnlyAdminMixin, BackofficeMo
             reason_label="Note", reason_help="What you found or are doing; written to the audit trail.",
         ),
         ObjectAction(
+            name="adjust", label="Adjust the ledger", run=lambda request, item, reason: "",
+            run_with_form=adjust_break, form_class=AdjustmentForm,
+            label_for=lambda user, b: "Request a ledger adjustment" if four_eyes_required() else "Adjust the ledger",
+            allowed=has_perm(LEDGER_ADJUSTMENT.permission),
+            available=lambda user, b: b.status in OPEN_BREAK_STATES
+            and not b.adjustments.filter(status=AdjustmentStatus.PENDING).exists(),
+            style="danger",
+            explanation=lambda user, b: (
+                f"Brings the ledger to the broker's truth: a ledger entry of its own, moving one strategy's "
+                f"{b.symbol} position by the difference ({b.difference:+}) at the price you give, audited and "
+                "alerted; the break is resolved. "
+                + ("Four-eyes is on: it applies only when a second, different officer approves it."
+                   if four_eyes_required() else "It applies as soon as you confirm.")
+            ),
+            reason_help="Why the books differ (the trade outside this system, the split ...); written to the "
+                        "audit trail with your name.",
+        ),
+        ObjectAction(
             name="resolve", label="Resolve", run=handle_break(BreakStatus.RESOLVED),
             allowed=has_perm("orders.change_reconciliationbreak"),
-            available=lambda user, b: b.status != BreakStatus.RESOLVED, style="primary",
+            available=lambda user, b: b.status in OPEN_BREAK_STATES, style="primary",
             explanation="Nothing is changed at the broker or in the ledger: resolving records how the "
                         "difference was explained or fixed.",
             reason_label="Note", reason_help="How it was resolved; written to the audit trail.",
@@ -341,7 +576,15 @@ class ReconciliationBreakAdmin(AuditTrailMixin, ReadOnlyAdminMixin, BackofficeMo
 
     @admin.display(description="broker − ledger")
     def difference(self, item: ReconciliationBreak) -> Any:
-        return item.difference
+        return quantity(item.difference)
+
+    @admin.display(description="broker qty")
+    def broker_quantity(self, item: ReconciliationBreak) -> str:
+        return quantity(item.broker_qty)
+
+    @admin.display(description="ledger qty")
+    def ledger_quantity(self, item: ReconciliationBreak) -> str:
+        return quantity(item.ledger_qty)
 
     @admin.display(description="status", ordering="status")
     def status_badge(self, item: ReconciliationBreak) -> str:
@@ -349,5 +592,61 @@ class ReconciliationBreakAdmin(AuditTrailMixin, ReadOnlyAdminMixin, BackofficeMo
         return badge(item.get_status_display(), level)
 
     def audit_trail(self, obj: ReconciliationBreak) -> QuerySet[Any]:  # type: ignore[override]
-        return RiskEvent.objects.filter(kind__in=BREAK_KINDS, old__symbol=obj.symbol).select_related("strategy")
+        return RiskEvent.objects.filter(
+            Q(old__symbol=obj.symbol) | Q(new__symbol=obj.symbol), kind__in=BREAK_KINDS, at__gte=obj.opened_at,
+        ).select_related("strategy")
+
+
+def decide_adjustment(approve: bool) -> Any:
+    def run(request: HttpRequest, adjustment: LedgerAdjustment, reason: str) -> str:
+        if approve:
+            adjustment = services.ledger_adjustment_approve(acting_user=request.user, adjustment=adjustment,
+                                                            reason=reason)
+            return f"Ledger adjustment approved and applied: {adjustment}."
+        services.ledger_adjustment_reject(acting_user=request.user, adjustment=adjustment, reason=reason)
+        return f"Ledger adjustment rejected: {adjustment}. The break stays open."
+
+    return run
+
+
+@admin.register(LedgerAdjustment)
+class LedgerAdjustmentAdmin(ReadOnlyAdminMixin, BackofficeModelAdmin):
+    """Adjustments that resolved breaks, and those waiting for a second officer (four-eyes)."""
+
+    list_display = ["symbol", "strategy", "qty", "price", "status_badge", "created_by", "decided_by",
+                    timestamp_column("created_at", "proposed (UTC)"), "reason"]
+    list_select_related = ["strategy", "created_by", "decided_by"]
+    list_filter = ["status"]
+    search_fields = ["=symbol"]
+    actions = None
+    fields = ["reconciliation_break", "symbol", "strategy", "qty", "price", "reason", "status_badge", "created_by",
+              "approval_requested_at", "decided_by", "decided_at", "position_qty_before", "position_qty_after",
+              "realized_pnl"]
+    readonly_fields = fields
+    object_actions = (
+        ObjectAction(
+            name="approve", label="Approve ledger adjustment", run=decide_adjustment(True),
+            allowed=has_perm(LEDGER_ADJUSTMENT.permission),
+            available=lambda user, a: a.status == AdjustmentStatus.PENDING and LEDGER_ADJUSTMENT.pending_by_other(
+                a, user),
+            style="danger",
+            explanation=lambda user, a: (
+                f"{a.created_by} proposed moving {a.strategy}'s {a.symbol} position by {a.qty:+} at {a.price}: "
+                f"“{a.reason}”. Approving applies it now (if it still makes the ledger equal the broker) and "
+                "resolves the break."
+            ),
+        ),
+        ObjectAction(
+            name="reject", label="Reject ledger adjustment", run=decide_adjustment(False),
+            allowed=has_perm(LEDGER_ADJUSTMENT.permission),
+            available=lambda user, a: a.status == AdjustmentStatus.PENDING and LEDGER_ADJUSTMENT.pending_by_other(
+                a, user),
+            explanation="Nothing moves; the break stays open and a new adjustment can be proposed.",
+        ),
+    )
+
+    @admin.display(description="status", ordering="status")
+    def status_badge(self, adjustment: LedgerAdjustment) -> str:
+        level = {AdjustmentStatus.PENDING: "warn", AdjustmentStatus.REJECTED: "muted"}.get(adjustment.status, "ok")
+        return badge(adjustment.get_status_display(), level)
 

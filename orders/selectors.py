@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import zoneinfo
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -21,8 +22,18 @@ from django.db.models.functions import Coalesce
 
 from brokers.registry import get_broker
 from brokers.types import LastTrade
-from orders.models import Fill, Order, OrderEvent, Position, ReconciliationRun
-from orders.states import WORKING, OrderStatus
+from orders.models import (
+    OPEN_BREAK_STATES,
+    AdjustmentStatus,
+    Fill,
+    LedgerAdjustment,
+    Order,
+    OrderEvent,
+    Position,
+    ReconciliationBreak,
+    ReconciliationRun,
+)
+from orders.states import WORKING
 from risk import checks
 from risk.models import BreakerState, KillSwitch, Mode, RiskLimits, RiskState, Strategy, trading_day
 
@@ -38,12 +49,23 @@ def trading_day_start(now: dt.datetime) -> dt.datetime:
     return local.replace(hour=0, minute=0, second=0, microsecond=0).astimezone(dt.UTC)
 
 
-def symbol_is_tradable(symbol: str) -> bool:
-    """Asks the broker once per symbol per hour (shared cache), not on every order."""
+class LookupRefused(Exception):
+    """The caller's budget of broker lookups is spent: the answer is not cached and the broker is not asked."""
+
+
+def symbol_is_tradable(symbol: str, *, may_ask_broker: Callable[[], bool] | None = None) -> bool:
+    """Asks the broker once per symbol per hour (shared cache, "not tradable" included), not on every order.
+
+    ``may_ask_broker`` is consulted only when the answer is not cached: a
+    client naming new symbols spends its own lookup budget, not the
+    account's broker rate limit (which the kill switch's cancels need).
+    """
     key = f"asset-tradable:{get_broker().name}:{symbol}"
     cached = cache.get(key)
     if cached is not None:
         return bool(cached)
+    if may_ask_broker is not None and not may_ask_broker():
+        raise LookupRefused(symbol)
     asset = get_broker().get_asset(symbol)
     tradable = asset is not None and asset.tradable
     cache.set(key, tradable, ASSET_CACHE_SECONDS)
@@ -128,8 +150,10 @@ def exposure_summary(
             result.strategy_position_value += value
             unrealised = (mark - row["avg_price"]) * row["qty"]
             result.strategy_unrealised += unrealised
-            if row["day_start_on"] == today:
-                result.strategy_unrealised_today += unrealised - row["day_start_unrealized_pnl"]
+            # Without today's mark (the day-start job has not reached it) it counts since entry:
+            # a loss is never dropped for want of a mark.
+            start = row["day_start_unrealized_pnl"] if row["day_start_on"] == today else ZERO
+            result.strategy_unrealised_today += unrealised - start
             if row["symbol"] == symbol:
                 result.strategy_position_qty = row["qty"]
     result.exposed_symbols = {s for s, q in net_by_symbol.items() if q != 0}
@@ -197,9 +221,9 @@ def build_snapshot(
     realised_today = Fill.objects.filter(strategy=strategy, at__gte=day_start).aggregate(
         total=Coalesce(Sum("realized_pnl"), ZERO)
     )["total"]
-    recent = Order.objects.filter(strategy=strategy, created_at__gte=now - dt.timedelta(seconds=60)).exclude(
-        status=OrderStatus.DENIED
-    ).aggregate(
+    # The message throttle counts messages, not fills (FIA): a denied order
+    # counts too, or a client could hammer the pre-trade check without limit.
+    recent = Order.objects.filter(strategy=strategy, created_at__gte=now - dt.timedelta(seconds=60)).aggregate(
         minute=Count("id"),
         second=Count("id", filter=Q(created_at__gte=now - dt.timedelta(seconds=1))),
     )
@@ -338,6 +362,9 @@ def risk_picture(*, now: dt.datetime | None = None) -> dict[str, object]:
         "total_drawdown": total_dd.quantize(Decimal("0.0001")),
         "circuit_breaker": {"state": state.breaker_state, "since": state.breaker_since, "reason": state.breaker_reason},
         "capital_deployed": deployed.quantize(Decimal("0.01")),
+        # Held or worked without a fresh price: not in capital_deployed at a real
+        # price, and every order that adds exposure is denied stale_price meanwhile.
+        "unpriced_symbols": sorted(exposure.unpriced_symbols),
         "working_orders": working_orders().count(),
         "limits": [
             item("daily_drawdown_warning", "percent", limits.daily_drawdown_warning_pct, daily_dd),
@@ -394,7 +421,11 @@ def _last_prices(symbols: set[str]) -> dict[str, LastTrade]:
 
 def positions_valued(positions: QuerySet[Position], *, include_flat: bool = False) -> list[ValuedPosition]:
     """Each position with its last price, market value (signed), unrealised P&L and share of equity (percent)."""
-    rows = list(positions if include_flat else positions.exclude(qty=0))
+    return value_positions(list(positions if include_flat else positions.exclude(qty=0)))
+
+
+def value_positions(rows: list[Position]) -> list[ValuedPosition]:
+    """``rows`` marked at the last trade: one market-data call for their symbols."""
     prices = _last_prices({p.symbol for p in rows})
     equity = RiskState.current().equity
     hundred = Decimal(100)
@@ -410,3 +441,90 @@ def positions_valued(positions: QuerySet[Position], *, include_flat: bool = Fals
         pct = (value / equity * hundred).quantize(Decimal("0.0001")) if equity else None
         valued.append(ValuedPosition(p, last, value, unrealised, pct))
     return valued
+
+
+def breaks_to_show(run: ReconciliationRun | None) -> list[ReconciliationBreak]:
+    """The open breaks, and those the latest run saw (one row per symbol while a difference persists)."""
+    condition = Q(status__in=OPEN_BREAK_STATES)
+    if run is not None:
+        condition |= Q(last_run=run)
+    return list(ReconciliationBreak.objects.filter(condition).order_by("symbol"))
+
+
+def adjustments_by_position(positions: list[Position]) -> dict[int, list[LedgerAdjustment]]:
+    """Applied ledger adjustments of these positions, oldest first (one query)."""
+    keys = {(p.strategy_id, p.symbol): p.pk for p in positions}
+    found: dict[int, list[LedgerAdjustment]] = {}
+    if not keys:
+        return found
+    rows = LedgerAdjustment.objects.filter(
+        status=AdjustmentStatus.APPLIED, strategy_id__in={s for s, _ in keys}, symbol__in={sym for _, sym in keys}
+    ).select_related("decided_by", "created_by").order_by("decided_at", "id")
+    for row in rows:
+        pk = keys.get((row.strategy_id, row.symbol))
+        if pk is not None:
+            found.setdefault(pk, []).append(row)
+    return found
+
+
+@dataclass(frozen=True)
+class StrategyPnl:
+    """A strategy's P&L: realised today and since inception (fills), unrealised now (last prices)."""
+
+    slug: str
+    realised_today: Decimal
+    realised_total: Decimal
+    unrealised: Decimal | None  # None when a held symbol has no price
+    open_positions: int
+    unrealised_today: Decimal | None = None  # its change since the trading day began (orders/day_start.py)
+
+    @property
+    def total(self) -> Decimal | None:
+        return None if self.unrealised is None else self.realised_total + self.unrealised
+
+    @property
+    def today(self) -> Decimal | None:
+        """The daily P&L of the daily-loss limit: realised today + the change of unrealised since the day began."""
+        if self.unrealised is None or self.unrealised_today is None:
+            return None
+        return self.realised_today + self.unrealised_today
+
+
+def strategy_pnl(*, now: dt.datetime | None = None) -> list[StrategyPnl]:
+    """Per strategy, from the positions (one row per strategy and symbol) and today's fills (index on strategy, at).
+
+    "Today" is the daily-loss limit's daily P&L: realised today plus the
+    change of unrealised P&L since the day's start mark (orders/day_start.py).
+    """
+    now = now or dt.datetime.now(dt.UTC)
+    today = dict(
+        Fill.objects.filter(at__gte=trading_day_start(now)).values_list("strategy__slug")
+        .annotate(total=Sum("realized_pnl")).values_list("strategy__slug", "total")
+    )
+    positions = list(Position.objects.select_related("strategy"))
+    valued = {v.position.pk: v for v in value_positions([p for p in positions if p.qty])}
+    slugs = list(Strategy.objects.order_by("slug").values_list("slug", flat=True))
+    realised: dict[str, Decimal] = dict.fromkeys(slugs, ZERO)
+    unrealised: dict[str, Decimal | None] = dict.fromkeys(slugs, ZERO)
+    open_positions: dict[str, int] = dict.fromkeys(slugs, 0)
+    unrealised_today: dict[str, Decimal | None] = dict.fromkeys(slugs, ZERO)
+    day = trading_day(now)
+    for p in positions:
+        slug = p.strategy.slug
+        realised[slug] = realised.get(slug, ZERO) + p.realized_pnl
+        if p.qty:
+            open_positions[slug] = open_positions.get(slug, 0) + 1
+            mark, so_far = valued[p.pk].unrealized_pnl, unrealised.get(slug, ZERO)
+            unrealised[slug] = None if mark is None or so_far is None else so_far + mark
+            start = p.day_start_unrealized_pnl if p.day_start_on == day else ZERO  # the snapshot's rule
+            change = ZERO if mark is None else mark - start
+            today_so_far = unrealised_today.get(slug, ZERO)
+            unrealised_today[slug] = None if mark is None or today_so_far is None else today_so_far + change
+    return [
+        StrategyPnl(
+            slug=slug, realised_today=today.get(slug) or ZERO, realised_total=realised[slug],
+            unrealised=unrealised.get(slug, ZERO), open_positions=open_positions.get(slug, 0),
+            unrealised_today=unrealised_today.get(slug, ZERO),
+        )
+        for slug in sorted(realised)
+    ]

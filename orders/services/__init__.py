@@ -8,6 +8,7 @@
   push of every stored intent to the broker (adr/0011);
 - ``sync``: status polling;
 - ``reconciliation``: broker positions vs the ledger, and break handling;
+- ``adjustments``: ledger adjustments that resolve a break (four-eyes);
 - ``transitions``: the one way an order changes state, with its audit row.
 
 Each function owns its transaction and writes the OrderTransition row of every
@@ -16,11 +17,18 @@ stored the order, with one deliberate exception, ``order_send``. Callers import
 from ``orders.services``; the names below are its public face.
 """
 
+from orders.services.adjustments import (
+    AdjustmentRefused,
+    ledger_adjustment_approve,
+    ledger_adjustment_reject,
+    ledger_adjustment_request,
+)
 from orders.services.cancel import OrderNotCancellable, order_cancel, order_cancel_attempt, order_resolve
 from orders.services.entry import (
     BrokerUnreachable,
     IdempotencyConflict,
     InvalidOrder,
+    LookupBudgetSpent,
     OrderRequest,
     SubmitOutcome,
     order_send,
@@ -33,10 +41,12 @@ from orders.services.sync import CLOSED_LISTING_WINDOW, SyncResult, orders_sync
 
 __all__ = [
     "CLOSED_LISTING_WINDOW",
+    "AdjustmentRefused",
     "BrokerUnreachable",
     "DriveResult",
     "IdempotencyConflict",
     "InvalidOrder",
+    "LookupBudgetSpent",
     "OrderNotCancellable",
     "OrderRequest",
     "ReconcileResult",
@@ -44,6 +54,9 @@ __all__ = [
     "SyncResult",
     "break_handle",
     "intents_drive",
+    "ledger_adjustment_approve",
+    "ledger_adjustment_reject",
+    "ledger_adjustment_request",
     "order_apply_broker_update",
     "order_cancel",
     "order_cancel_attempt",
