@@ -177,7 +177,9 @@ class OrderAdmin(CsvExportMixin, LargeTableAdminMixin, ReadOnlyAdminMixin, Backo
                               "violation_list"]}),
         ("Times (UTC)", {"fields": [timestamp_column("created_at", "created"), timestamp_column("sent_at", "sent"),
                                     timestamp_column("broker_updated_at", "broker update"),
-                                    timestamp_column("updated_at", "updated")]}),
+                                    timestamp_column("updated_at", "updated"),
+                                    # Set while the broker's late truth may still correct the order (adr/0010).
+                                    timestamp_column("never_received_at", "closed as never received")]}),
     ]
     readonly_fields = [f for _, opts in fieldsets for f in opts["fields"]]
     csv_name = "orders"

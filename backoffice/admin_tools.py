@@ -294,6 +294,10 @@ class SingletonAdminMixin:
 # --- Large tables --------------------------------------------------------------
 
 
+# An OFFSET every backend takes (PostgreSQL's and SQLite's are 64-bit), far beyond any table.
+MAX_OFFSET = 2**62
+
+
 class NoCountPaginator(Paginator):
     """Pages without counting the table.
 
@@ -310,6 +314,12 @@ class NoCountPaginator(Paginator):
     @cached_property
     def count(self) -> int:  # type: ignore[override]
         start = (self.page_number - 1) * self.per_page
+        if start > MAX_OFFSET:
+            # ?p=99999999999999999999999: no database takes that OFFSET (a
+            # 64-bit integer), and no table has that many rows. Counting it as
+            # empty makes the page out of range, which the admin answers the
+            # usual way: back to the first page (?e=1), no error.
+            return start
         return start + len(self.object_list.values_list("pk", flat=True)[start : start + self.per_page + 1])
 
 

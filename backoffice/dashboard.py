@@ -291,7 +291,9 @@ def gauges(picture: dict[str, Any], limits: RiskLimits) -> list[Gauge]:
             limit=limits.max_capital_deployed_pct,
             value_display=f"{percent(deployed_pct)} ({money(picture['capital_deployed'])})",
             limit_display=percent(limits.max_capital_deployed_pct),
-            detail="positions at the last price plus working orders that add exposure",
+            detail="positions at the last price plus working orders that add exposure"
+            + (f"; no fresh price for {', '.join(picture['unpriced_symbols'])}: new exposure is denied stale_price"
+               if picture.get("unpriced_symbols") else ""),
         ),
         Gauge(
             key="open_positions",

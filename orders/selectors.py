@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import zoneinfo
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -32,7 +33,7 @@ from orders.models import (
     ReconciliationBreak,
     ReconciliationRun,
 )
-from orders.states import WORKING, OrderStatus
+from orders.states import WORKING
 from risk import checks
 from risk.models import BreakerState, KillSwitch, Mode, RiskLimits, RiskState, Strategy, trading_day
 
@@ -48,12 +49,23 @@ def trading_day_start(now: dt.datetime) -> dt.datetime:
     return local.replace(hour=0, minute=0, second=0, microsecond=0).astimezone(dt.UTC)
 
 
-def symbol_is_tradable(symbol: str) -> bool:
-    """Asks the broker once per symbol per hour (shared cache), not on every order."""
+class LookupRefused(Exception):
+    """The caller's budget of broker lookups is spent: the answer is not cached and the broker is not asked."""
+
+
+def symbol_is_tradable(symbol: str, *, may_ask_broker: Callable[[], bool] | None = None) -> bool:
+    """Asks the broker once per symbol per hour (shared cache, "not tradable" included), not on every order.
+
+    ``may_ask_broker`` is consulted only when the answer is not cached: a
+    client naming new symbols spends its own lookup budget, not the
+    account's broker rate limit (which the kill switch's cancels need).
+    """
     key = f"asset-tradable:{get_broker().name}:{symbol}"
     cached = cache.get(key)
     if cached is not None:
         return bool(cached)
+    if may_ask_broker is not None and not may_ask_broker():
+        raise LookupRefused(symbol)
     asset = get_broker().get_asset(symbol)
     tradable = asset is not None and asset.tradable
     cache.set(key, tradable, ASSET_CACHE_SECONDS)
@@ -209,9 +221,9 @@ def build_snapshot(
     realised_today = Fill.objects.filter(strategy=strategy, at__gte=day_start).aggregate(
         total=Coalesce(Sum("realized_pnl"), ZERO)
     )["total"]
-    recent = Order.objects.filter(strategy=strategy, created_at__gte=now - dt.timedelta(seconds=60)).exclude(
-        status=OrderStatus.DENIED
-    ).aggregate(
+    # The message throttle counts messages, not fills (FIA): a denied order
+    # counts too, or a client could hammer the pre-trade check without limit.
+    recent = Order.objects.filter(strategy=strategy, created_at__gte=now - dt.timedelta(seconds=60)).aggregate(
         minute=Count("id"),
         second=Count("id", filter=Q(created_at__gte=now - dt.timedelta(seconds=1))),
     )
@@ -350,6 +362,9 @@ def risk_picture(*, now: dt.datetime | None = None) -> dict[str, object]:
         "total_drawdown": total_dd.quantize(Decimal("0.0001")),
         "circuit_breaker": {"state": state.breaker_state, "since": state.breaker_since, "reason": state.breaker_reason},
         "capital_deployed": deployed.quantize(Decimal("0.01")),
+        # Held or worked without a fresh price: not in capital_deployed at a real
+        # price, and every order that adds exposure is denied stale_price meanwhile.
+        "unpriced_symbols": sorted(exposure.unpriced_symbols),
         "working_orders": working_orders().count(),
         "limits": [
             item("daily_drawdown_warning", "percent", limits.daily_drawdown_warning_pct, daily_dd),

@@ -169,3 +169,31 @@ def test_the_order_list_pages_with_previous_and_next_links(officer_client, alpha
     assert "Rows 1–100 (page 1)" in first and 'rel="next"' in first and 'rel="prev"' not in first
     assert "Rows 101–150 (page 2)" in second and 'rel="prev"' in second and 'rel="next"' not in second
     assert "Show all" not in first
+
+
+def test_an_officer_sees_when_an_order_was_closed_as_never_received_and_its_late_truth_row(
+    officer_client, alpha, market
+):
+    from decimal import Decimal
+
+    from brokers.models import SimOrder
+    from orders import services
+
+    sent = timezone.now() - dt.timedelta(minutes=10)
+    order = Order.objects.create(
+        client_order_id="late-admin", strategy=alpha, symbol="AAPL", side="buy", qty=Decimal("2"), type="market",
+        fingerprint="x", status="unknown", created_at=sent, sent_at=sent,
+    )
+    services.orders_sync()  # past the horizon, not found: closed as never received
+    closed = officer_client.get(f"{LIST}{order.pk}/change/").content.decode().lower()
+    assert "closed as never received" in closed
+    assert timezone.now().strftime("%Y-%m-%d") in closed.split("closed as never received")[1][:400]
+
+    now = timezone.now()
+    SimOrder.objects.create(client_order_id="late-admin", symbol="AAPL", side="buy", qty=Decimal("2"), type="market",
+                            time_in_force="day", status="filled", filled_qty=Decimal("2"),
+                            filled_avg_price=Decimal("100"), submitted_at=now, updated_at=now)
+    services.orders_sync()
+
+    adopted = officer_client.get(f"{LIST}{order.pk}/change/").content.decode()
+    assert "late truth: broker shows filled" in adopted

@@ -19,7 +19,7 @@ def grant_view(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("backoffice", "0002_jobrun_in_core")]
+    dependencies = [("backoffice", "0003_lockout_permissions")]
     operations = [
         migrations.CreateModel(
             name="EndOfDayReport",
