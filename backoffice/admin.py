@@ -10,4 +10,12 @@ The site itself is ``BackofficeAdminSite`` from the start:
 ``django.contrib.admin`` in INSTALLED_APPS.
 """
 
-from backoffice import admin_controls, admin_orders, admin_risk  # noqa: F401  (registers the ModelAdmins)
+from backoffice import (  # noqa: F401  (registers the ModelAdmins)
+    admin_controls,
+    admin_eod,
+    admin_jobs,
+    admin_lockouts,
+    admin_orders,
+    admin_reconciliation,
+    admin_risk,
+)

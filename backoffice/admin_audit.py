@@ -1,4 +1,5 @@
-"""The risk audit trail in the admin: how changed fields read ("old → new") and the trail under a form.
+"""The risk audit trail in the admin: how changed fields read ("old → new", in people's words) and the
+trail under a form.
 
 Shared by every admin room (risk, controls, orders): a RiskEvent reads the
 same wherever it is shown.
@@ -6,19 +7,23 @@ same wherever it is shown.
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from django.db.models import Model, QuerySet
 from django.utils.html import format_html_join
 
+from backoffice.formatting import money
+from orders.models import BreakStatus
 from risk.models import (
+    BreakerState,
+    Mode,
     RiskEvent,
     RiskEventKind,
 )
 
 K = RiskEventKind
 
-# How fields read in forms and in the audit trail ("old -> new").
 # How fields read in forms and in the audit trail ("old -> new").
 LIMIT_LABELS = {
     "daily_drawdown_warning_pct": "Daily drawdown warning (%)",
@@ -44,10 +49,36 @@ CHANGE_LABELS = {**LIMIT_LABELS, **STRATEGY_LABELS, "paused": "Paused", "mode": 
                  "state": "Breaker state", "status": "Status"}
 
 
+MONEY_KEYS = {"max_notional", "min_stock_price", "max_allocation_amount", "equity", "day_start_equity", "peak_equity"}
+CHOICE_LABELS: dict[str, dict[str, str]] = {
+    "mode": dict(Mode.choices), "state": dict(BreakerState.choices), "status": dict(BreakStatus.choices),
+}
+
+
+def human_value(key: str, value: Any) -> str:
+    """How a stored value reads to an officer: "yes"/"no", "$25,000.00", "2.5 %", a choice's label."""
+    if value is None or value == "":
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if key in CHOICE_LABELS:
+        return CHOICE_LABELS[key].get(str(value), str(value))
+    try:
+        number = Decimal(str(value))
+    except ArithmeticError:
+        return str(value)
+    if key in MONEY_KEYS:
+        return money(number)
+    if key.endswith("_pct"):
+        return f"{format(number.normalize(), 'f')} %"
+    return format(number.normalize(), "f") if not isinstance(value, int) else f"{value:,}"
+
+
 def describe_changes(old: dict[str, Any], new: dict[str, Any]) -> list[tuple[str, str, str]]:
     """[(label, old, new)] for every key of ``new``, old "" when the event carried none (a fact, not a change)."""
     return [
-        (CHANGE_LABELS.get(key, key.replace("_", " ")), "" if key not in old else str(old[key]), str(value))
+        (CHANGE_LABELS.get(key, key.replace("_", " ").capitalize()),
+         "" if key not in old else human_value(key, old[key]), human_value(key, value))
         for key, value in new.items()
     ]
 

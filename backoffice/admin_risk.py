@@ -1,4 +1,4 @@
-"""Risk in the admin: limits, strategies, the risk events, equity snapshots and the jobs.
+"""Risk in the admin: limits, strategies, the risk events, equity snapshots, the jobs and alerts.
 
 Every change goes through ``risk.services``: a limit form's save calls
 ``limit_update`` / ``strategy_update`` with the form's required reason, and
@@ -11,6 +11,7 @@ breaker are in ``admin_controls``; the audit trail's presentation in
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 from typing import Any
 
@@ -31,6 +32,7 @@ from backoffice.admin_audit import (
     changes_html,
     changes_message,
 )
+from backoffice.admin_exports import CsvExportMixin
 from backoffice.admin_tools import (
     REFUSALS,
     BackofficeModelAdmin,
@@ -49,6 +51,7 @@ from core.models import JobRun
 from risk import services
 from risk.checks import drawdown_pct
 from risk.models import (
+    Alert,
     EquitySnapshot,
     KillSwitch,
     Mode,
@@ -341,16 +344,27 @@ class StrategyAdmin(ReasonedChangeAdmin):
 
 
 @admin.register(RiskEvent)
-class RiskEventAdmin(LargeTableAdminMixin, ReadOnlyAdminMixin, BackofficeModelAdmin):
+class RiskEventAdmin(CsvExportMixin, LargeTableAdminMixin, ReadOnlyAdminMixin, BackofficeModelAdmin):
     """Append-only: nobody adds, changes or deletes an event here, superusers included."""
 
-    list_display = [timestamp_column("at", "when (UTC)"), "kind", "actor_label", "strategy", "reason", "changes"]
+    csv_name = "risk-events"
+    csv_columns = [
+        ("at", lambda e: e.at), ("id", lambda e: e.pk), ("kind", lambda e: e.kind), ("actor", lambda e: e.actor_label),
+        ("strategy", lambda e: e.strategy.slug if e.strategy_id else ""), ("reason", lambda e: e.reason),
+        ("old", lambda e: json.dumps(e.old, sort_keys=True)), ("new", lambda e: json.dumps(e.new, sort_keys=True)),
+    ]
+
+    list_display = [timestamp_column("at", "when (UTC)"), "kind", "who", "strategy", "reason", "changes"]
     list_select_related = ["strategy"]
     list_filter = ["kind", "strategy", ("at", DateFieldListFilter)]
     sortable_by = ()
     actions = None
-    fields = [timestamp_column("at", "when (UTC)"), "kind", "actor_label", "strategy", "reason", "changes"]
+    fields = [timestamp_column("at", "when (UTC)"), "kind", "who", "strategy", "reason", "changes"]
     readonly_fields = fields
+
+    @admin.display(description="who")
+    def who(self, event: RiskEvent) -> str:
+        return event.actor_label  # the user, or the job that acted
 
     @admin.display(description="old → new")
     def changes(self, event: RiskEvent) -> str:
@@ -387,3 +401,22 @@ class JobRunAdmin(ReadOnlyAdminMixin, BackofficeModelAdmin):
         if status is None:
             return age_display(job.age().total_seconds() if job.last_succeeded_at else None)
         return badge(f"{status.age} — stale" if status.stale else status.age, "breach" if status.stale else "ok")
+
+
+@admin.register(Alert)
+class AlertAdmin(LargeTableAdminMixin, ReadOnlyAdminMixin, BackofficeModelAdmin):
+    """What the officers were told, once per condition, and whether it reached them."""
+
+    list_display = [timestamp_column("created_at", "raised (UTC)"), "level", "kind", "subject", "symbol", "strategy",
+                    "delivery"]
+    list_filter = ["level", "kind"]
+    search_fields = ["subject", "key", "symbol", "strategy"]
+    actions = None
+
+    @admin.display(description="delivery")
+    def delivery(self, item: Alert) -> str:
+        if item.delivered_at is not None:
+            return badge("delivered", "ok")
+        if not item.last_error:
+            return badge("queued", "warn")
+        return badge(f"retrying ({item.attempts} attempts): {item.last_error}", "breach")

@@ -86,28 +86,60 @@ class Config:
     unknown_order_horizon_s: int
     max_price_age_s: int
     order_sync_interval_s: int
+    cancel_retry_max_s: Decimal
     reconcile_interval_s: int
     risk_eval_interval_s: int
     sim_tick_interval_s: int
     kill_switch_flatten: bool
     kill_switch_reset_approvals: int
     halt_on_reconciliation_break: bool
-    alert_webhook_url: str
+    alert_webhook_url: str = field(repr=False)
+    alert_urls: list[str] = field(repr=False)
     admins: list[tuple[str, str]]
     secure_ssl_redirect: bool
     hsts_seconds: int
     email_port: int
     log_level: str
+    api_client_rate_per_second: int
+    api_client_rate_per_minute: int
+    api_client_asset_lookups_per_minute: int
+    admin_login_failure_limit: int
+    admin_lockout_minutes: int
 
     @property
     def secrets(self) -> list[str]:
         """Values that must never appear in a log line, an answer, a page or an e-mail."""
         values = [self.secret_key, self.alpaca_api_key, self.alpaca_secret_key]
+        # Alert URLs carry their service's token (a Slack hook path, a bot token, a password).
+        for url in (self.alert_webhook_url, *self.alert_urls):
+            values.append(url)
+            parts = urlsplit(url)
+            values += [p for p in (parts.password, parts.username) if p and len(p) >= 8]
+            values += [p for p in parts.path.split("/") if len(p) >= 8]
         for url in (self.database_url, self.celery_broker_url, self.redis_url or ""):
             password = urlsplit(url).password if "://" in url else None
             if password:
                 values.append(password)
         return [v for v in values if v]
+
+
+def _alert_urls(env: Mapping[str, str]) -> list[str]:
+    """ALERT_URLS: Apprise URLs separated by spaces or commas, each checked by Apprise itself.
+
+    The message names the position of a bad URL, never the URL: it carries a token.
+    """
+    urls = [u for u in env.get("ALERT_URLS", "").replace(",", " ").split() if u]
+    if not urls:
+        return []
+    import apprise
+
+    for position, url in enumerate(urls, start=1):
+        if not apprise.Apprise().add(url):
+            raise ConfigError(
+                f"ALERT_URLS: URL number {position} is not a URL Apprise can send to "
+                "(see Apprise's list of services, e.g. slack://, msteams://, tgram://, mailto://)"
+            )
+    return urls
 
 
 def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
@@ -206,7 +238,7 @@ def _dev_secret_key(key_file: Path) -> str:
     created exclusively, already 0600, and a reader that finds it still empty
     waits for the writer instead of making a key of its own.
     """
-    key_file.parent.mkdir(parents=True, exist_ok=True)
+    key_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     try:
         fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
@@ -303,6 +335,11 @@ def from_environ(env: Mapping[str, str], *, base_dir: Path) -> Config:
         allowed_hosts = ["localhost", "127.0.0.1"]
 
     timeout = _positive_number(env, "ALPACA_TIMEOUT_S", "10")
+    sync_interval_s = _int(env, "ORDER_SYNC_INTERVAL_S", 5)
+    # A cancel the back office decided is retried with a back-off that never waits longer than
+    # this; by default one sync interval, so a cancel goes out again within a cycle of the
+    # broker answering (adr/0011). A 429's X-RateLimit-Reset may push one attempt further.
+    cancel_retry_max_s = _positive_number(env, "CANCEL_RETRY_MAX_S", str(sync_interval_s))
     grace = _int(env, "UNKNOWN_ORDER_GRACE_S", 30)
     horizon = _unknown_order_horizon(env, timeout=timeout, grace=grace)
     approvals = _int(env, "KILL_SWITCH_RESET_APPROVALS", 1, minimum=1, maximum=2)
@@ -315,6 +352,7 @@ def from_environ(env: Mapping[str, str], *, base_dir: Path) -> Config:
     webhook = env.get("ALERT_WEBHOOK_URL", "").strip()
     if webhook and urlsplit(webhook).scheme not in {"http", "https"}:
         raise ConfigError("ALERT_WEBHOOK_URL must be an http(s) URL, or unset")
+    alert_urls = _alert_urls(env)
 
     return Config(
         debug=debug,
@@ -334,7 +372,8 @@ def from_environ(env: Mapping[str, str], *, base_dir: Path) -> Config:
         unknown_order_grace_s=grace,
         unknown_order_horizon_s=horizon,
         max_price_age_s=_int(env, "MAX_PRICE_AGE_S", 900),
-        order_sync_interval_s=_int(env, "ORDER_SYNC_INTERVAL_S", 5),
+        order_sync_interval_s=sync_interval_s,
+        cancel_retry_max_s=cancel_retry_max_s,
         reconcile_interval_s=_int(env, "RECONCILE_INTERVAL_S", 60),
         risk_eval_interval_s=_int(env, "RISK_EVAL_INTERVAL_S", 15),
         sim_tick_interval_s=_int(env, "SIM_TICK_INTERVAL_S", 2),
@@ -342,9 +381,18 @@ def from_environ(env: Mapping[str, str], *, base_dir: Path) -> Config:
         kill_switch_reset_approvals=approvals,
         halt_on_reconciliation_break=_bool(env, "HALT_ON_RECONCILIATION_BREAK", False),
         alert_webhook_url=webhook,
+        alert_urls=alert_urls,
         admins=_admins(env),
         secure_ssl_redirect=_bool(env, "DJANGO_SECURE_SSL_REDIRECT", True),
         hsts_seconds=_int(env, "DJANGO_HSTS_SECONDS", 31536000, minimum=0),
         email_port=_int(env, "EMAIL_PORT", 25, maximum=65535),
         log_level=_choice(env, "LOG_LEVEL", "info", ("debug", "info", "warning", "error", "critical")).upper(),
+        # The per-client ceiling on /v1 requests (DRF throttles on the shared cache).
+        api_client_rate_per_second=_int(env, "API_CLIENT_RATE_PER_SECOND", 50, maximum=100_000),
+        api_client_rate_per_minute=_int(env, "API_CLIENT_RATE_PER_MINUTE", 2000, maximum=1_000_000),
+        # Broker asset lookups (new symbols) one client may cause per minute; Alpaca allows 200 calls/min per account.
+        api_client_asset_lookups_per_minute=_int(env, "API_CLIENT_ASSET_LOOKUPS_PER_MINUTE", 20, maximum=10_000),
+        # Admin login lockout (django-axes): failures per username and address, and how long the lock lasts.
+        admin_login_failure_limit=_int(env, "ADMIN_LOGIN_FAILURE_LIMIT", 5, maximum=100),
+        admin_lockout_minutes=_int(env, "ADMIN_LOCKOUT_MINUTES", 30, maximum=7 * 24 * 60),
     )

@@ -30,7 +30,8 @@ from backoffice.charts import Chart, Series, line_chart
 from backoffice.formatting import money, percent, signed_money
 from backoffice.jobs import JobStatus, age_display, job_statuses
 from orders.models import BreakStatus, ReconciliationBreak, ReconciliationRun
-from orders.selectors import LimitUse, RiskPicture, risk_picture, trading_day_start, working_orders
+from orders.risk_picture import LimitUse, RiskPicture, risk_picture
+from orders.selectors import trading_day_start, working_orders
 from orders.states import OrderStatus
 from risk import services
 from risk.approvals import FourEyes
@@ -127,6 +128,12 @@ class RiskAlerts:
 
     switches: list[KillSwitch]
     breaker: RiskState | None
+    jobs: list[JobStatus] = field(default_factory=list)
+
+    @property
+    def jobs_down(self) -> list[JobStatus]:
+        """Risk jobs that are disabled or stale: the controls they drive are not running."""
+        return [job for job in self.jobs if job.down]
 
     @property
     def global_switch(self) -> KillSwitch | None:
@@ -162,18 +169,18 @@ class RiskAlerts:
 
     @property
     def any(self) -> bool:
-        return bool(self.global_switch or self.strategy_switches or self.breaker_alert)
+        return bool(self.global_switch or self.strategy_switches or self.breaker_alert or self.jobs_down)
 
 
 def risk_alerts() -> RiskAlerts:
-    """Two small queries; run on every admin page for the banner."""
+    """Four small queries; run on every admin page for the banner."""
     switches = list(
         KillSwitch.objects.filter(Q(active=True) | Q(reset_requested_by__isnull=False))
         .select_related("strategy", "activated_by", "reset_requested_by")
         .order_by(F("strategy__slug").asc(nulls_first=True))
     )
     breaker = RiskState.objects.select_related("breaker_reset_requested_by").filter(pk=1).first()
-    return RiskAlerts(switches=switches, breaker=breaker)
+    return RiskAlerts(switches=switches, breaker=breaker, jobs=job_statuses(timezone.now()))
 
 
 # --- Gauges ---------------------------------------------------------------------
@@ -263,7 +270,9 @@ def gauges(picture: RiskPicture, limits: RiskLimits) -> list[Gauge]:
             limit=limits.max_capital_deployed_pct,
             value_display=f"{percent(deployed_pct)} ({money(picture.capital_deployed)})",
             limit_display=percent(limits.max_capital_deployed_pct),
-            detail="positions at the last price plus working orders that add exposure",
+            detail="positions at the last price plus working orders that add exposure"
+            + (f"; no fresh price for {', '.join(picture.unpriced_symbols)}: new exposure is denied stale_price"
+               if picture.unpriced_symbols else ""),
         ),
         Gauge(
             key="open_positions",
@@ -429,7 +438,7 @@ class Dashboard:
 
     @property
     def stale_jobs(self) -> list[JobStatus]:
-        return [job for job in self.jobs if job.stale]
+        return [job for job in self.jobs if job.down]
 
     @property
     def working_total(self) -> int:
@@ -458,14 +467,15 @@ class Dashboard:
             "pending_resets": [p.what for p in self.alerts.pending_resets],
             "working_orders": self.working_total,
             "open_breaks": self.open_breaks_count,
-            "jobs": {job.name: {"last_success": job.last_success, "stale": job.stale} for job in self.jobs},
+            "jobs": {job.name: {"last_success": job.last_success, "stale": job.stale, "disabled": job.disabled}
+                     for job in self.jobs},
         }
 
 
 def build(*, now: dt.datetime | None = None) -> Dashboard:
     now = now or timezone.now()
     picture = risk_picture(now=now)
-    state = RiskState.current()
+    state = RiskState.objects.select_related("peak_reset_by").get(pk=1)  # risk_picture made sure it exists
     limits = RiskLimits.current()
     labels = dict(OrderStatus.choices)
     by_status = dict(working_orders().order_by().values_list("status").annotate(n=Count("id")))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import zoneinfo
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -21,14 +22,23 @@ from django.db.models.functions import Coalesce
 
 from brokers.registry import get_broker
 from brokers.types import LastTrade
-from orders.models import Fill, Order, OrderEvent, Position, ReconciliationRun
-from orders.states import WORKING, OrderStatus
+from orders.models import (
+    OPEN_BREAK_STATES,
+    AdjustmentStatus,
+    Fill,
+    LedgerAdjustment,
+    Order,
+    OrderEvent,
+    Position,
+    ReconciliationBreak,
+    ReconciliationRun,
+)
+from orders.states import WORKING
 from risk import checks
-from risk.models import KillSwitch, Mode, RiskLimits, RiskState, Strategy
+from risk.models import KillSwitch, Mode, RiskLimits, RiskState, Strategy, trading_day
 
 ZERO = Decimal(0)
 ASSET_CACHE_SECONDS = 3600
-RISK_PICTURE_PRICE_CACHE_S = 3
 
 
 def trading_day_start(now: dt.datetime) -> dt.datetime:
@@ -38,12 +48,23 @@ def trading_day_start(now: dt.datetime) -> dt.datetime:
     return local.replace(hour=0, minute=0, second=0, microsecond=0).astimezone(dt.UTC)
 
 
-def symbol_is_tradable(symbol: str) -> bool:
-    """Asks the broker once per symbol per hour (shared cache), not on every order."""
+class LookupRefused(Exception):
+    """The caller's budget of broker lookups is spent: the answer is not cached and the broker is not asked."""
+
+
+def symbol_is_tradable(symbol: str, *, may_ask_broker: Callable[[], bool] | None = None) -> bool:
+    """Asks the broker once per symbol per hour (shared cache, "not tradable" included), not on every order.
+
+    ``may_ask_broker`` is consulted only when the answer is not cached: a
+    client naming new symbols spends its own lookup budget, not the
+    account's broker rate limit (which the kill switch's cancels need).
+    """
     key = f"asset-tradable:{get_broker().name}:{symbol}"
     cached = cache.get(key)
     if cached is not None:
         return bool(cached)
+    if may_ask_broker is not None and not may_ask_broker():
+        raise LookupRefused(symbol)
     asset = get_broker().get_asset(symbol)
     tradable = asset is not None and asset.tradable
     cache.set(key, tradable, ASSET_CACHE_SECONDS)
@@ -76,7 +97,8 @@ class Exposure:
     # its average cost, a working market order at nothing): the check denies.
     unpriced_symbols: set[str] = field(default_factory=set)
     strategy_position_value: Decimal = ZERO
-    strategy_unrealised: Decimal = ZERO
+    strategy_unrealised: Decimal = ZERO  # since entry
+    strategy_unrealised_today: Decimal = ZERO  # its change since the trading day began
     strategy_working_add: Decimal = ZERO
     strategy_position_qty: Decimal = ZERO
     working_buy: Decimal = ZERO
@@ -109,9 +131,12 @@ def exposure_summary(
         if checks.price_is_fresh(checks.LastPrice(trade.price, trade.at), now=now, max_age=max_age)
     }
     result = Exposure()
+    today = trading_day(now)
     net_by_symbol: dict[str, Decimal] = defaultdict(lambda: ZERO)
     positions_by_key: dict[tuple[int, str], Decimal] = {}
-    for row in Position.objects.exclude(qty=0).values("strategy_id", "symbol", "qty", "avg_price"):
+    for row in Position.objects.exclude(qty=0).values(
+        "strategy_id", "symbol", "qty", "avg_price", "day_start_on", "day_start_unrealized_pnl"
+    ):
         mark = marks.get(row["symbol"])
         if mark is None:
             result.unpriced_symbols.add(row["symbol"])
@@ -122,7 +147,12 @@ def exposure_summary(
         positions_by_key[(row["strategy_id"], row["symbol"])] = row["qty"]
         if row["strategy_id"] == strategy_id:
             result.strategy_position_value += value
-            result.strategy_unrealised += (mark - row["avg_price"]) * row["qty"]
+            unrealised = (mark - row["avg_price"]) * row["qty"]
+            result.strategy_unrealised += unrealised
+            # Without today's mark (the day-start job has not reached it) it counts since entry:
+            # a loss is never dropped for want of a mark.
+            start = row["day_start_unrealized_pnl"] if row["day_start_on"] == today else ZERO
+            result.strategy_unrealised_today += unrealised - start
             if row["symbol"] == symbol:
                 result.strategy_position_qty = row["qty"]
     result.exposed_symbols = {s for s, q in net_by_symbol.items() if q != 0}
@@ -190,9 +220,9 @@ def build_snapshot(
     realised_today = Fill.objects.filter(strategy=strategy, at__gte=day_start).aggregate(
         total=Coalesce(Sum("realized_pnl"), ZERO)
     )["total"]
-    recent = Order.objects.filter(strategy=strategy, created_at__gte=now - dt.timedelta(seconds=60)).exclude(
-        status=OrderStatus.DENIED
-    ).aggregate(
+    # The message throttle counts messages, not fills (FIA): a denied order
+    # counts too, or a client could hammer the pre-trade check without limit.
+    recent = Order.objects.filter(strategy=strategy, created_at__gte=now - dt.timedelta(seconds=60)).aggregate(
         minute=Count("id"),
         second=Count("id", filter=Q(created_at__gte=now - dt.timedelta(seconds=1))),
     )
@@ -210,7 +240,8 @@ def build_snapshot(
         orders_last_second=recent["second"],
         orders_last_minute=recent["minute"],
         exposure=exposure.strategy_position_value + exposure.strategy_working_add,
-        daily_pnl=realised_today + exposure.strategy_unrealised,
+        # Realised today plus the change of unrealised since the day began (orders/day_start.py).
+        daily_pnl=realised_today + exposure.strategy_unrealised_today,
         position_qty=exposure.strategy_position_qty,
         working_buy_qty=exposure.working_buy,
         working_sell_qty=exposure.working_sell,
@@ -224,6 +255,7 @@ def build_snapshot(
         equity=equity,
         day_start_equity=state.day_start_equity or equity,
         peak_equity=state.peak_equity or equity,
+        drawdown_base_equity=state.daily_drawdown_base(trading_day(now)),
         strategy=strategy_state,
         limits=checks.Limits(
             max_daily_drawdown_pct=limits_row.max_daily_drawdown_pct,
@@ -267,109 +299,6 @@ def visible_positions(user) -> QuerySet[Position]:  # noqa: ANN001
     return qs.filter(strategy__clients=user)
 
 
-@dataclass(frozen=True)
-class LimitUse:
-    """One limit and how much of it is used now (``current`` and ``utilisation_pct`` rounded to 0.01)."""
-
-    name: str
-    unit: str  # "percent", "count" or "dollars"
-    limit: Decimal | int
-    current: Decimal | None
-    utilisation_pct: Decimal | None
-
-
-@dataclass(frozen=True)
-class BreakerPicture:
-    state: str
-    since: dt.datetime
-    reason: str
-
-
-@dataclass(frozen=True)
-class RiskPicture:
-    """Equity, drawdowns (percent), the breaker, capital deployed and every limit's use: typed, not text."""
-
-    equity: Decimal
-    day_start_equity: Decimal
-    peak_equity: Decimal
-    equity_at: dt.datetime | None
-    daily_drawdown: Decimal
-    total_drawdown: Decimal
-    circuit_breaker: BreakerPicture
-    capital_deployed: Decimal
-    working_orders: int
-    limits: list[LimitUse]
-
-    def limit(self, name: str) -> LimitUse:
-        return next(item for item in self.limits if item.name == name)
-
-
-def risk_picture(*, now: dt.datetime | None = None) -> RiskPicture:
-    """Equity, drawdowns, the breaker, and each limit with its current utilisation (API and dashboard)."""
-    from brokers.exceptions import BrokerError
-    from brokers.registry import get_market_data
-
-    now = now or dt.datetime.now(dt.UTC)
-    state = RiskState.current()
-    limits = RiskLimits.current()
-    held = set(Position.objects.exclude(qty=0).values_list("symbol", flat=True))
-    held |= set(working_orders().values_list("symbol", flat=True).distinct())
-    # The dashboard refreshes every few seconds per open page: marks are reused
-    # for a few seconds instead of one market-data request per refresh.
-    key = "risk-picture-prices:" + ",".join(sorted(held))
-    prices = cache.get(key)
-    if prices is None:
-        try:
-            prices = get_market_data().latest_trades(held) if held else {}
-            cache.set(key, prices, RISK_PICTURE_PRICE_CACHE_S)
-        except BrokerError:
-            prices = {}
-    exposure = exposure_summary(prices=prices, now=now)
-    equity = state.equity or ZERO
-    day_start = state.day_start_equity or equity
-    peak = state.peak_equity or equity
-    hundred = Decimal(100)
-    daily_dd = checks.drawdown_pct(day_start, equity)
-    total_dd = checks.drawdown_pct(peak, equity)
-    deployed = exposure.gross_position_value + exposure.working_add
-    deployed_pct = deployed / equity * hundred if equity else None
-
-    def item(name: str, unit: str, limit: Decimal | int, current: Decimal | int | None) -> LimitUse:
-        utilisation = None
-        if current is not None and limit:
-            utilisation = (Decimal(current) / Decimal(limit) * hundred).quantize(Decimal("0.01"))
-        return LimitUse(
-            name=name, unit=unit, limit=limit,
-            current=None if current is None else Decimal(current).quantize(Decimal("0.01")),
-            utilisation_pct=utilisation,
-        )
-
-    return RiskPicture(
-        equity=equity,
-        day_start_equity=day_start,
-        peak_equity=peak,
-        equity_at=state.equity_at,
-        daily_drawdown=daily_dd.quantize(Decimal("0.0001")),
-        total_drawdown=total_dd.quantize(Decimal("0.0001")),
-        circuit_breaker=BreakerPicture(
-            state=state.breaker_state, since=state.breaker_since, reason=state.breaker_reason
-        ),
-        capital_deployed=deployed.quantize(Decimal("0.01")),
-        working_orders=working_orders().count(),
-        limits=[
-            item("daily_drawdown_warning", "percent", limits.daily_drawdown_warning_pct, daily_dd),
-            item("max_daily_drawdown", "percent", limits.max_daily_drawdown_pct, daily_dd),
-            item("max_total_drawdown", "percent", limits.max_total_drawdown_pct, total_dd),
-            item("max_capital_deployed", "percent", limits.max_capital_deployed_pct, deployed_pct),
-            item("max_open_positions", "count", limits.max_open_positions, exposure.open_positions),
-            item("max_risk_per_trade", "percent", limits.max_risk_per_trade_pct, None),
-            item("max_notional", "dollars", limits.max_notional, None),
-            item("max_price_deviation", "percent", limits.max_price_deviation_pct, None),
-            item("min_stock_price", "dollars", limits.min_stock_price, None),
-        ],
-    )
-
-
 def visible_fills(user) -> QuerySet[Fill]:  # noqa: ANN001
     """Officers and auditors see every fill; an API client sees its strategies' fills only."""
     qs = Fill.objects.select_related("strategy", "order")
@@ -411,7 +340,11 @@ def _last_prices(symbols: set[str]) -> dict[str, LastTrade]:
 
 def positions_valued(positions: QuerySet[Position], *, include_flat: bool = False) -> list[ValuedPosition]:
     """Each position with its last price, market value (signed), unrealised P&L and share of equity (percent)."""
-    rows = list(positions if include_flat else positions.exclude(qty=0))
+    return value_positions(list(positions if include_flat else positions.exclude(qty=0)))
+
+
+def value_positions(rows: list[Position]) -> list[ValuedPosition]:
+    """``rows`` marked at the last trade: one market-data call for their symbols."""
     prices = _last_prices({p.symbol for p in rows})
     equity = RiskState.current().equity
     hundred = Decimal(100)
@@ -427,3 +360,90 @@ def positions_valued(positions: QuerySet[Position], *, include_flat: bool = Fals
         pct = (value / equity * hundred).quantize(Decimal("0.0001")) if equity else None
         valued.append(ValuedPosition(p, last, value, unrealised, pct))
     return valued
+
+
+def breaks_to_show(run: ReconciliationRun | None) -> list[ReconciliationBreak]:
+    """The open breaks, and those the latest run saw (one row per symbol while a difference persists)."""
+    condition = Q(status__in=OPEN_BREAK_STATES)
+    if run is not None:
+        condition |= Q(last_run=run)
+    return list(ReconciliationBreak.objects.filter(condition).order_by("symbol"))
+
+
+def adjustments_by_position(positions: list[Position]) -> dict[int, list[LedgerAdjustment]]:
+    """Applied ledger adjustments of these positions, oldest first (one query)."""
+    keys = {(p.strategy_id, p.symbol): p.pk for p in positions}
+    found: dict[int, list[LedgerAdjustment]] = {}
+    if not keys:
+        return found
+    rows = LedgerAdjustment.objects.filter(
+        status=AdjustmentStatus.APPLIED, strategy_id__in={s for s, _ in keys}, symbol__in={sym for _, sym in keys}
+    ).select_related("decided_by", "created_by").order_by("decided_at", "id")
+    for row in rows:
+        pk = keys.get((row.strategy_id, row.symbol))
+        if pk is not None:
+            found.setdefault(pk, []).append(row)
+    return found
+
+
+@dataclass(frozen=True)
+class StrategyPnl:
+    """A strategy's P&L: realised today and since inception (fills), unrealised now (last prices)."""
+
+    slug: str
+    realised_today: Decimal
+    realised_total: Decimal
+    unrealised: Decimal | None  # None when a held symbol has no price
+    open_positions: int
+    unrealised_today: Decimal | None = None  # its change since the trading day began (orders/day_start.py)
+
+    @property
+    def total(self) -> Decimal | None:
+        return None if self.unrealised is None else self.realised_total + self.unrealised
+
+    @property
+    def today(self) -> Decimal | None:
+        """The daily P&L of the daily-loss limit: realised today + the change of unrealised since the day began."""
+        if self.unrealised is None or self.unrealised_today is None:
+            return None
+        return self.realised_today + self.unrealised_today
+
+
+def strategy_pnl(*, now: dt.datetime | None = None) -> list[StrategyPnl]:
+    """Per strategy, from the positions (one row per strategy and symbol) and today's fills (index on strategy, at).
+
+    "Today" is the daily-loss limit's daily P&L: realised today plus the
+    change of unrealised P&L since the day's start mark (orders/day_start.py).
+    """
+    now = now or dt.datetime.now(dt.UTC)
+    today = dict(
+        Fill.objects.filter(at__gte=trading_day_start(now)).values_list("strategy__slug")
+        .annotate(total=Sum("realized_pnl")).values_list("strategy__slug", "total")
+    )
+    positions = list(Position.objects.select_related("strategy"))
+    valued = {v.position.pk: v for v in value_positions([p for p in positions if p.qty])}
+    slugs = list(Strategy.objects.order_by("slug").values_list("slug", flat=True))
+    realised: dict[str, Decimal] = dict.fromkeys(slugs, ZERO)
+    unrealised: dict[str, Decimal | None] = dict.fromkeys(slugs, ZERO)
+    open_positions: dict[str, int] = dict.fromkeys(slugs, 0)
+    unrealised_today: dict[str, Decimal | None] = dict.fromkeys(slugs, ZERO)
+    day = trading_day(now)
+    for p in positions:
+        slug = p.strategy.slug
+        realised[slug] = realised.get(slug, ZERO) + p.realized_pnl
+        if p.qty:
+            open_positions[slug] = open_positions.get(slug, 0) + 1
+            mark, so_far = valued[p.pk].unrealized_pnl, unrealised.get(slug, ZERO)
+            unrealised[slug] = None if mark is None or so_far is None else so_far + mark
+            start = p.day_start_unrealized_pnl if p.day_start_on == day else ZERO  # the snapshot's rule
+            change = ZERO if mark is None else mark - start
+            today_so_far = unrealised_today.get(slug, ZERO)
+            unrealised_today[slug] = None if mark is None or today_so_far is None else today_so_far + change
+    return [
+        StrategyPnl(
+            slug=slug, realised_today=today.get(slug) or ZERO, realised_total=realised[slug],
+            unrealised=unrealised.get(slug, ZERO), open_positions=open_positions.get(slug, 0),
+            unrealised_today=unrealised_today.get(slug, ZERO),
+        )
+        for slug in sorted(realised)
+    ]

@@ -110,6 +110,9 @@ class RiskSnapshot:
     working_add_notional: Decimal = ZERO
     open_positions: int = 0
     symbol_has_position: bool = False
+    # After a circuit-breaker reset today: the equity the officer acknowledged,
+    # from which the daily drawdown is measured for the rest of the day.
+    drawdown_base_equity: Decimal | None = None
     # Symbols holding a position or an exposure-adding working order that have
     # no fresh last price (a working limit order is priced at its limit): their
     # exposure cannot be counted, so nothing that adds exposure may pass.
@@ -207,7 +210,8 @@ def evaluate(intent: OrderIntent, snapshot: RiskSnapshot) -> list[Violation]:
                 total_dd.quantize(Decimal("0.01")),
             )
         )
-    daily_dd = drawdown_pct(snapshot.day_start_equity, snapshot.equity)
+    # From the day start, or from the equity an officer acknowledged by resetting the breaker today.
+    daily_dd = drawdown_pct(snapshot.drawdown_base_equity or snapshot.day_start_equity, snapshot.equity)
     if adds_exposure and (snapshot.breaker_state == "tripped" or daily_dd >= limits.max_daily_drawdown_pct):
         violations.append(
             Violation(

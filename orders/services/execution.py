@@ -10,6 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from brokers import types as bt
+from orders.day_start import position_mark_before_fill
 from orders.events import event_record
 from orders.models import Fill, Order, Position
 from orders.services.transitions import MONEY_PLACES, PRICE_PLACES, S, _log_transition, _transition
@@ -58,6 +59,7 @@ def _record_fill(
     price = ((cumulative_qty * avg - previous_cost) / delta_qty).quantize(PRICE_PLACES)
     Position.objects.get_or_create(strategy_id=order.strategy_id, symbol=order.symbol)
     position = Position.objects.select_for_update().get(strategy_id=order.strategy_id, symbol=order.symbol)
+    position_mark_before_fill(position, price=price, now=timezone.now())
     realised = _apply_fill_to_position(position, order.side, delta_qty, price)
     position.save()
     fill = Fill.objects.create(
@@ -97,6 +99,7 @@ def _apply_broker_order(order: Order, broker_order: bt.BrokerOrder, *, label: st
     )
     changed = fill is not None
     if order.broker_order_id is None:
+        # Saved even if nothing else changed: the id is what a cancel needs (adr/0011).
         order.broker_order_id = broker_order.broker_order_id
         changed = True
     order.broker_updated_at = broker_order.updated_at
@@ -111,9 +114,11 @@ def _apply_broker_order(order: Order, broker_order: bt.BrokerOrder, *, label: st
         if fill is not None:
             event_record(order=order, fill=fill)
         return changed
-    # A cancel request stays pending until the broker confirms or refuses it:
-    # the broker still saying "new" only means it has not processed it yet.
-    if order.status == S.PENDING_CANCEL and target == S.SUBMITTED:
+    # A cancel request stays pending until the broker says cancelled (or the order
+    # fills): the broker still saying "new" or "partially_filled" only means it has
+    # not cancelled it yet, and the sync keeps sending the cancel (adr/0011). Fills
+    # on the way are recorded all the same.
+    if order.status == S.PENDING_CANCEL and target in {S.SUBMITTED, S.PARTIALLY_FILLED}:
         target = S.PENDING_CANCEL
     if target != order.status:
         _transition(order, target, label=label, reason=_broker_says(broker_order), fill=fill)
@@ -158,15 +163,19 @@ def _adopt_late_truth(order: Order, broker_order: bt.BrokerOrder, *, label: str)
         f"never received; the broker shows it {broker_order.status}, filled {broker_order.filled_qty}. "
         f"It is now {order.status}{' and its fills are in the ledger' if order.filled_qty else ''}."
     )
-    transaction.on_commit(lambda: alerts.alert("Late truth: the broker shows an order closed as never received",
-                                               summary))
+    # Stored with the correction it reports (a ledger correction): one alert per adopted order.
+    alerts.alert_raise(
+        key=f"late_truth:{order.client_order_id}", level="critical", kind="ledger_correction",
+        subject="Late truth: the broker shows an order closed as never received", message=summary,
+        symbol=order.symbol, strategy=order.strategy.slug, state=str(order.status),
+    )
     if order.status == S.PENDING_CANCEL:
         order_id = order.pk
 
         def cancel_after_commit() -> None:
-            from orders.services.cancel import _cancel_at_broker  # cancel imports this module
+            from orders.services.cancel import order_cancel_attempt  # cancel imports this module
 
-            _cancel_at_broker(Order.objects.get(pk=order_id), label=label)
+            order_cancel_attempt(order_id=order_id, label=label)
 
         transaction.on_commit(cancel_after_commit)
     logger.warning("%s (a fill adopted now: %s)", summary, fill is not None)

@@ -285,6 +285,7 @@ ADMIN_PAGES: dict[str, str] = {
     "admin-strategy-add": "/admin/risk/strategy/add/",
     "admin-kill-switches": "/admin/risk/killswitch/",
     "admin-risk-events": "/admin/risk/riskevent/",
+    "admin-lockouts": "/admin/axes/accessattempt/",
     "admin-users": "/admin/auth/user/",
     "admin-tokens": "/admin/authtoken/tokenproxy/",
 }
