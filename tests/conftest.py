@@ -153,6 +153,7 @@ def seeded(transactional_db):
     for module, function in [
         ("risk.migrations.0002_policy_defaults", "create_defaults"),
         ("backoffice.migrations.0001_roles", "create_roles"),
+        ("risk.migrations.0005_restricted_symbol_roles", "grant_restricted_symbol_permissions"),
         ("brokers.migrations.0002_seed_simulated_market", "seed_market"),
     ]:
         getattr(importlib.import_module(module), function)(apps, None)
