@@ -61,7 +61,7 @@ def ensure_equity() -> Decimal:
     """Equity from the simulated account ($100,000 at start), recorded as the risk job would."""
     account = SimulatedBroker().get_account()
     state = risk_services.equity_record(
-        equity=account.equity, day_start_equity=account.last_equity, job="bench"
+        equity=account.equity, day_start_equity=account.last_equity, job="bench", account=account
     )
     assert isinstance(state, RiskState)
     return account.equity

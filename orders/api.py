@@ -169,7 +169,7 @@ class OrderListCreate(APIView):
             outcome = services.order_submit(acting_user=request.user, request=order_request)
         except services.InvalidOrder as exc:
             return problem_response(
-                400, slug="invalid-order", title="Invalid order", detail=str(exc), errors={"symbol": [str(exc)]}
+                400, slug="invalid-order", title="Invalid order", detail=str(exc), errors={exc.field: [str(exc)]}
             )
         except services.IdempotencyConflict as exc:
             return problem_response(409, slug="idempotency-conflict", detail=str(exc))

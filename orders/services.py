@@ -52,6 +52,10 @@ MONEY_PLACES = Decimal("0.01")
 class InvalidOrder(Exception):
     """Input that is malformed for the broker (e.g. an untradable symbol): 400, nothing stored."""
 
+    def __init__(self, message: str, *, field: str = "symbol") -> None:
+        super().__init__(message)
+        self.field = field
+
 
 class BrokerUnreachable(Exception):
     """The broker could not answer a question order entry needs (e.g. the asset lookup): 503, nothing stored."""
@@ -156,7 +160,7 @@ def _ensure_equity() -> None:
         return
     from risk.services import equity_record
 
-    equity_record(equity=account.equity, day_start_equity=account.last_equity, job="order_entry")
+    equity_record(equity=account.equity, day_start_equity=account.last_equity, job="order_entry", account=account)
 
 
 def order_submit(*, acting_user: Any, request: OrderRequest) -> SubmitOutcome:
@@ -169,14 +173,20 @@ def order_submit(*, acting_user: Any, request: OrderRequest) -> SubmitOutcome:
     existing = Order.objects.filter(client_order_id=client_order_id).first()
     if existing is not None:
         return _replay(existing, request)
+    if request.extended_hours and (request.type != "limit" or request.time_in_force != "day"):
+        # The broker's own rule for the extended session; refused here so nothing is stored.
+        raise InvalidOrder(
+            "an extended_hours order must be a limit order with time_in_force day", field="extended_hours"
+        )
     try:
-        tradable = selectors.symbol_is_tradable(request.symbol)
+        asset = selectors.asset_flags(request.symbol)
     except BrokerError as exc:
         raise BrokerUnreachable(f"the broker could not confirm {request.symbol} is tradable; retry") from exc
-    if not tradable:
+    if not asset.tradable:
         raise InvalidOrder(f"{request.symbol} is not a tradable asset at the broker")
 
     prices = _fetch_prices(request.symbol)
+    clock = selectors.market_clock()  # cached for a minute across processes
     _ensure_equity()
     label = actor_label(acting_user)
     intent = checks.OrderIntent(
@@ -187,6 +197,7 @@ def order_submit(*, acting_user: Any, request: OrderRequest) -> SubmitOutcome:
         type=request.type,
         limit_price=request.limit_price,
         stop_loss=request.stop_loss,
+        extended_hours=request.extended_hours,
     )
     try:
         with transaction.atomic():
@@ -198,7 +209,9 @@ def order_submit(*, acting_user: Any, request: OrderRequest) -> SubmitOutcome:
                 return _replay(existing, request)
             now = timezone.now()
             strategy = Strategy.objects.get(pk=request.strategy.pk)
-            snapshot = selectors.build_snapshot(strategy=strategy, intent=intent, prices=prices, now=now, state=state)
+            snapshot = selectors.build_snapshot(
+                strategy=strategy, intent=intent, prices=prices, now=now, state=state, clock=clock, asset=asset
+            )
             violations = checks.evaluate(intent, snapshot)
             order = Order.objects.create(
                 client_order_id=client_order_id,

@@ -91,6 +91,7 @@ class MarketClock:
 
     is_open: bool = True
     extended_is_open: bool = True
+    known: bool = True  # False: the broker could not be asked; a deny policy denies
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,6 +230,8 @@ def check_market_closed(intent: OrderIntent, snapshot: RiskSnapshot) -> Violatio
     if snapshot.limits.market_closed_policy != "deny":
         return None  # "allow": the broker queues the order for the next session
     clock = snapshot.clock
+    if not clock.known:
+        return Violation("market_closed", "The broker's market clock could not be read.", "open", "unknown")
     if clock.is_open or (intent.extended_hours and clock.extended_is_open):
         return None
     if intent.extended_hours:
