@@ -2,7 +2,8 @@
 #
 #   make run    set up .venv, migrate, then run web + Celery worker + beat
 #               in the foreground (embedded: SQLite, filesystem:// broker,
-#               simulated broker); Ctrl-C stops all three. PORT=8000 default.
+#               simulated broker); Ctrl-C stops all three and exits 0.
+#               PORT=8000 default; the address goes to var/run-url.
 #   make test   set up .venv with the dev requirements and run pytest
 #               (PYTEST_ARGS="-k foo -x" passes arguments through).
 #   make clean  remove runtime state under var/ (database, logs, queue);
@@ -64,15 +65,19 @@ dev-deps: $(DEV_STAMP)
 
 # scripts/run.sh migrates, runs setup_periodic_tasks and bootstrap_demo, then
 # supervises runserver, the worker and beat (logs in var/log/).
+# scripts/foreground.py gives it the terminal, so Ctrl-C reaches run.sh alone
+# (not make, which would otherwise end with status 130): a clean stop exits 0.
 run: $(RUN_STAMP)
-	@bash scripts/run.sh
+	@$(VPY) scripts/foreground.py bash scripts/run.sh
 
+# Like every manage.py command, these use the embedded default (backoffice/config.py)
+# unless production settings are given.
 migrate: $(RUN_STAMP)
-	@DJANGO_DEBUG=$${DJANGO_DEBUG:-true} $(VPY) manage.py migrate --noinput
-	@DJANGO_DEBUG=$${DJANGO_DEBUG:-true} $(VPY) manage.py setup_periodic_tasks
+	@$(VPY) manage.py migrate --noinput
+	@$(VPY) manage.py setup_periodic_tasks
 
 check: $(RUN_STAMP)
-	@DJANGO_DEBUG=$${DJANGO_DEBUG:-true} $(VPY) manage.py check
+	@$(VPY) manage.py check
 
 # --- tests -----------------------------------------------------------------
 

@@ -31,6 +31,8 @@ class BackofficeAdminSite(admin.AdminSite):
     site_title = "Back office"
     index_title = "Risk dashboard"
     index_template = "admin/backoffice/index.html"
+    # "View site" in the header: there is no public site, so it leads back to the dashboard (never a 404).
+    site_url = "/admin/"
 
     def admin_view(self, view: Any, cacheable: bool = False) -> Any:
         guarded = super().admin_view(view, cacheable)

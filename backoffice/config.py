@@ -5,12 +5,22 @@ settings module, which calls :func:`from_environ`. A bad or contradictory value
 raises :class:`ConfigError` with one line that names the variable and the fix;
 ``settings.py`` prints that line and exits, so an operator never has to read a
 traceback to learn that a live deployment points at the paper host.
+
+The embedded default is a property of the checkout, not of ``make run``: when
+no production setting is given (:data:`PRODUCTION_SETTINGS` all unset, no
+``TRADING_MODE=live``) and ``DJANGO_DEBUG`` is unset, every process runs in
+debug mode with SQLite, the filesystem Celery transport and a key generated
+once into ``var/dev-secret-key`` (mode 0600). Any production setting, or an
+explicit ``DJANGO_DEBUG``, turns that off: a deployment then needs a real
+``DJANGO_SECRET_KEY`` and the error says which setting made it a deployment.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import os
 import secrets
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
@@ -21,15 +31,46 @@ PAPER_TRADING_HOST = "paper-api.alpaca.markets"
 LIVE_TRADING_HOST = "api.alpaca.markets"
 DEFAULT_DATA_URL = "https://data.alpaca.markets"
 MIN_SECRET_KEY_LENGTH = 50
+# Any of these, set and non-empty, means "this is a deployment": the embedded
+# default (debug mode, a generated dev key) then never applies by itself.
+PRODUCTION_SETTINGS = ("DJANGO_SECRET_KEY", "DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "ALLOWED_HOSTS")
+DEV_SECRET_KEY_FILE = "dev-secret-key"
+NEW_KEY_HINT = "python3 -c 'import secrets; print(secrets.token_urlsafe(64))'"
 
 
 class ConfigError(Exception):
     """A setting that stops start-up; the message names the variable and the fix."""
 
 
+def production_settings_given(env: Mapping[str, str]) -> list[str]:
+    """The production settings present in ``env``, as ``NAME`` (or ``NAME=value`` for TRADING_MODE)."""
+    given = [name for name in PRODUCTION_SETTINGS if env.get(name, "").strip()]
+    if env.get("TRADING_MODE", "").strip().lower() == "live":
+        given.append("TRADING_MODE=live")
+    return given
+
+
+def embedded_default_applies(env: Mapping[str, str]) -> bool:
+    """True when no production setting is given and DJANGO_DEBUG is unset: the checkout's own dev mode."""
+    return not env.get("DJANGO_DEBUG", "").strip() and not production_settings_given(env)
+
+
+def why_not_embedded(env: Mapping[str, str]) -> tuple[str, str]:
+    """Why the embedded default does not apply, and how to get it back (for an error message)."""
+    debug = env.get("DJANGO_DEBUG", "").strip()
+    if debug:
+        return f"DJANGO_DEBUG={debug} is set", "unset DJANGO_DEBUG"
+    given = production_settings_given(env)
+    names = ", ".join(given)
+    if len(given) == 1:
+        return f"{names} is set (a production setting)", f"unset {names} or set DJANGO_DEBUG=true"
+    return f"{names} are set (production settings)", "unset them or set DJANGO_DEBUG=true"
+
+
 @dataclass(frozen=True, kw_only=True)
 class Config:
     debug: bool
+    embedded: bool
     secret_key: str = field(repr=False)
     allowed_hosts: list[str]
     database_url: str = field(repr=False)
@@ -139,24 +180,41 @@ def _secret_key(env: Mapping[str, str], debug: bool, var_dir: Path) -> str:
         if not debug and (len(key) < MIN_SECRET_KEY_LENGTH or key.startswith("django-insecure")):
             raise ConfigError(
                 f"DJANGO_SECRET_KEY is too weak for a non-debug deployment: use at least "
-                f"{MIN_SECRET_KEY_LENGTH} random characters, e.g. from "
-                "python -c 'import secrets; print(secrets.token_urlsafe(64))'"
+                f"{MIN_SECRET_KEY_LENGTH} random characters, e.g. from {NEW_KEY_HINT}"
             )
         return key
     if not debug:
+        why, back = why_not_embedded(env)
         raise ConfigError(
-            "DJANGO_SECRET_KEY is not set and DJANGO_DEBUG is off: set DJANGO_SECRET_KEY to a random value, e.g. "
-            "python -c 'import secrets; print(secrets.token_urlsafe(64))'"
+            f"DJANGO_SECRET_KEY is not set, and the embedded development default (debug mode, a key generated "
+            f"under var/) does not apply because {why}: for a deployment set DJANGO_SECRET_KEY to a random "
+            f"value, e.g. from {NEW_KEY_HINT}; for local development {back}"
         )
-    # Debug (the embedded default): keep one generated key under var/ so that
-    # sessions survive a restart, instead of a well-known key in the source.
-    key_file = var_dir / "dev-secret-key"
-    if key_file.exists():
-        return key_file.read_text().strip()
-    var_dir.mkdir(parents=True, exist_ok=True)
+    return _dev_secret_key(var_dir / DEV_SECRET_KEY_FILE)
+
+
+def _dev_secret_key(key_file: Path) -> str:
+    """Debug mode: one generated key under var/ (mode 0600), so sessions survive a restart.
+
+    Web, worker, beat and a second terminal may start at once: the file is
+    created exclusively, already 0600, and a reader that finds it still empty
+    waits for the writer instead of making a key of its own.
+    """
+    key_file.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        if key_file.stat().st_mode & 0o077:
+            key_file.chmod(0o600)
+        for _ in range(50):
+            key = key_file.read_text().strip()
+            if key:
+                return key
+            time.sleep(0.05)
+        raise ConfigError(f"{key_file} is empty: delete it, and a new development key is generated") from None
     key = secrets.token_urlsafe(64)
-    key_file.write_text(key)
-    key_file.chmod(0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(key)
     return key
 
 
@@ -216,7 +274,8 @@ def _alpaca(env: Mapping[str, str], trading_mode: str) -> tuple[str, str, str, s
 
 def from_environ(env: Mapping[str, str], *, base_dir: Path) -> Config:
     var_dir = base_dir / "var"
-    debug = _bool(env, "DJANGO_DEBUG", False)
+    embedded = embedded_default_applies(env)
+    debug = _bool(env, "DJANGO_DEBUG", embedded)
     trading_mode = _choice(env, "TRADING_MODE", "paper", ("paper", "live"))
     broker, api_key, secret_key, base_url, data_url = _alpaca(env, trading_mode)
 
@@ -245,6 +304,7 @@ def from_environ(env: Mapping[str, str], *, base_dir: Path) -> Config:
 
     return Config(
         debug=debug,
+        embedded=embedded,
         secret_key=_secret_key(env, debug, var_dir),
         allowed_hosts=allowed_hosts,
         database_url=database_url,

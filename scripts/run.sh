@@ -5,9 +5,18 @@
 #    empty database);
 # 2. start runserver on 127.0.0.1:$PORT, a Celery worker and Celery beat, each
 #    in its own process group with its output appended to var/log/<name>.log;
-# 3. supervise: Ctrl-C / SIGTERM / SIGHUP stops all three (SIGTERM, then
-#    SIGKILL after STOP_TIMEOUT seconds); if any one exits on its own, the other
-#    two are stopped too and this script exits non-zero.
+# 3. once all three are up, write the web address to var/run-url (where
+#    demo_trader and the README's tour find it; removed on stop) and say where
+#    the credentials are (never the credentials themselves);
+# 4. supervise: Ctrl-C / SIGTERM / SIGHUP stops all three (SIGTERM, then
+#    SIGKILL after STOP_TIMEOUT seconds) and exits 0, a requested stop; if any
+#    one exits on its own, the other two are stopped too and this script exits
+#    non-zero.
+#
+# Debug mode, the dev key, SQLite and the filesystem queue are not decided
+# here: backoffice/config.py applies the embedded default to every manage.py
+# process of this checkout when no production setting is given, so a second
+# terminal gets the same database, key and queue.
 #
 # Never print a credential here: no `set -x`, no env dumps, no URLs that may
 # hold a password (only their scheme is shown).
@@ -23,9 +32,7 @@ PORT=${PORT:-8000}
 STOP_TIMEOUT=${STOP_TIMEOUT:-20}
 NAMES=(web worker beat)
 
-# The local demo runs in debug mode (a dev secret key is generated once into
-# var/dev-secret-key, runserver serves the admin's static files).
-export DJANGO_DEBUG=${DJANGO_DEBUG:-true}
+RUN_URL_FILE=$ROOT/var/run-url
 export PYTHONUNBUFFERED=1
 
 # Status lines must never kill the supervisor: if stdout is a pipe whose
@@ -47,6 +54,7 @@ exec 9>"$ROOT/var/run.lock"
 if ! flock -n 9; then
     die "another 'make run' (or processes it left behind) is running in this checkout; see: pgrep -af 'manage.py runserver|celery -A backoffice'"
 fi
+rm -f "$RUN_URL_FILE"  # left by a run that was killed outright; rewritten once web is up
 
 # --- 1. prepare -------------------------------------------------------------
 
@@ -65,7 +73,11 @@ setup_step() {
 
 db_kind=${DATABASE_URL:-sqlite}; db_kind=${db_kind%%:*}
 mq_kind=${CELERY_BROKER_URL:-${REDIS_URL:-filesystem}}; mq_kind=${mq_kind%%:*}
-say "debug=${DJANGO_DEBUG} trading_mode=${TRADING_MODE:-paper} broker=${BROKER:-auto} database=${db_kind} celery=${mq_kind}"
+mode=$("$PY" -c 'import os, sys; from backoffice import config
+given = config.production_settings_given(os.environ); debug = os.environ.get("DJANGO_DEBUG", "").strip()
+print("embedded default" if config.embedded_default_applies(os.environ) else
+      "DJANGO_DEBUG=" + debug if debug else "production settings: " + ", ".join(given))' 2>/dev/null) || mode=unknown
+say "mode=${mode} trading_mode=${TRADING_MODE:-paper} broker=${BROKER:-auto} database=${db_kind} celery=${mq_kind}"
 say "migrating the database"
 setup_step "migrate" migrate --noinput
 setup_step "setup_periodic_tasks" setup_periodic_tasks
@@ -120,8 +132,10 @@ on_signal() {
     say "received SIG$1: stopping web, worker and beat"
     stop_all
     say "stopped"
+    rm -f "$RUN_URL_FILE"
     trap - EXIT
-    case $1 in INT) exit 130 ;; TERM) exit 143 ;; *) exit 129 ;; esac
+    # A requested stop is a success: Ctrl-C must not read like a failure.
+    exit 0
 }
 
 on_exit() {
@@ -131,6 +145,7 @@ on_exit() {
         stopping=1
         stop_all
     fi
+    rm -f "$RUN_URL_FILE"
     exit "$rc"
 }
 
@@ -161,6 +176,7 @@ check_children() {
             tail -c +"$((OFFSET[$name] + 1))" "$LOG_DIR/$name.log" 2>/dev/null | tail -n 15 >&2 || true
             stopping=1
             stop_all
+            rm -f "$RUN_URL_FILE"
             trap - EXIT
             exit 1
         fi
@@ -200,7 +216,16 @@ while (( ${#READY[@]} < 3 )); do
     fi
     sleep 0.5
 done
-say "all running; press Ctrl-C to stop"
+printf 'http://127.0.0.1:%s\n' "$PORT" >"$RUN_URL_FILE"
+say "all running at http://127.0.0.1:$PORT (address in var/run-url)"
+# Every start, not only the first: where the credentials are, never what they are.
+if [ -f "$ROOT/var/demo-credentials" ]; then
+    say "admin:     http://127.0.0.1:$PORT/admin/ as 'officer', password in var/demo-credentials (only you can read it)"
+    say "API token: var/demo-api-token (client 'demo-client', strategy 'demo'); API docs at /v1/docs once logged in to the admin"
+else
+    say "admin:     http://127.0.0.1:$PORT/admin/ (no demo officer here: .venv/bin/python manage.py create_risk_officer NAME)"
+fi
+say "tour: README.md, 'A tour', in a second terminal; press Ctrl-C to stop"
 
 # Block until any child exits (or a trapped signal interrupts the wait).
 while :; do

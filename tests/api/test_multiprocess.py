@@ -107,8 +107,8 @@ def _wait_until_serving(web: WebProcess) -> None:
         try:
             if requests.get(f"{web.url}/v1/health", timeout=2).status_code == 200:
                 return
-        except requests.ConnectionError:
-            pass
+        except (requests.ConnectionError, requests.Timeout):
+            pass  # not listening yet, or its first request (loading the app) is slow on a busy machine
         time.sleep(0.2)
     pytest.fail(f"web process on {web.port} did not serve within {START_TIMEOUT_S}s: {web.log.read_text()[-2000:]}")
 

@@ -7,11 +7,14 @@ from decimal import Decimal
 import pytest
 from django.core import mail
 
+from brokers import registry
 from brokers.models import SimPosition
 from orders import services
-from orders.models import ReconciliationBreak
+from orders.models import Order, ReconciliationBreak
 from risk.models import KillSwitch
 from tests.conftest import order_body
+from tests.fake_alpaca.fixtures import fake_alpaca  # noqa: F401  (fixture)
+from tests.fake_alpaca.server import DEFAULT_API_KEY, DEFAULT_SECRET_KEY
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -67,3 +70,41 @@ def test_a_fill_not_yet_polled_is_not_a_break(alice_api, market):
     result = services.positions_reconcile()
 
     assert result.breaks == []
+
+
+@pytest.fixture
+def alpaca(fake_alpaca, settings):  # noqa: F811
+    settings.BROKER = "alpaca"
+    settings.ALPACA_API_KEY, settings.ALPACA_SECRET_KEY = DEFAULT_API_KEY, DEFAULT_SECRET_KEY
+    settings.ALPACA_BASE_URL = settings.ALPACA_DATA_URL = fake_alpaca.base_url
+    settings.ALPACA_TIMEOUT_S = 0.5
+    registry.reset()
+    fake_alpaca.set_price("AAPL", "100.00")
+    fake_alpaca.configure(fill_mode="manual")
+    yield fake_alpaca
+    registry.reset()
+
+
+def test_a_fill_of_an_order_whose_send_has_no_stored_outcome_is_unconfirmed_not_a_break(alpaca, alice_api, settings):
+    # The sender reached the broker but has not stored the acknowledgement (it is
+    # slow, or it died right after the broker accepted): the order is `pending`
+    # here and filled there. Until its outcome is stored or looked up, the
+    # ledger cannot know that fill, so the difference is not judged.
+    settings.UNKNOWN_ORDER_GRACE_S = 3600
+    response = alice_api.post("/v1/orders", order_body(client_order_id="in-flight-1", qty="4"), format="json")
+    assert response.json()["status"] == "submitted"
+    Order.objects.filter(client_order_id="in-flight-1").update(status="pending", broker_order_id=None, sent_at=None)
+    alpaca.fill(client_order_id="in-flight-1")
+
+    result = services.positions_reconcile()
+
+    assert result.breaks == []
+    assert "AAPL" in result.run.unconfirmed_symbols
+    assert ReconciliationBreak.objects.count() == 0
+
+    settings.UNKNOWN_ORDER_GRACE_S = 0  # the lookup is due: the order and its fill are adopted
+    result = services.positions_reconcile()
+
+    assert result.breaks == []
+    assert Order.objects.get(client_order_id="in-flight-1").status == "filled"
+    assert alice_api.get("/v1/positions").json()["results"][0]["qty"] == "4.00000000"

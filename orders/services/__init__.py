@@ -1,0 +1,57 @@
+"""Every state change of an order, one module per concern (STYLE 11, like Zulip's ``zerver/actions/``).
+
+- ``entry``: submit and send (the pre-trade pipeline, the kill-switch fence);
+- ``execution``: broker updates, fills, the position ledger;
+- ``cancel``: a client's cancel, settling ambiguous sends, the kill switch's
+  cancels and flatten;
+- ``sync``: status polling;
+- ``reconciliation``: broker positions vs the ledger, and break handling;
+- ``transitions``: the one way an order changes state, with its audit row.
+
+Each function owns its transaction and writes the OrderTransition row of every
+state change inside it. Broker calls happen outside the transaction that
+stored the order, with one deliberate exception, ``order_send``. Callers import
+from ``orders.services``; the names below are its public face.
+"""
+
+from orders.services.cancel import (
+    OrderNotCancellable,
+    order_cancel,
+    order_resolve,
+    orders_cancel_for_kill_switch,
+    positions_flatten,
+)
+from orders.services.entry import (
+    BrokerUnreachable,
+    IdempotencyConflict,
+    InvalidOrder,
+    OrderRequest,
+    SubmitOutcome,
+    order_send,
+    order_submit,
+)
+from orders.services.execution import order_apply_broker_update
+from orders.services.reconciliation import ReconcileResult, break_handle, positions_reconcile
+from orders.services.sync import CLOSED_LISTING_WINDOW, SyncResult, orders_sync
+
+__all__ = [
+    "CLOSED_LISTING_WINDOW",
+    "BrokerUnreachable",
+    "IdempotencyConflict",
+    "InvalidOrder",
+    "OrderNotCancellable",
+    "OrderRequest",
+    "ReconcileResult",
+    "SubmitOutcome",
+    "SyncResult",
+    "break_handle",
+    "order_apply_broker_update",
+    "order_cancel",
+    "order_resolve",
+    "order_send",
+    "order_submit",
+    "orders_cancel_for_kill_switch",
+    "orders_sync",
+    "positions_flatten",
+    "positions_reconcile",
+]

@@ -1,0 +1,280 @@
+"""Order entry: validate, serialise per account, pre-trade check, store, send.
+
+``order_send`` is the one place a broker call happens inside a transaction
+(see there for why).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import uuid
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
+
+from brokers import types as bt
+from brokers.exceptions import BrokerError, BrokerRejected
+from brokers.registry import get_broker, get_market_data
+from orders import selectors
+from orders.models import Order, OrderOrigin
+from orders.services.execution import _apply_broker_order
+from orders.services.transitions import S, _log_transition, _transition
+from risk import checks
+from risk.models import RiskState, Strategy
+from risk.services import actor_label
+
+logger = logging.getLogger(__name__)
+
+
+class InvalidOrder(Exception):
+    """Input that is malformed for the broker (e.g. an untradable symbol): 400, nothing stored."""
+
+    def __init__(self, message: str, *, field: str = "symbol") -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class BrokerUnreachable(Exception):
+    """The broker could not answer a question order entry needs (e.g. the asset lookup): 503, nothing stored."""
+
+
+class IdempotencyConflict(Exception):
+    """The client_order_id is taken by an order with another payload: 409."""
+
+    def __init__(self, order: Order) -> None:
+        super().__init__(f"client_order_id {order.client_order_id} is already used by another order")
+        self.order = order
+
+
+@dataclass(frozen=True)
+class OrderRequest:
+    strategy: Strategy
+    symbol: str
+    side: str
+    qty: Decimal
+    type: str
+    time_in_force: str = "day"
+    limit_price: Decimal | None = None
+    stop_loss: Decimal | None = None
+    extended_hours: bool = False
+    client_order_id: str | None = None
+
+    def fingerprint(self) -> str:
+        def canon(value: Any) -> Any:
+            if isinstance(value, Decimal):
+                return format(value.normalize(), "f")
+            return value
+
+        payload = {
+            "strategy": self.strategy.slug,
+            "symbol": self.symbol,
+            "side": self.side,
+            "qty": canon(self.qty),
+            "type": self.type,
+            "time_in_force": self.time_in_force,
+            "limit_price": canon(self.limit_price),
+            "stop_loss": canon(self.stop_loss),
+            "extended_hours": self.extended_hours,
+        }
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class SubmitOutcome:
+    order: Order
+    replayed: bool
+
+
+def _replay(existing: Order, request: OrderRequest) -> SubmitOutcome:
+    if existing.fingerprint != request.fingerprint():
+        raise IdempotencyConflict(existing)
+    return SubmitOutcome(order=existing, replayed=True)
+
+
+def _fetch_prices(symbol: str) -> dict[str, bt.LastTrade]:
+    """Last trades for the order's symbol and every held symbol: one market-data call, before any lock."""
+    try:
+        return get_market_data().latest_trades(selectors.symbols_for_snapshot(symbol))
+    except BrokerError as exc:
+        # No price means the check denies with stale_price; it never guesses.
+        logger.warning("market data unavailable: %s", exc)
+        return {}
+
+
+def _ensure_equity() -> None:
+    """A fresh deployment has no equity reading until the risk job runs: take one now."""
+    if RiskState.current().equity is not None:
+        return
+    try:
+        account = get_broker().get_account()
+    except BrokerError as exc:
+        logger.warning("account equity unavailable: %s", exc)
+        return
+    from risk.services import equity_record
+
+    equity_record(equity=account.equity, day_start_equity=account.last_equity, job="order_entry", account=account)
+
+
+def order_submit(*, acting_user: Any, request: OrderRequest) -> SubmitOutcome:
+    """validate -> serialise per account -> pre-trade check -> store -> send.
+
+    Returns the stored order (``pending`` already moved on by the send) and
+    whether it was an idempotent replay.
+    """
+    client_order_id = request.client_order_id or uuid.uuid4().hex
+    existing = Order.objects.filter(client_order_id=client_order_id).first()
+    if existing is not None:
+        return _replay(existing, request)
+    if request.extended_hours and (request.type != "limit" or request.time_in_force != "day"):
+        # The broker's own rule for the extended session; refused here so nothing is stored.
+        raise InvalidOrder(
+            "an extended_hours order must be a limit order with time_in_force day", field="extended_hours"
+        )
+    try:
+        asset = selectors.asset_flags(request.symbol)
+    except BrokerError as exc:
+        raise BrokerUnreachable(f"the broker could not confirm {request.symbol} is tradable; retry") from exc
+    if not asset.tradable:
+        raise InvalidOrder(f"{request.symbol} is not a tradable asset at the broker")
+
+    prices = _fetch_prices(request.symbol)
+    clock = selectors.market_clock()  # cached for a minute across processes
+    _ensure_equity()
+    label = actor_label(acting_user)
+    intent = checks.OrderIntent(
+        strategy=request.strategy.slug,
+        symbol=request.symbol,
+        side=request.side,
+        qty=request.qty,
+        type=request.type,
+        limit_price=request.limit_price,
+        stop_loss=request.stop_loss,
+        extended_hours=request.extended_hours,
+    )
+    try:
+        with transaction.atomic():
+            # The per-account serialisation point: two orders that each fit a
+            # limit but not together cannot both read the same exposure.
+            state = _lock_account()
+            existing = Order.objects.filter(client_order_id=client_order_id).first()
+            if existing is not None:  # a concurrent duplicate committed while we waited
+                return _replay(existing, request)
+            now = timezone.now()
+            strategy = Strategy.objects.get(pk=request.strategy.pk)
+            snapshot = selectors.build_snapshot(
+                strategy=strategy, intent=intent, prices=prices, now=now, state=state, clock=clock, asset=asset
+            )
+            violations = checks.evaluate(intent, snapshot)
+            order = Order.objects.create(
+                client_order_id=client_order_id,
+                strategy=strategy,
+                submitted_by=acting_user if getattr(acting_user, "is_authenticated", False) else None,
+                symbol=request.symbol,
+                side=request.side,
+                qty=request.qty,
+                type=request.type,
+                limit_price=request.limit_price,
+                time_in_force=request.time_in_force,
+                stop_loss=request.stop_loss,
+                extended_hours=request.extended_hours,
+                fingerprint=request.fingerprint(),
+                status=S.DENIED if violations else S.PENDING,
+                violations=[v.as_dict() for v in violations],
+                created_at=now,
+            )
+            reason = (
+                "denied by pre-trade check: " + ", ".join(v.code for v in violations)
+                if violations
+                else "passed pre-trade check"
+            )
+            _log_transition(order, "", actor=acting_user, label=label, reason=reason)
+    except IntegrityError:
+        # The unique client_order_id is the last line of defence against duplicates.
+        existing = Order.objects.filter(client_order_id=client_order_id).first()
+        if existing is None:
+            raise
+        return _replay(existing, request)
+
+    if order.status == S.PENDING:
+        order = order_send(order_id=order.pk, label=label)
+    return SubmitOutcome(order=order, replayed=False)
+
+
+def _lock_account() -> RiskState:
+    """The per-account serialisation point: the RiskState row, FOR UPDATE."""
+    try:
+        return RiskState.objects.select_for_update().get(pk=1)
+    except RiskState.DoesNotExist:  # created by a migration; a flushed test database may lack it
+        RiskState.current()
+        return RiskState.objects.select_for_update().get(pk=1)
+
+
+def _kill_switch_active_locked(strategy_id: int) -> bool:
+    """Whether the global or the strategy's switch is active, holding both rows FOR SHARE (PostgreSQL).
+
+    Many senders hold the share lock at once; ``killswitch_activate`` takes
+    the row FOR UPDATE and so waits for every send in flight. On SQLite the
+    IMMEDIATE transaction already serialises the send with the activation.
+    """
+    sql = "SELECT active FROM risk_killswitch WHERE strategy_id IS NULL OR strategy_id = %s"
+    if connection.vendor == "postgresql":
+        sql += " FOR SHARE"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [strategy_id])
+        return any(active for (active,) in cursor.fetchall())
+
+
+def _broker_request(order: Order) -> bt.OrderRequest:
+    return bt.OrderRequest(
+        client_order_id=order.client_order_id,
+        symbol=order.symbol,
+        side=bt.Side(order.side),
+        qty=order.qty,
+        type=bt.OrderType(order.type),
+        time_in_force=bt.TimeInForce(order.time_in_force),
+        limit_price=order.limit_price,
+        extended_hours=order.extended_hours,
+    )
+
+
+def order_send(*, order_id: uuid.UUID, label: str) -> Order:
+    """Send a ``pending`` order to the broker, fenced against the kill switch.
+
+    This is the one place a broker call happens inside a transaction, on
+    purpose: the share lock on the kill-switch rows is held across the call,
+    so an activation that commits cannot be overtaken by a send that read the
+    switch as inactive a moment earlier ("none may reach the broker after the
+    activation commits"). The order row is locked too, so the resolver never
+    looks an order up while its send is in flight.
+    """
+    with transaction.atomic():
+        order = Order.objects.select_for_update().select_related("strategy").get(pk=order_id)
+        halted = _kill_switch_active_locked(order.strategy_id)
+        if order.status != S.PENDING:
+            return order
+        if halted and order.origin != OrderOrigin.FLATTEN:
+            _transition(order, S.CANCELLED, label=label, reason="kill switch active before the send: never sent")
+            return order
+        order.sent_at = timezone.now()
+        try:
+            broker_order = get_broker().submit_order(_broker_request(order))
+        except BrokerRejected as exc:
+            order.reject_reason = exc.message[:1000]
+            _transition(order, S.REJECTED, label=label, reason=f"rejected by the broker: {exc.message[:200]}")
+        except BrokerError as exc:
+            # Timeout, 5xx, 429, dropped connection: the broker may or may not
+            # have the order. It is resolved by client_order_id, never resent
+            # under another id.
+            _transition(order, S.UNKNOWN, label=label, reason=f"send outcome unknown: {type(exc).__name__}")
+        except Exception as exc:  # a bug must not leave the send half-recorded
+            logger.exception("unexpected error sending order %s", order.client_order_id)
+            _transition(order, S.UNKNOWN, label=label, reason=f"send outcome unknown: {type(exc).__name__}")
+        else:
+            order.broker_order_id = broker_order.broker_order_id
+            _apply_broker_order(order, broker_order, label=label)
+    return order

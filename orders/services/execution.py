@@ -1,0 +1,116 @@
+"""Broker updates: fills into the average-cost ledger, then the order's state, from the broker's truth."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from decimal import Decimal
+
+from django.db import transaction
+from django.utils import timezone
+
+from brokers import types as bt
+from orders.models import Fill, Order, Position
+from orders.services.transitions import MONEY_PLACES, PRICE_PLACES, S, _transition
+from orders.states import TERMINAL, from_broker_status
+
+logger = logging.getLogger(__name__)
+
+
+def _signed(side: str, qty: Decimal) -> Decimal:
+    return qty if side == "buy" else -qty
+
+
+def _apply_fill_to_position(position: Position, side: str, qty: Decimal, price: Decimal) -> Decimal:
+    """Average-cost ledger; returns the realised P&L of this fill."""
+    delta = _signed(side, qty)
+    old_qty = position.qty
+    realised = Decimal(0)
+    if old_qty == 0 or (old_qty > 0) == (delta > 0):
+        new_qty = old_qty + delta
+        position.avg_price = ((abs(old_qty) * position.avg_price + qty * price) / abs(new_qty)).quantize(PRICE_PLACES)
+        position.qty = new_qty
+        return realised
+    closing = min(qty, abs(old_qty))
+    direction = Decimal(1) if old_qty > 0 else Decimal(-1)
+    realised = ((price - position.avg_price) * closing * direction).quantize(MONEY_PLACES)
+    position.realized_pnl += realised
+    new_qty = old_qty + delta
+    if new_qty == 0:
+        position.avg_price = Decimal(0)
+    elif (new_qty > 0) != (old_qty > 0):  # crossed through zero: the rest opens at the fill price
+        position.avg_price = price
+    position.qty = new_qty
+    return realised
+
+
+def _record_fill(order: Order, cumulative_qty: Decimal, cumulative_avg: Decimal | None, at: dt.datetime) -> bool:
+    """Turn an increase of the broker's cumulative filled qty into one fill row. Idempotent."""
+    if cumulative_qty <= order.filled_qty:
+        return False
+    avg = cumulative_avg if cumulative_avg is not None else order.filled_avg_price or order.limit_price or Decimal(0)
+    delta_qty = cumulative_qty - order.filled_qty
+    previous_cost = order.filled_qty * (order.filled_avg_price or Decimal(0))
+    price = ((cumulative_qty * avg - previous_cost) / delta_qty).quantize(PRICE_PLACES)
+    Position.objects.get_or_create(strategy_id=order.strategy_id, symbol=order.symbol)
+    position = Position.objects.select_for_update().get(strategy_id=order.strategy_id, symbol=order.symbol)
+    realised = _apply_fill_to_position(position, order.side, delta_qty, price)
+    position.save()
+    Fill.objects.create(
+        order=order,
+        strategy_id=order.strategy_id,
+        symbol=order.symbol,
+        side=order.side,
+        qty=delta_qty,
+        price=price,
+        cumulative_qty=cumulative_qty,
+        realized_pnl=realised,
+        at=at,
+    )
+    order.filled_qty = cumulative_qty
+    order.filled_avg_price = avg.quantize(PRICE_PLACES)
+    return True
+
+
+def _apply_broker_order(order: Order, broker_order: bt.BrokerOrder, *, label: str) -> bool:
+    """Bring a locked local order to the broker's truth: fills first, then the state.
+
+    Returns True when something changed (a fill or a transition).
+    """
+    changed = _record_fill(
+        order, broker_order.filled_qty, broker_order.filled_avg_price, broker_order.updated_at or timezone.now()
+    )
+    if order.broker_order_id is None:
+        order.broker_order_id = broker_order.broker_order_id
+    order.broker_updated_at = broker_order.updated_at
+    target = from_broker_status(broker_order.status)
+    if target == S.SUBMITTED and order.filled_qty > 0:
+        target = S.PARTIALLY_FILLED
+    if order.status in TERMINAL:
+        if changed:
+            logger.error("fill for terminal order %s recorded from broker truth", order.client_order_id)
+            order.save()
+        return changed
+    # A cancel request stays pending until the broker confirms or refuses it:
+    # the broker still saying "new" only means it has not processed it yet.
+    if order.status == S.PENDING_CANCEL and target == S.SUBMITTED:
+        target = S.PENDING_CANCEL
+    if target != order.status:
+        reason = f"broker status {broker_order.status}"
+        if broker_order.filled_qty:
+            reason += f", filled {broker_order.filled_qty} @ {broker_order.filled_avg_price}"
+        _transition(order, target, label=label, reason=reason)
+        return True
+    if changed:
+        order.save()
+    return changed
+
+
+def order_apply_broker_update(*, broker_order: bt.BrokerOrder, label: str) -> Order | None:
+    """Apply one broker report (from polling or the trade_updates stream). Safe to repeat."""
+    with transaction.atomic():
+        order = Order.objects.select_for_update().filter(client_order_id=broker_order.client_order_id).first()
+        if order is None or order.status == S.PENDING:
+            return order  # a pending order is owned by its sender until it commits
+        _apply_broker_order(order, broker_order, label=label)
+        return order

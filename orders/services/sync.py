@@ -1,0 +1,149 @@
+"""Status polling: move every local working order to the broker's state, in pages."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from brokers import types as bt
+from brokers.exceptions import BrokerError
+from brokers.registry import get_broker
+from orders.models import Order
+from orders.services.cancel import order_resolve
+from orders.services.execution import _apply_broker_order, order_apply_broker_update
+from orders.services.transitions import S
+from orders.states import WORKING
+
+logger = logging.getLogger(__name__)
+CLOSED_LISTING_WINDOW = dt.timedelta(minutes=15)
+
+
+@dataclass
+class SyncResult:
+    checked: int = 0
+    changed: int = 0
+    resolved: int = 0
+    fills: int = 0
+    broker_calls: int = 0
+    # Open broker orders no local order has, when the caller asked (reconciliation reports them).
+    unknown_open: list[dict[str, str]] = field(default_factory=list)
+
+
+def _pages(broker_orders: Iterable[bt.BrokerOrder], size: int = 500) -> Iterable[list[bt.BrokerOrder]]:
+    page: list[bt.BrokerOrder] = []
+    for broker_order in broker_orders:
+        page.append(broker_order)
+        if len(page) == size:
+            yield page
+            page = []
+    if page:
+        yield page
+
+
+def _apply_page(page: list[bt.BrokerOrder], *, cycle_start: dt.datetime, label: str, result: SyncResult) -> None:
+    """Apply one page of broker orders to the local orders they name, one short transaction each."""
+    by_client_id = {bo.client_order_id: bo for bo in page}
+    local = Order.objects.filter(client_order_id__in=by_client_id, status__in=WORKING).exclude(status=S.PENDING)
+    for order_id, client_order_id in local.values_list("id", "client_order_id"):
+        broker_order = by_client_id[client_order_id]
+        with transaction.atomic():
+            # skip_locked: an order being sent or cancelled right now is left to its owner.
+            order = Order.objects.select_for_update(skip_locked=True).filter(pk=order_id).first()
+            if order is None or order.status not in WORKING or order.status == S.PENDING:
+                continue
+            filled_before = order.filled_qty
+            if _apply_broker_order(order, broker_order, label=label):
+                result.changed += 1
+                result.fills += int(order.filled_qty > filled_before)
+    # Only ever forward: reconciliation runs a sync of its own, so two cycles
+    # can overlap, and the older one's stamp landing last must not make the
+    # newer one think these orders were in none of its listings.
+    Order.objects.filter(client_order_id__in=by_client_id).filter(
+        Q(last_seen_at__isnull=True) | Q(last_seen_at__lt=cycle_start)
+    ).update(last_seen_at=cycle_start)
+
+
+def _collect_unknown(page: list[bt.BrokerOrder], result: SyncResult) -> None:
+    """Open broker orders no local order has (placed on the broker's dashboard, or by another system)."""
+    ours = set(
+        Order.objects.filter(client_order_id__in=[bo.client_order_id for bo in page]).values_list(
+            "client_order_id", flat=True
+        )
+    )
+    result.unknown_open += [
+        {"client_order_id": bo.client_order_id, "symbol": bo.symbol, "broker_order_id": bo.broker_order_id}
+        for bo in page
+        if bo.client_order_id not in ours
+    ]
+
+
+def orders_sync(*, label: str = "job:order_sync", report_unknown_open: bool = False) -> SyncResult:
+    """Move every local working order to the broker's state.
+
+    Broker calls grow with pages of 500, not with orders: one paged listing
+    of orders closed since the oldest working order was created, and one of
+    open orders. Each page is applied as it arrives (memory stays one page
+    whatever the size of the book), and every local order a listing named is
+    stamped ``last_seen_at``. Only the working orders no listing named are
+    looked up one by one: ambiguous sends past their grace period (by
+    client_order_id), and orders sent well before the cycle that neither
+    listing named (one older than CLOSED_LISTING_WINDOW that has closed).
+
+    With ``report_unknown_open`` the open listing also collects the open
+    broker orders this system does not know (reconciliation reports them),
+    and is read even when nothing local is working.
+    """
+    broker = get_broker()
+    calls_before = broker.counter.calls
+    result = SyncResult()
+    grace = dt.timedelta(seconds=settings.UNKNOWN_ORDER_GRACE_S)
+    cycle_start = timezone.now()
+    local = Order.objects.filter(status__in=WORKING)
+    result.checked = local.count()  # the working set, through its partial index
+    if not result.checked and not report_unknown_open:
+        return result
+    oldest = local.exclude(status=S.PENDING).order_by("created_at").values_list("created_at", flat=True).first()
+    if oldest is not None or report_unknown_open:
+        for page in _pages(broker.iter_orders(status="open")):
+            if report_unknown_open:
+                _collect_unknown(page, result)
+            if result.checked:  # else listed only for the unknown-order report: nothing local to apply
+                _apply_page(page, cycle_start=cycle_start, label=label, result=result)
+    if oldest is not None:
+        # The closed listing reaches back to the oldest working order, but no
+        # further than CLOSED_LISTING_WINDOW: one day-old GTC order must not make
+        # every cycle page through the day's history. An older order that
+        # closed is in neither listing and is looked up by id below.
+        closed_since = max(oldest - dt.timedelta(minutes=1), cycle_start - CLOSED_LISTING_WINDOW)
+        for page in _pages(broker.iter_orders(status="closed", after=closed_since)):
+            _apply_page(page, cycle_start=cycle_start, label=label, result=result)
+
+    # An order sent while the listings were being read may be in neither; the
+    # next cycle lists it. Only orders sent well before this cycle are looked up.
+    settled = cycle_start - dt.timedelta(seconds=float(settings.ALPACA_TIMEOUT_S))
+    unseen = local.filter(Q(last_seen_at__isnull=True) | Q(last_seen_at__lt=cycle_start))
+    for order_id, status, created_at, sent_at, broker_order_id, client_order_id in unseen.values_list(
+        "id", "status", "created_at", "sent_at", "broker_order_id", "client_order_id"
+    ).iterator(chunk_size=500):
+        ambiguous = status in {S.UNKNOWN, S.PENDING} or (status == S.PENDING_CANCEL and not broker_order_id)
+        if ambiguous:
+            if cycle_start - created_at >= grace:
+                order_resolve(order_id=order_id, label=label)
+                result.resolved += 1
+        elif broker_order_id and (sent_at or created_at) < settled:
+            try:
+                logger.debug("sync lookup %s status=%s sent %.2fs before cycle", client_order_id, status,
+                            (cycle_start - (sent_at or created_at)).total_seconds())
+                order_apply_broker_update(broker_order=broker.get_order(broker_order_id), label=label)
+                result.changed += 1
+            except BrokerError as exc:
+                logger.warning("order %s is in no listing and its lookup failed: %s", client_order_id, exc)
+    result.broker_calls = broker.counter.calls - calls_before
+    return result

@@ -1,0 +1,28 @@
+"""Plumbing every order service shares: the one way an order changes state, and its audit row."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from orders.models import Order, OrderTransition
+from orders.states import OrderStatus
+
+S = OrderStatus
+PRICE_PLACES = Decimal("0.00000001")
+MONEY_PLACES = Decimal("0.01")
+
+
+def _log_transition(order: Order, from_status: str, *, actor: Any, label: str, reason: str) -> None:
+    user = actor if getattr(actor, "is_authenticated", False) else None
+    OrderTransition.objects.create(
+        order=order, from_status=from_status, to_status=order.status, actor=user, actor_label=label, reason=reason
+    )
+
+
+def _transition(order: Order, target: str, *, label: str, reason: str = "", actor: Any = None) -> None:
+    """Move ``order`` (locked by the caller) to ``target`` through its django-fsm method, and log it."""
+    source = order.status
+    getattr(order, f"to_{target}")()  # raises TransitionNotAllowed for an edge not in the table
+    order.save()
+    _log_transition(order, source, actor=actor, label=label, reason=reason)

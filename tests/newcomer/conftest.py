@@ -1,0 +1,64 @@
+"""A fresh clone of this checkout, as a newcomer gets it, for the tests of the newcomer's path.
+
+The clone holds the committed tree plus the working tree's uncommitted changes
+and new (not ignored) files, so a README edit is tested before it is
+committed. Its ``.venv`` is
+a link to this checkout's, and the requirements files are dated before the
+install stamp, so ``make run`` finds the environment ready instead of spending a
+minute installing it; everything else (var/, the database, the dev key) starts
+empty, as on a newcomer's machine.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+PROJECT = Path(__file__).resolve().parents[2]
+
+
+def _venv() -> Path:
+    own = PROJECT / ".venv"
+    return own if (own / "bin" / "python").exists() else Path(sys.prefix)
+
+
+def newcomer_env(**extra: str) -> dict[str, str]:
+    """A shell's environment on a newcomer's machine: none of the test run's settings (DATABASE_URL, ...)."""
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
+        "HOME": os.environ.get("HOME", "/tmp"),
+        "LANG": "C.UTF-8",
+        "TERM": "xterm",
+    }
+    env.update(extra)
+    return env
+
+
+def _git(*args: str, cwd: Path = PROJECT) -> str:
+    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout.strip()
+
+
+@pytest.fixture(scope="session")
+def fresh_clone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    clone = tmp_path_factory.mktemp("newcomer") / "backoffice"
+    _git("clone", "--quiet", str(PROJECT), str(clone))
+    _git("checkout", "--quiet", "--detach", _git("rev-parse", "HEAD"), cwd=clone)
+    diff = subprocess.run(["git", "diff", "HEAD", "--binary"], cwd=PROJECT, check=True, capture_output=True).stdout
+    if diff:
+        subprocess.run(["git", "apply", "--whitespace=nowarn"], cwd=clone, input=diff, check=True)
+    for name in _git("ls-files", "--others", "--exclude-standard").splitlines():
+        if name == ".venv":
+            continue
+        target = clone / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(PROJECT / name, target)
+    (clone / ".venv").symlink_to(_venv())
+    for name in ("requirements.txt", "requirements-dev.txt"):
+        os.utime(clone / name, (0, 0))  # older than the venv's install stamp: no reinstall
+    yield clone
