@@ -132,6 +132,9 @@ class Exposure:
     symbol_working_sell: Decimal = ZERO
     # Notional of working buys sent after ``buys_since`` (the account reading): buying power not yet reserved.
     working_buy_since: Decimal = ZERO
+    # Every strategy's exposure (|positions at market| + adding working orders) and unrealised P&L.
+    exposure_by_strategy: dict[int, Decimal] = field(default_factory=lambda: defaultdict(lambda: ZERO))
+    unrealised_by_strategy: dict[int, Decimal] = field(default_factory=lambda: defaultdict(lambda: ZERO))
 
     @property
     def open_positions(self) -> int:
@@ -160,6 +163,8 @@ def exposure_summary(
         result.gross_position_value += value
         net_by_symbol[row["symbol"]] += row["qty"]
         positions_by_key[(row["strategy_id"], row["symbol"])] = row["qty"]
+        result.exposure_by_strategy[row["strategy_id"]] += value
+        result.unrealised_by_strategy[row["strategy_id"]] += (mark - row["avg_price"]) * row["qty"]
         if row["symbol"] == symbol:
             result.symbol_position_value += value
             result.symbol_net_qty += row["qty"]
@@ -196,6 +201,7 @@ def exposure_summary(
         result.working_add += adding * price
         if adding > 0:
             result.exposed_symbols.add(row["symbol"])
+        result.exposure_by_strategy[row["strategy_id"]] += adding * price
         if row["side"] == "buy" and row["remaining_since"]:
             result.working_buy_since += row["remaining_since"] * price
         if row["symbol"] == symbol:
@@ -339,6 +345,55 @@ def build_snapshot(
     )
 
 
+def strategy_usage(
+    *, exposure: Exposure, equity: Decimal, day_start_equity: Decimal, now: dt.datetime
+) -> list[dict[str, object]]:
+    """Each strategy's limits next to their use: allocation, daily loss, the message throttle.
+
+    The same figures the pre-trade check reads (exposure at market with
+    working orders, today's realised plus unrealised P&L, orders of the last
+    minute that were not denied), from three aggregates over small sets.
+    """
+    realised = dict(
+        Fill.objects.filter(at__gte=trading_day_start(now))
+        .values("strategy_id")
+        .annotate(total=Sum("realized_pnl"))
+        .values_list("strategy_id", "total")
+    )
+    last_minute = dict(
+        Order.objects.filter(created_at__gte=now - dt.timedelta(seconds=60))
+        .exclude(status=OrderStatus.DENIED)
+        .values("strategy_id")
+        .annotate(count=Count("id"))
+        .values_list("strategy_id", "count")
+    )
+    hundred = Decimal(100)
+    cents = Decimal("0.01")
+    usage = []
+    for strategy in Strategy.objects.order_by("slug"):
+        allocation = (
+            strategy.max_allocation_amount
+            if strategy.max_allocation_amount is not None
+            else equity * strategy.max_allocation_pct / hundred
+        )
+        daily_pnl = (realised.get(strategy.pk) or ZERO) + exposure.unrealised_by_strategy.get(strategy.pk, ZERO)
+        usage.append(
+            {
+                "strategy": strategy.slug,
+                "mode": strategy.mode,
+                "paused": strategy.paused,
+                "allocation": allocation.quantize(cents),
+                "allocation_used": exposure.exposure_by_strategy.get(strategy.pk, ZERO).quantize(cents),
+                "daily_pnl": daily_pnl.quantize(cents),
+                "daily_loss_limit": (day_start_equity * strategy.max_daily_loss_pct / hundred).quantize(cents),
+                "orders_last_minute": last_minute.get(strategy.pk, 0),
+                "max_orders_per_minute": strategy.max_orders_per_minute,
+                "max_orders_per_second": strategy.max_orders_per_second,
+            }
+        )
+    return usage
+
+
 def latest_reconciliation() -> ReconciliationRun | None:
     return ReconciliationRun.objects.prefetch_related("breaks").order_by("-at").first()
 
@@ -403,6 +458,7 @@ def risk_picture(*, now: dt.datetime | None = None) -> dict[str, object]:
         }
 
     return {
+        "strategies": strategy_usage(exposure=exposure, day_start_equity=day_start, equity=equity, now=now),
         "equity": equity,
         "day_start_equity": day_start,
         "peak_equity": peak,

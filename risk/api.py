@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
@@ -241,6 +242,11 @@ class LimitsView(APIView):
         data.is_valid(raise_exception=True)
         changes = dict(data.validated_data)
         reason = changes.pop("reason")
+        for name, value in changes.items():
+            if isinstance(value, Decimal):
+                # As typed (the serializer pads to the field's places): the audit trail then reads
+                # "2500", as it does for the same change made in the admin.
+                changes[name] = Decimal(str(request.data[name]))
         try:
             services.limit_update(acting_user=request.user, changes=changes, reason=reason)
         except DjangoPermissionDenied as exc:
