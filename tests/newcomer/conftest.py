@@ -15,7 +15,6 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -44,21 +43,25 @@ def _git(*args: str, cwd: Path = PROJECT) -> str:
     return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout.strip()
 
 
-@pytest.fixture(scope="session")
-def fresh_clone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    clone = tmp_path_factory.mktemp("newcomer") / "backoffice"
+def make_clone(parent: Path) -> Path:
+    """Clone this checkout into ``parent/backoffice`` (see the module docstring for what it holds)."""
+    clone = parent / "backoffice"
     _git("clone", "--quiet", str(PROJECT), str(clone))
     _git("checkout", "--quiet", "--detach", _git("rev-parse", "HEAD"), cwd=clone)
     diff = subprocess.run(["git", "diff", "HEAD", "--binary"], cwd=PROJECT, check=True, capture_output=True).stdout
     if diff:
         subprocess.run(["git", "apply", "--whitespace=nowarn"], cwd=clone, input=diff, check=True)
     for name in _git("ls-files", "--others", "--exclude-standard").splitlines():
-        if name == ".venv":
-            continue
         target = clone / name
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(PROJECT / name, target)
     (clone / ".venv").symlink_to(_venv())
     for name in ("requirements.txt", "requirements-dev.txt"):
         os.utime(clone / name, (0, 0))  # older than the venv's install stamp: no reinstall
-    yield clone
+    return clone
+
+
+@pytest.fixture(scope="session")
+def fresh_clone(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One clone shared by the quick tests of this package (they only add files under var/)."""
+    return make_clone(tmp_path_factory.mktemp("newcomer"))
