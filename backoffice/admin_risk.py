@@ -9,6 +9,7 @@ check on the request itself, then the service, which checks again.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -38,12 +39,14 @@ from backoffice.admin_tools import (
     timestamp_column,
 )
 from backoffice.jobs import job_status
+from core.models import JobRun
 from orders.selectors import risk_picture
 from risk import services
+from risk.approvals import FourEyes, four_eyes_required
+from risk.checks import drawdown_pct
 from risk.models import (
     BreakerState,
     EquitySnapshot,
-    JobRun,
     KillSwitch,
     KillSwitchSource,
     Mode,
@@ -351,32 +354,70 @@ class RestrictedSymbolAdmin(AuditTrailMixin, BackofficeModelAdmin):
 # --- Kill switches -------------------------------------------------------------------
 
 
-def _four_eyes() -> bool:
-    return settings.KILL_SWITCH_RESET_APPROVALS >= 2
+def four_eyes_actions(
+    four_eyes: FourEyes,
+    *,
+    thing: str,
+    reset: Callable[[HttpRequest, Any, str], str],
+    reject: Callable[[HttpRequest, Any, str], str],
+    resettable: Callable[[Any], bool],
+    effect: Callable[[Any], str],
+    rejected_effect: str,
+    subject: Callable[[Any], str],
+) -> tuple[ObjectAction, ObjectAction]:
+    """The two admin buttons of any four-eyes action (risk.approvals): reset/request/approve, and reject.
 
+    ``thing`` names it in labels ("kill switch"); ``resettable(obj)`` says
+    whether the object's state offers the action; ``effect(obj)`` says what
+    the action does, ``rejected_effect`` what a rejection leaves, and
+    ``subject(obj)`` names the object in the rejection's explanation.
+    """
 
-def _pending_by_other(user: Any, requested_by_id: int | None) -> bool:
-    return requested_by_id is not None and requested_by_id != user.pk
+    def label(user: Any, obj: Any) -> str:
+        if not four_eyes_required():
+            return f"Reset {thing}"
+        if not four_eyes.pending(obj):
+            return f"Request {thing} reset"
+        return f"Approve {thing} reset"
 
+    def explanation(user: Any, obj: Any) -> str:
+        what = effect(obj)
+        if not four_eyes_required():
+            return f"{what} as soon as you confirm."
+        requested_by = four_eyes.requested_by(obj)
+        if requested_by is None:
+            return (f"Four-eyes is on: your request is recorded and {what.lower()} only when a second, "
+                    "different officer approves it.")
+        if requested_by.pk == user.pk:
+            return "You requested this reset; a second, different officer must approve or reject it."
+        return (f"{requested_by} requested this reset at {four_eyes.requested_at(obj):%Y-%m-%d %H:%M:%S} UTC, "
+                f"reason: “{four_eyes.reason(obj)}”. Approving it: {what.lower()}.")
 
-def _reset_label(user: Any, requested_by_id: int | None, thing: str) -> str:
-    if not _four_eyes():
-        return f"Reset {thing}"
-    if requested_by_id is None:
-        return f"Request {thing} reset"
-    return f"Approve {thing} reset"
-
-
-def _reset_explanation(user: Any, requested_by: Any, requested_at: Any, reason: str, effect: str) -> str:
-    if not _four_eyes():
-        return f"{effect} as soon as you confirm."
-    if requested_by is None:
-        return (f"Four-eyes is on: your request is recorded and {effect.lower()} only when a second, "
-                "different officer approves it.")
-    if requested_by.pk == user.pk:
-        return "You requested this reset; a second, different officer must approve or reject it."
-    return (f"{requested_by} requested this reset at {requested_at:%Y-%m-%d %H:%M:%S} UTC, reason: “{reason}”. "
-            f"Approving it: {effect.lower()}.")
+    return (
+        ObjectAction(
+            name="reset",
+            label=f"Reset {thing}",
+            label_for=label,
+            run=reset,
+            allowed=has_perm(four_eyes.permission),
+            available=lambda user, obj: resettable(obj) and (
+                not four_eyes.pending(obj) or four_eyes.pending_by_other(obj, user)
+            ),
+            style="primary",
+            explanation=explanation,
+        ),
+        ObjectAction(
+            name="reject-reset",
+            label="Reject reset request",
+            run=reject,
+            allowed=has_perm(four_eyes.permission),
+            available=lambda user, obj: four_eyes.pending_by_other(obj, user),
+            explanation=lambda user, obj: (
+                f"{four_eyes.requested_by(obj)} asked to reset {subject(obj)}: “{four_eyes.reason(obj)}”. "
+                f"{rejected_effect}"
+            ),
+        ),
+    )
 
 
 def activate_switch(request: HttpRequest, switch: KillSwitch, reason: str) -> str:
@@ -405,7 +446,7 @@ def activation_explanation(user: Any, switch: KillSwitch) -> str:
     else:
         cancels = f"every working order of strategy {switch.strategy} at the broker"
     positions = "flattened with market orders" if settings.KILL_SWITCH_FLATTEN else "frozen as they are"
-    reset = "two officers reset it (four-eyes)" if _four_eyes() else "an officer resets it"
+    reset = "two officers reset it (four-eyes)" if four_eyes_required() else "an officer resets it"
     return (f"Cancels {cancels}, denies every new order in scope until {reset}, "
             f"and alerts the officers. Positions are {positions}.")
 
@@ -421,30 +462,15 @@ KILL_SWITCH_ACTIONS = (
         explanation=activation_explanation,
         submit_label="Activate: stop trading",
     ),
-    ObjectAction(
-        name="reset",
-        label="Reset kill switch",
-        label_for=lambda user, s: _reset_label(user, s.reset_requested_by_id, "kill switch"),
-        run=reset_switch,
-        allowed=has_perm("risk.reset_killswitch"),
-        available=lambda user, s: s.active and (
-            s.reset_requested_by_id is None or _pending_by_other(user, s.reset_requested_by_id)
-        ),
-        style="primary",
-        explanation=lambda user, s: _reset_explanation(
-            user, s.reset_requested_by, s.reset_requested_at, s.reset_reason, "Trading resumes in scope"
-        ),
-    ),
-    ObjectAction(
-        name="reject-reset",
-        label="Reject reset request",
-        run=reject_switch_reset,
-        allowed=has_perm("risk.reset_killswitch"),
-        available=lambda user, s: _pending_by_other(user, s.reset_requested_by_id),
-        explanation=lambda user, s: (
-            f"{s.reset_requested_by} asked to reset the {s.scope_label} kill switch: “{s.reset_reason}”. "
-            "Rejecting keeps it active and clears the request."
-        ),
+    *four_eyes_actions(
+        services.KILL_SWITCH_RESET,
+        thing="kill switch",
+        reset=reset_switch,
+        reject=reject_switch_reset,
+        resettable=lambda s: s.active,
+        effect=lambda s: "Trading resumes in scope",
+        rejected_effect="Rejecting keeps it active and clears the request.",
+        subject=lambda s: f"the {s.scope_label} kill switch",
     ),
 )
 
@@ -488,8 +514,10 @@ class KillSwitchAdmin(AuditTrailMixin, ReadOnlyAdminMixin, BackofficeModelAdmin)
                            switch.reset_requested_at)
 
     def state_summary(self, request: HttpRequest, obj: Model) -> str:
-        return render_to_string("admin/backoffice/state/killswitch.html", {"switch": obj, "four_eyes": _four_eyes()},
-                                request=request)
+        return render_to_string(
+            "admin/backoffice/state/killswitch.html", {"switch": obj, "four_eyes": four_eyes_required()},
+            request=request,
+        )
 
     def audit_trail(self, obj: KillSwitch) -> QuerySet[Any]:  # type: ignore[override]
         events = RiskEvent.objects.filter(kind__in=KILL_SWITCH_KINDS).select_related("strategy")
@@ -517,33 +545,17 @@ def reject_breaker_reset(request: HttpRequest, state: RiskState, reason: str) ->
     return "Reset request rejected: the circuit breaker stays as it is."
 
 
-BREAKER_ACTIONS = (
-    ObjectAction(
-        name="reset",
-        label="Reset circuit breaker",
-        label_for=lambda user, s: _reset_label(user, s.breaker_reset_requested_by_id, "circuit breaker"),
-        run=reset_breaker,
-        allowed=has_perm("risk.reset_circuit_breaker"),
-        available=lambda user, s: s.breaker_state != BreakerState.CLOSED and (
-            s.breaker_reset_requested_by_id is None or _pending_by_other(user, s.breaker_reset_requested_by_id)
-        ),
-        style="primary",
-        explanation=lambda user, s: _reset_explanation(
-            user, s.breaker_reset_requested_by, s.breaker_reset_requested_at, s.breaker_reset_reason,
-            f"The breaker closes and the peak equity restarts from the current equity ({dashboard.money(s.equity)})",
-        ),
+BREAKER_ACTIONS = four_eyes_actions(
+    services.BREAKER_RESET,
+    thing="circuit breaker",
+    reset=reset_breaker,
+    reject=reject_breaker_reset,
+    resettable=lambda s: s.breaker_state != BreakerState.CLOSED,
+    effect=lambda s: (
+        f"The breaker closes and the peak equity restarts from the current equity ({dashboard.money(s.equity)})"
     ),
-    ObjectAction(
-        name="reject-reset",
-        label="Reject reset request",
-        run=reject_breaker_reset,
-        allowed=has_perm("risk.reset_circuit_breaker"),
-        available=lambda user, s: _pending_by_other(user, s.breaker_reset_requested_by_id),
-        explanation=lambda user, s: (
-            f"{s.breaker_reset_requested_by} asked to reset the circuit breaker: “{s.breaker_reset_reason}”. "
-            "Rejecting keeps it latched and clears the request."
-        ),
-    ),
+    rejected_effect="Rejecting keeps it latched and clears the request.",
+    subject=lambda s: "the circuit breaker",
 )
 
 
@@ -590,7 +602,7 @@ class CircuitBreakerAdmin(SingletonAdminMixin, AuditTrailMixin, ReadOnlyAdminMix
         picture = risk_picture()
         return render_to_string(
             "admin/backoffice/state/breaker.html",
-            {"state": obj, "picture": picture, "limits": RiskLimits.current(), "four_eyes": _four_eyes()},
+            {"state": obj, "picture": picture, "limits": RiskLimits.current(), "four_eyes": four_eyes_required()},
             request=request,
         )
 
@@ -767,13 +779,11 @@ class EquitySnapshotAdmin(LargeTableAdminMixin, ReadOnlyAdminMixin, BackofficeMo
 
     @admin.display(description="daily drawdown")
     def daily_drawdown(self, snap: EquitySnapshot) -> str:
-        return dashboard.percent(max(Decimal(0), (snap.day_start_equity - snap.equity) / snap.day_start_equity * 100)
-                                 if snap.day_start_equity else None)
+        return dashboard.percent(drawdown_pct(snap.day_start_equity, snap.equity) if snap.day_start_equity else None)
 
     @admin.display(description="total drawdown")
     def total_drawdown(self, snap: EquitySnapshot) -> str:
-        return dashboard.percent(max(Decimal(0), (snap.peak_equity - snap.equity) / snap.peak_equity * 100)
-                                 if snap.peak_equity else None)
+        return dashboard.percent(drawdown_pct(snap.peak_equity, snap.equity) if snap.peak_equity else None)
 
 
 @admin.register(JobRun)

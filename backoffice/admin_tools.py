@@ -33,11 +33,12 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.functional import cached_property
 
-from orders.services import OrderNotCancellable
-from risk.services import RiskActionError
+from core.exceptions import BusinessRefusal
 
 # Refusals for a business reason: shown on the confirmation page, nothing changed.
-REFUSALS: tuple[type[Exception], ...] = (RiskActionError, ValidationError, ValueError, OrderNotCancellable)
+# Every service refusal is a core BusinessRefusal; Django's ValidationError is
+# the models' own field validation (full_clean inside limit_update).
+REFUSALS: tuple[type[Exception], ...] = (BusinessRefusal, ValidationError)
 
 Check = Callable[[Any, Any], bool]
 

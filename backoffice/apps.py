@@ -31,3 +31,6 @@ class BackofficeConfig(AppConfig):
 
     def ready(self) -> None:
         connection_created.connect(use_wal_on_sqlite, dispatch_uid="backoffice-sqlite-wal")
+        from backoffice import metrics
+
+        metrics.install()

@@ -23,7 +23,7 @@ import secrets
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_CEILING, Decimal, InvalidOperation
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -84,6 +84,7 @@ class Config:
     alpaca_data_url: str
     alpaca_timeout_s: float
     unknown_order_grace_s: int
+    unknown_order_horizon_s: int
     max_price_age_s: int
     order_sync_interval_s: int
     reconcile_interval_s: int
@@ -146,6 +147,23 @@ def _positive_number(env: Mapping[str, str], name: str, default: str) -> Decimal
     if not value.is_finite() or value <= 0:
         raise ConfigError(f"{name}={raw!r} must be a positive number, e.g. {default}")
     return value
+
+
+# A gateway can accept an order long after our request timed out: "not found"
+# is final only once the horizon covers several of our own timeouts.
+HORIZON_TIMEOUTS = 3
+
+
+def _unknown_order_horizon(env: Mapping[str, str], *, timeout: Decimal, grace: int) -> int:
+    horizon = _int(env, "UNKNOWN_ORDER_HORIZON_S", 300)
+    floor = max(grace, int((timeout * HORIZON_TIMEOUTS).to_integral_value(rounding=ROUND_CEILING)))
+    if horizon < floor:
+        raise ConfigError(
+            f"UNKNOWN_ORDER_HORIZON_S={horizon} is too short: an ambiguous send is closed as never received only "
+            f"after it, so it must be at least UNKNOWN_ORDER_GRACE_S and {HORIZON_TIMEOUTS} x ALPACA_TIMEOUT_S "
+            f"(here {floor}); the default is 300"
+        )
+    return horizon
 
 
 def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
@@ -297,6 +315,8 @@ def from_environ(env: Mapping[str, str], *, base_dir: Path) -> Config:
         allowed_hosts = ["localhost", "127.0.0.1"]
 
     timeout = _positive_number(env, "ALPACA_TIMEOUT_S", "10")
+    grace = _int(env, "UNKNOWN_ORDER_GRACE_S", 30)
+    horizon = _unknown_order_horizon(env, timeout=timeout, grace=grace)
     approvals = _int(env, "KILL_SWITCH_RESET_APPROVALS", 1, minimum=1, maximum=2)
     webhook = env.get("ALERT_WEBHOOK_URL", "").strip()
     if webhook and urlsplit(webhook).scheme not in {"http", "https"}:
@@ -317,7 +337,8 @@ def from_environ(env: Mapping[str, str], *, base_dir: Path) -> Config:
         alpaca_base_url=base_url,
         alpaca_data_url=data_url,
         alpaca_timeout_s=float(timeout),
-        unknown_order_grace_s=_int(env, "UNKNOWN_ORDER_GRACE_S", 30),
+        unknown_order_grace_s=grace,
+        unknown_order_horizon_s=horizon,
         max_price_age_s=_int(env, "MAX_PRICE_AGE_S", 900),
         order_sync_interval_s=_int(env, "ORDER_SYNC_INTERVAL_S", 5),
         reconcile_interval_s=_int(env, "RECONCILE_INTERVAL_S", 60),

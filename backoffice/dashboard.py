@@ -20,16 +20,19 @@ from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db.models import Count, F, Max, Q, Subquery
+from django.db.models import Count, F, Max, Model, Q, Subquery
 from django.db.models.functions import Trunc
 from django.http import HttpRequest
 from django.template.loader import render_to_string
+from django.urls import reverse
 from django.utils import timezone
 
 from backoffice.jobs import JobStatus, age_display, job_statuses
 from orders.models import BreakStatus, ReconciliationBreak, ReconciliationRun
 from orders.selectors import risk_picture, trading_day_start, working_orders
 from orders.states import OrderStatus
+from risk import services
+from risk.approvals import FourEyes
 from risk.models import BreakerState, EquitySnapshot, KillSwitch, RiskEvent, RiskLimits, RiskState, Strategy
 
 ZERO = Decimal(0)
@@ -119,6 +122,23 @@ def equity_history(*, now: dt.datetime) -> list[EquityPoint]:
 
 
 @dataclass(frozen=True)
+class PendingReset:
+    """A four-eyes request awaiting its second officer, whatever it resets."""
+
+    key: str
+    what: str
+    requested_by: Any
+    requested_at: dt.datetime | None
+    reason: str
+    url: str
+
+    @classmethod
+    def of(cls, four_eyes: FourEyes, obj: Model, *, key: str, what: str, url: str) -> PendingReset:
+        return cls(key=key, what=what, requested_by=four_eyes.requested_by(obj),
+                   requested_at=four_eyes.requested_at(obj), reason=four_eyes.reason(obj), url=url)
+
+
+@dataclass(frozen=True)
 class RiskAlerts:
     """What every admin page shouts about: active kill switches, pending resets, a non-closed breaker."""
 
@@ -134,8 +154,24 @@ class RiskAlerts:
         return [s for s in self.switches if s.strategy_id is not None and s.active]
 
     @property
-    def pending_resets(self) -> list[KillSwitch]:
+    def pending_switch_resets(self) -> list[KillSwitch]:
         return [s for s in self.switches if s.reset_pending]
+
+    @property
+    def pending_resets(self) -> list[PendingReset]:
+        """Every reset awaiting a second officer, kill switches and the breaker alike (risk.approvals)."""
+        pending = [
+            PendingReset.of(
+                services.KILL_SWITCH_RESET, s, key=f"kill-switch-{s.pk}", what=f"{s.scope_label} kill switch",
+                url=reverse("admin:risk_killswitch_change", args=[s.pk]),
+            )
+            for s in self.pending_switch_resets
+        ]
+        if self.breaker is not None and services.BREAKER_RESET.pending(self.breaker):
+            pending.append(PendingReset.of(services.BREAKER_RESET, self.breaker, key="circuit-breaker",
+                                           what="circuit breaker",
+                                           url=reverse("admin:risk_riskstate_change", args=[self.breaker.pk])))
+        return pending
 
     @property
     def breaker_alert(self) -> bool:
@@ -643,8 +679,9 @@ class Dashboard:
             "kill_switch": {
                 "global_active": self.alerts.global_switch is not None,
                 "strategies_active": [s.strategy.slug for s in self.alerts.strategy_switches],
-                "resets_pending": [s.scope_label for s in self.alerts.pending_resets],
+                "resets_pending": [s.scope_label for s in self.alerts.pending_switch_resets],
             },
+            "pending_resets": [p.what for p in self.alerts.pending_resets],
             "working_orders": self.working_total,
             "strategies": self.picture["strategies"],
             "open_breaks": self.open_breaks_count,

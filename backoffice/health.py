@@ -17,10 +17,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from backoffice.api import PROBLEM, problem
 from backoffice.jobs import job_statuses
 from brokers.exceptions import BrokerError
 from brokers.registry import get_broker
+from core.api import PROBLEM, problem
 from risk.models import KillSwitch
 
 BROKER_PROBE_CACHE_S = 5

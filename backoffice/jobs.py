@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
-from risk.jobs import job_freshness
+from core.jobs import job_freshness
 
 STALE_AFTER_INTERVALS = 3
 

@@ -38,6 +38,8 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "drf_spectacular",
     "django_celery_beat",
+    "django_prometheus",
+    "core",
     "brokers",
     "risk",
     "orders",
@@ -45,6 +47,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Request/response/exception metrics for GET /metrics (the pair brackets every other middleware).
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Serves collected static files (the admin's) under gunicorn, without a proxy.
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -54,6 +58,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
 ROOT_URLCONF = "backoffice.urls"
@@ -155,9 +160,9 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["backoffice.api.LimitedJSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["core.api.LimitedJSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "backoffice.problems.exception_handler",
+    "EXCEPTION_HANDLER": "core.problems.exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
     "COERCE_DECIMAL_TO_STRING": True,
 }
@@ -207,6 +212,7 @@ ALPACA_BASE_URL = CONFIG.alpaca_base_url
 ALPACA_DATA_URL = CONFIG.alpaca_data_url
 ALPACA_TIMEOUT_S = CONFIG.alpaca_timeout_s
 UNKNOWN_ORDER_GRACE_S = CONFIG.unknown_order_grace_s
+UNKNOWN_ORDER_HORIZON_S = CONFIG.unknown_order_horizon_s
 MAX_PRICE_AGE_S = CONFIG.max_price_age_s
 ORDER_SYNC_INTERVAL_S = CONFIG.order_sync_interval_s
 RECONCILE_INTERVAL_S = CONFIG.reconcile_interval_s

@@ -4,7 +4,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularJSONAPIView, SpectacularSwaggerView
 
-from backoffice import health
+from backoffice import health, metrics
 
 v1 = [
     path("health", health.HealthView.as_view(), name="health"),
@@ -17,6 +17,7 @@ v1 = [
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("v1/", include((v1, "v1"), namespace="v1")),
+    path("metrics", metrics.MetricsView.as_view(), name="metrics"),
 ]
 
 handler404 = "backoffice.views.not_found"

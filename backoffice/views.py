@@ -2,7 +2,7 @@
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
-from backoffice.problems import PROBLEM_BASE, PROBLEM_CONTENT_TYPE
+from core.problems import PROBLEM_BASE, PROBLEM_CONTENT_TYPE
 
 
 def _problem(status: int, title: str, detail: str) -> JsonResponse:

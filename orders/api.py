@@ -5,7 +5,6 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_field
@@ -16,10 +15,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from backoffice.api import BODY_ERRORS, COMMON_ERRORS, PROBLEM, StrictSerializer, ViolationSerializer, problem
-from backoffice.problems import problem_response
+from core.api import BODY_ERRORS, COMMON_ERRORS, PROBLEM, StrictSerializer, ViolationSerializer, problem
+from core.problems import problem_response
 from orders import selectors, services
-from orders.models import Order, OrderType, Position, ReconciliationRun, Side, TimeInForce
+from orders.models import Order, OrderType, ReconciliationRun, Side, TimeInForce
 from orders.states import OrderStatus
 from risk.models import Strategy
 
@@ -100,7 +99,7 @@ class OrderIn(StrictSerializer):
 
 
 class NewestFirst(CursorPagination):
-    ordering = "-created_at"
+    ordering: str | tuple[str, ...] = "-created_at"
     page_size = 100
     page_size_query_param = "limit"
     max_page_size = 500
@@ -165,23 +164,9 @@ class OrderListCreate(APIView):
         fields = data.validated_data
         strategy = _strategy_for(request.user, fields.pop("strategy"))
         order_request = services.OrderRequest(strategy=strategy, **fields)
-        try:
-            outcome = services.order_submit(acting_user=request.user, request=order_request)
-        except services.InvalidOrder as exc:
-            return problem_response(
-                400, slug="invalid-order", title="Invalid order", detail=str(exc), errors={exc.field: [str(exc)]}
-            )
-        except services.IdempotencyConflict as exc:
-            return problem_response(409, slug="idempotency-conflict", detail=str(exc))
-        except services.BrokerUnreachable as exc:
-            # Nothing was stored: the client retries with the same client_order_id.
-            return problem_response(
-                503,
-                slug="broker-unavailable",
-                title="Broker unavailable",
-                detail=str(exc),
-                headers={"Retry-After": "2"},
-            )
+        # Refusals (InvalidOrder, IdempotencyConflict, BrokerUnreachable) are
+        # BusinessRefusals: core.problems.exception_handler answers them.
+        outcome = services.order_submit(acting_user=request.user, request=order_request)
         order = outcome.order
         body = OrderOut(order).data
         if outcome.replayed:
@@ -255,12 +240,7 @@ class OrderDetail(APIView):
     )
     def delete(self, request: Request, pk: Any) -> Response:
         order = self._order(request, pk)
-        try:
-            order = services.order_cancel(acting_user=request.user, order=order)
-        except DjangoPermissionDenied:
-            raise PermissionDenied("You may not cancel orders of this strategy.") from None
-        except services.OrderNotCancellable as exc:
-            return problem_response(409, slug="order-terminal", detail=f"The order cannot be cancelled: {exc}.")
+        order = services.order_cancel(acting_user=request.user, order=order)
         return Response(OrderOut(order).data, status=status.HTTP_202_ACCEPTED)
 
 
@@ -277,6 +257,16 @@ class PositionOut(serializers.Serializer):
     qty = serializers.DecimalField(max_digits=20, decimal_places=8)
     avg_price = serializers.DecimalField(max_digits=20, decimal_places=8)
     realized_pnl = serializers.DecimalField(max_digits=20, decimal_places=2)
+    last_price = serializers.DecimalField(
+        max_digits=20, decimal_places=8, allow_null=True, help_text="last trade; null when no price could be had"
+    )
+    market_value = serializers.DecimalField(
+        max_digits=20, decimal_places=2, allow_null=True, help_text="qty x last_price (negative when short)"
+    )
+    unrealized_pnl = serializers.DecimalField(max_digits=20, decimal_places=2, allow_null=True)
+    pct_of_equity = serializers.DecimalField(
+        max_digits=12, decimal_places=4, allow_null=True, help_text="market_value / account equity, percent"
+    )
     reconciled_at = serializers.DateTimeField(allow_null=True)
     breaks = BreakOut(many=True)
 
@@ -291,27 +281,44 @@ class PositionsOut(serializers.Serializer):
     reconciliation = ReconciliationOut()
 
 
+class PositionListQuery(StrictSerializer):
+    query_string = True
+    include_flat = serializers.BooleanField(required=False, default=False)
+
+
 class PositionList(APIView):
-    @extend_schema(operation_id="positions_list", responses={200: PositionsOut, **COMMON_ERRORS})
+    @extend_schema(
+        operation_id="positions_list",
+        parameters=[OpenApiParameter("include_flat", bool, description="also list positions with qty 0")],
+        responses={200: PositionsOut, (400, PROBLEM): problem("Bad parameter"), **COMMON_ERRORS},
+    )
     def get(self, request: Request) -> Response:
+        query = PositionListQuery(data=request.query_params.dict())
+        query.is_valid(raise_exception=True)
         run: ReconciliationRun | None = selectors.latest_reconciliation()
         breaks = list(run.breaks.all()) if run else []
         by_symbol: dict[str, list] = {}
         for item in breaks:
             by_symbol.setdefault(item.symbol, []).append(item)
         reconciled_at = run.at if run else None
-        positions: list[Position] = list(selectors.visible_positions(request.user))
+        valued = selectors.positions_valued(
+            selectors.visible_positions(request.user), include_flat=query.validated_data["include_flat"]
+        )
         results = [
             {
-                "strategy": p.strategy,
-                "symbol": p.symbol,
-                "qty": p.qty,
-                "avg_price": p.avg_price,
-                "realized_pnl": p.realized_pnl,
+                "strategy": v.position.strategy,
+                "symbol": v.position.symbol,
+                "qty": v.position.qty,
+                "avg_price": v.position.avg_price,
+                "realized_pnl": v.position.realized_pnl,
+                "last_price": v.last_price,
+                "market_value": v.market_value,
+                "unrealized_pnl": v.unrealized_pnl,
+                "pct_of_equity": v.pct_of_equity,
                 "reconciled_at": reconciled_at,
-                "breaks": by_symbol.get(p.symbol, []),
+                "breaks": by_symbol.get(v.position.symbol, []),
             }
-            for p in positions
+            for v in valued
         ]
         return Response(
             PositionsOut(

@@ -1,6 +1,6 @@
 """The order state diagram, drawn from the one transition table (Mermaid)."""
 
-from orders.states import TERMINAL, TRANSITIONS, OrderStatus
+from orders.states import CORRECTIONS, TERMINAL, TRANSITIONS, OrderStatus
 
 
 def mermaid() -> str:
@@ -12,6 +12,10 @@ def mermaid() -> str:
     for source, targets in TRANSITIONS.items():
         for target in sorted(targets):
             lines.append(f"    {source} --> {target}")
+    # Only for an order closed as never received, and only by the late-truth adoption.
+    for source, targets in CORRECTIONS.items():
+        for target in sorted(targets):
+            lines.append(f"    {source} --> {target}: late truth")
     for state in sorted(TERMINAL):
         lines.append(f"    {state} --> [*]")
     return "\n".join(lines)

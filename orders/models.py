@@ -11,7 +11,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django_fsm import ConcurrentTransitionMixin, FSMField, transition
 
-from orders.states import TERMINAL, WORKING, OrderStatus, sources_of
+from orders.states import CORRECTIONS, TERMINAL, WORKING, OrderStatus, sources_of
 from risk.models import MONEY, Digits, Strategy
 
 QTY: Digits = {"max_digits": 20, "decimal_places": 8}
@@ -39,6 +39,10 @@ class TimeInForce(models.TextChoices):
 class OrderOrigin(models.TextChoices):
     CLIENT = "client", "API client"
     FLATTEN = "flatten", "Kill-switch flatten"
+
+
+def _never_received(order: models.Model) -> bool:
+    return getattr(order, "never_received_at", None) is not None
 
 
 class Order(ConcurrentTransitionMixin, models.Model):
@@ -76,6 +80,10 @@ class Order(ConcurrentTransitionMixin, models.Model):
     # Stamped by each sync cycle that saw the order in a broker listing; the
     # orders a cycle did not see are the only ones it looks up one by one.
     last_seen_at = models.DateTimeField(null=True, blank=True)
+    # Set when the back office closed the order because the broker showed no
+    # order for its client_order_id: the one kind of terminal order the
+    # broker's late truth may still correct (orders.states.CORRECTIONS).
+    never_received_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -127,6 +135,47 @@ class Order(ConcurrentTransitionMixin, models.Model):
 
     @transition(field=status, source=sources_of(S.EXPIRED), target=S.EXPIRED)
     def to_expired(self) -> None: ...
+
+    # Late-truth corrections: the sources come from CORRECTIONS, and only an
+    # order closed as never received may take them.
+    @transition(
+        field=status, source=sources_of(S.SUBMITTED, CORRECTIONS), target=S.SUBMITTED, conditions=[_never_received]
+    )
+    def adopt_submitted(self) -> None: ...
+
+    @transition(
+        field=status,
+        source=sources_of(S.PARTIALLY_FILLED, CORRECTIONS),
+        target=S.PARTIALLY_FILLED,
+        conditions=[_never_received],
+    )
+    def adopt_partially_filled(self) -> None: ...
+
+    @transition(
+        field=status,
+        source=sources_of(S.PENDING_CANCEL, CORRECTIONS),
+        target=S.PENDING_CANCEL,
+        conditions=[_never_received],
+    )
+    def adopt_pending_cancel(self) -> None: ...
+
+    @transition(field=status, source=sources_of(S.FILLED, CORRECTIONS), target=S.FILLED, conditions=[_never_received])
+    def adopt_filled(self) -> None: ...
+
+    @transition(
+        field=status, source=sources_of(S.CANCELLED, CORRECTIONS), target=S.CANCELLED, conditions=[_never_received]
+    )
+    def adopt_cancelled(self) -> None: ...
+
+    @transition(
+        field=status, source=sources_of(S.REJECTED, CORRECTIONS), target=S.REJECTED, conditions=[_never_received]
+    )
+    def adopt_rejected(self) -> None: ...
+
+    @transition(
+        field=status, source=sources_of(S.EXPIRED, CORRECTIONS), target=S.EXPIRED, conditions=[_never_received]
+    )
+    def adopt_expired(self) -> None: ...
 
 
 class OrderTransition(models.Model):
@@ -239,3 +288,35 @@ class ReconciliationBreak(models.Model):
     @property
     def difference(self) -> Decimal:
         return self.broker_qty - self.ledger_qty
+
+
+class OrderEvent(models.Model):
+    """One entry of the clients' event feed (GET /v1/events): a transition, a fill, or both.
+
+    Written in the transaction that made the change. ``txid`` is the writing
+    PostgreSQL transaction's id: the feed is ordered by (txid, id) and only
+    serves events of transactions older than every transaction still running,
+    so an event that commits late can never land behind a cursor a client
+    already holds (ordering by id alone could: ids are taken at INSERT, not at
+    COMMIT). On SQLite writers are serialised, so id order is commit order and
+    txid stays 0.
+    """
+
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="events")
+    strategy = models.ForeignKey(Strategy, on_delete=models.PROTECT, related_name="+")
+    transition = models.OneToOneField(
+        OrderTransition, null=True, blank=True, on_delete=models.CASCADE, related_name="event"
+    )
+    fill = models.OneToOneField(Fill, null=True, blank=True, on_delete=models.PROTECT, related_name="event")
+    txid = models.BigIntegerField(default=0)
+    at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["txid", "id"]
+        indexes = [
+            models.Index(fields=["txid", "id"], name="event_feed"),
+            models.Index(fields=["strategy", "txid", "id"], name="event_strategy_feed"),
+        ]
+
+    def __str__(self) -> str:
+        return f"event {self.pk} of {self.order_id}"

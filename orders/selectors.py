@@ -23,7 +23,7 @@ from django.db.models.functions import Coalesce
 from brokers.exceptions import BrokerError
 from brokers.registry import get_broker
 from brokers.types import LastTrade
-from orders.models import Fill, Order, Position, ReconciliationRun
+from orders.models import Fill, Order, OrderEvent, Position, ReconciliationRun
 from orders.states import WORKING, OrderStatus
 from risk import checks
 from risk.models import BreakerState, KillSwitch, Mode, RestrictedSymbol, RiskLimits, RiskState, Strategy
@@ -102,14 +102,14 @@ def working_orders() -> QuerySet[Order]:
 
 
 def symbols_for_snapshot(symbol: str) -> set[str]:
-    """The symbols whose prices a check needs: the order's and every open position's."""
+    """The symbols whose prices a check needs: the order's, every open position's and every working order's.
+
+    Asked of market data in one call, before the account lock; a working
+    market order in a symbol the account does not hold is exposure too.
+    """
     held = Position.objects.exclude(qty=0).values_list("symbol", flat=True).distinct()
-    return {symbol, *held}
-
-
-def _mark(symbol: str, prices: dict[str, LastTrade], fallback: Decimal) -> Decimal:
-    trade = prices.get(symbol)
-    return trade.price if trade is not None else fallback
+    working = working_orders().values_list("symbol", flat=True).distinct()  # through the partial index
+    return {symbol, *held, *working}
 
 
 @dataclass
@@ -119,6 +119,9 @@ class Exposure:
     gross_position_value: Decimal = ZERO
     working_add: Decimal = ZERO
     exposed_symbols: set[str] = field(default_factory=set)  # open positions and symbols with adding orders
+    # Exposed symbols without a fresh last price (a position is then shown at
+    # its average cost, a working market order at nothing): the check denies.
+    unpriced_symbols: set[str] = field(default_factory=set)
     strategy_position_value: Decimal = ZERO
     strategy_unrealised: Decimal = ZERO
     strategy_working_add: Decimal = ZERO
@@ -144,6 +147,7 @@ class Exposure:
 def exposure_summary(
     *,
     prices: dict[str, LastTrade],
+    now: dt.datetime,
     strategy_id: int | None = None,
     symbol: str | None = None,
     buys_since: dt.datetime | None = None,
@@ -152,13 +156,24 @@ def exposure_summary(
 
     Reads positions (one row per strategy and symbol) and working orders
     aggregated by strategy, symbol and side through the partial index: the
-    cost follows the size of the book, not of history.
+    cost follows the size of the book, not of history. Only a fresh price
+    marks anything (the check's own rule, ``checks.price_is_fresh``); a
+    symbol without one is listed in ``unpriced_symbols``, never counted as $0.
     """
+    max_age = dt.timedelta(seconds=settings.MAX_PRICE_AGE_S)
+    marks = {
+        s: trade.price
+        for s, trade in prices.items()
+        if checks.price_is_fresh(checks.LastPrice(trade.price, trade.at), now=now, max_age=max_age)
+    }
     result = Exposure()
     net_by_symbol: dict[str, Decimal] = defaultdict(lambda: ZERO)
     positions_by_key: dict[tuple[int, str], Decimal] = {}
     for row in Position.objects.exclude(qty=0).values("strategy_id", "symbol", "qty", "avg_price"):
-        mark = _mark(row["symbol"], prices, row["avg_price"])
+        mark = marks.get(row["symbol"])
+        if mark is None:
+            result.unpriced_symbols.add(row["symbol"])
+            mark = row["avg_price"]
         value = abs(row["qty"] * mark)
         result.gross_position_value += value
         net_by_symbol[row["symbol"]] += row["qty"]
@@ -182,6 +197,7 @@ def exposure_summary(
         .annotate(
             remaining=Sum(F("qty") - F("filled_qty")),
             limit_notional=Sum((F("qty") - F("filled_qty")) * F("limit_price")),
+            unlimited=Count("id", filter=Q(limit_price__isnull=True)),
             remaining_since=Sum(F("qty") - F("filled_qty"), filter=sent_since),
         )
     )
@@ -195,9 +211,14 @@ def exposure_summary(
         elif row["side"] == "buy" and position < 0:
             reducing = min(remaining, -position)
         adding = remaining - reducing
-        price = _mark(row["symbol"], prices, ZERO)
+        mark = marks.get(row["symbol"])
+        price = mark if mark is not None else ZERO
         if row["limit_notional"] is not None and remaining:
             price = max(price, row["limit_notional"] / remaining)  # a limit order counts at its limit when higher
+        if adding > 0 and mark is None and row["unlimited"]:
+            # A market order without a fresh last price has no price at all:
+            # say so, rather than let it count as $0.
+            result.unpriced_symbols.add(row["symbol"])
         result.working_add += adding * price
         if adding > 0:
             result.exposed_symbols.add(row["symbol"])
@@ -247,7 +268,7 @@ def build_snapshot(
     }
 
     exposure = exposure_summary(
-        prices=prices, strategy_id=strategy.pk, symbol=intent.symbol, buys_since=state.equity_at
+        prices=prices, now=now, strategy_id=strategy.pk, symbol=intent.symbol, buys_since=state.equity_at
     )
     day_start = trading_day_start(now)
     realised_today = Fill.objects.filter(strategy=strategy, at__gte=day_start).aggregate(
@@ -324,6 +345,7 @@ def build_snapshot(
         working_add_notional=exposure.working_add,
         open_positions=exposure.open_positions,
         symbol_has_position=intent.symbol in exposure.exposed_symbols,
+        unpriced_symbols=tuple(sorted(exposure.unpriced_symbols)),
         symbol=checks.SymbolState(
             restricted=restriction is not None,
             restriction_reason=restriction or "",
@@ -437,13 +459,13 @@ def risk_picture(*, now: dt.datetime | None = None) -> dict[str, object]:
             cache.set(key, prices, RISK_PICTURE_PRICE_CACHE_S)
         except BrokerError:
             prices = {}
-    exposure = exposure_summary(prices=prices)
+    exposure = exposure_summary(prices=prices, now=now)
     equity = state.equity or ZERO
     day_start = state.day_start_equity or equity
     peak = state.peak_equity or equity
     hundred = Decimal(100)
-    daily_dd = max(ZERO, (day_start - equity) / day_start * hundred) if day_start else ZERO
-    total_dd = max(ZERO, (peak - equity) / peak * hundred) if peak else ZERO
+    daily_dd = checks.drawdown_pct(day_start, equity)
+    total_dd = checks.drawdown_pct(peak, equity)
     deployed = exposure.gross_position_value + exposure.working_add
     deployed_pct = deployed / equity * hundred if equity else None
 
@@ -480,3 +502,62 @@ def risk_picture(*, now: dt.datetime | None = None) -> dict[str, object]:
             item("min_stock_price", "dollars", limits.min_stock_price, None),
         ],
     }
+
+
+def visible_fills(user) -> QuerySet[Fill]:  # noqa: ANN001
+    """Officers and auditors see every fill; an API client sees its strategies' fills only."""
+    qs = Fill.objects.select_related("strategy", "order")
+    if user.has_perm("orders.view_fill"):
+        return qs
+    return qs.filter(strategy__clients=user)
+
+
+def visible_events(user) -> QuerySet[OrderEvent]:  # noqa: ANN001
+    """The event feed follows order visibility: a client sees its strategies' orders' events only."""
+    qs = OrderEvent.objects.all()
+    if user.has_perm("orders.view_order"):
+        return qs
+    return qs.filter(strategy__clients=user)
+
+
+@dataclass(frozen=True)
+class ValuedPosition:
+    """A ledger position marked at the last trade (None when no price could be had)."""
+
+    position: Position
+    last_price: Decimal | None
+    market_value: Decimal | None
+    unrealized_pnl: Decimal | None
+    pct_of_equity: Decimal | None
+
+
+def _last_prices(symbols: set[str]) -> dict[str, LastTrade]:
+    from brokers.exceptions import BrokerError
+    from brokers.registry import get_market_data
+
+    if not symbols:
+        return {}
+    try:
+        return get_market_data().latest_trades(symbols)
+    except BrokerError:
+        return {}  # shown without a value rather than not at all
+
+
+def positions_valued(positions: QuerySet[Position], *, include_flat: bool = False) -> list[ValuedPosition]:
+    """Each position with its last price, market value (signed), unrealised P&L and share of equity (percent)."""
+    rows = list(positions if include_flat else positions.exclude(qty=0))
+    prices = _last_prices({p.symbol for p in rows})
+    equity = RiskState.current().equity
+    hundred = Decimal(100)
+    valued = []
+    for p in rows:
+        trade = prices.get(p.symbol)
+        last = trade.price if trade is not None else None
+        if last is None and p.qty:
+            valued.append(ValuedPosition(p, None, None, None, None))
+            continue
+        value = (p.qty * (last or ZERO)).quantize(Decimal("0.01"))  # a flat position is worth 0 at any price
+        unrealised = (((last or ZERO) - p.avg_price) * p.qty).quantize(Decimal("0.01"))
+        pct = (value / equity * hundred).quantize(Decimal("0.0001")) if equity else None
+        valued.append(ValuedPosition(p, last, value, unrealised, pct))
+    return valued

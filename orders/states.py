@@ -52,9 +52,27 @@ TRANSITIONS: dict[str, frozenset[str]] = {
 }
 
 
-def sources_of(target: str) -> list[str]:
-    """Every state from which ``target`` may be entered."""
-    return [source for source, targets in TRANSITIONS.items() if target in targets]
+# Late truth (SPEC 3.2): corrections of an order the back office closed as
+# never received (an ambiguous send the broker did not show over the horizon:
+# rejected; a cancel requested before the broker ever showed the order:
+# cancelled) and that the broker shows after all. These are the only edges out
+# of a terminal state; only ``order_adopt_late_truth`` takes them, and only for
+# an order marked ``never_received_at`` (the django-fsm condition on
+# ``Order.adopt_*``). A self-edge adopts fills or the broker's id without a new
+# state. An order cancelled locally stays meant to be cancelled: a broker order
+# still working is adopted as ``pending_cancel`` (its cancel is sent), never
+# back to ``submitted``.
+CORRECTIONS: dict[str, frozenset[str]] = {
+    S.REJECTED: frozenset(
+        {S.SUBMITTED, S.PARTIALLY_FILLED, S.FILLED, S.PENDING_CANCEL, S.CANCELLED, S.EXPIRED, S.REJECTED}
+    ),
+    S.CANCELLED: frozenset({S.PENDING_CANCEL, S.FILLED, S.CANCELLED, S.EXPIRED, S.REJECTED}),
+}
+
+
+def sources_of(target: str, table: dict[str, frozenset[str]] = TRANSITIONS) -> list[str]:
+    """Every state from which ``target`` may be entered (by ``table``: the transitions, or the corrections)."""
+    return [source for source, targets in table.items() if target in targets]
 
 
 # Alpaca's status words (the simulated broker speaks the same) -> our states.

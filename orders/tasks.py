@@ -5,9 +5,9 @@ from __future__ import annotations
 from celery import shared_task
 
 from brokers.exceptions import BrokerError
+from core.jobs import JobBusy, exclusive_job
+from core.retry import retry_delay
 from orders import services
-from risk.jobs import JobBusy, exclusive_job
-from risk.taskutil import retry_delay
 
 
 @shared_task(bind=True, max_retries=3, soft_time_limit=50, time_limit=60)

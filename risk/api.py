@@ -5,7 +5,6 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiResponse, extend_schema
@@ -15,8 +14,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from backoffice.api import BODY_ERRORS, COMMON_ERRORS, PROBLEM, StrictSerializer, problem
-from backoffice.problems import problem_response
+from core.api import BODY_ERRORS, COMMON_ERRORS, PROBLEM, StrictSerializer, problem
 from risk import services
 from risk.models import KillSwitch, KillSwitchSource, Mode, RiskLimits, Strategy
 
@@ -106,24 +104,18 @@ class KillSwitchView(APIView):
         data.is_valid(raise_exception=True)
         fields = data.validated_data
         strategy = _strategy(request.user, fields["strategy"]) if fields["scope"] == "strategy" else None
-        try:
-            if fields["action"] == "activate":
-                services.killswitch_activate(
-                    acting_user=request.user, strategy=strategy, reason=fields["reason"], source=KillSwitchSource.API
-                )
-                code = status.HTTP_200_OK
-            elif fields["action"] == "deactivate":
-                outcome = services.killswitch_reset(
-                    acting_user=request.user, strategy=strategy, reason=fields["reason"]
-                )
-                code = status.HTTP_200_OK if outcome.done else status.HTTP_202_ACCEPTED
-            else:
-                services.killswitch_reset_reject(acting_user=request.user, strategy=strategy, reason=fields["reason"])
-                code = status.HTTP_200_OK
-        except DjangoPermissionDenied as exc:
-            raise PermissionDenied(str(exc)) from None
-        except services.RiskActionError as exc:
-            return problem_response(400, slug="control-refused", title="Not possible now", detail=str(exc))
+        # A refusal (RiskActionError) or a missing permission is answered by core.problems.exception_handler.
+        if fields["action"] == "activate":
+            services.killswitch_activate(
+                acting_user=request.user, strategy=strategy, reason=fields["reason"], source=KillSwitchSource.API
+            )
+            code = status.HTTP_200_OK
+        elif fields["action"] == "deactivate":
+            outcome = services.killswitch_reset(acting_user=request.user, strategy=strategy, reason=fields["reason"])
+            code = status.HTTP_200_OK if outcome.done else status.HTTP_202_ACCEPTED
+        else:
+            services.killswitch_reset_reject(acting_user=request.user, strategy=strategy, reason=fields["reason"])
+            code = status.HTTP_200_OK
         return Response(_state(request.user), status=code)
 
 
@@ -155,16 +147,9 @@ class ModeTransitionView(APIView):
         data.is_valid(raise_exception=True)
         fields = data.validated_data
         strategy = _strategy(request.user, fields["strategy"])
-        try:
-            strategy = services.strategy_transition_mode(
-                acting_user=request.user, strategy=strategy, target_mode=fields["target_mode"], reason=fields["reason"]
-            )
-        except DjangoPermissionDenied as exc:
-            raise PermissionDenied(str(exc)) from None
-        except services.RiskActionError as exc:
-            return problem_response(
-                400, slug="mode-transition-refused", title="Mode transition refused", detail=str(exc)
-            )
+        strategy = services.strategy_transition_mode(
+            acting_user=request.user, strategy=strategy, target_mode=fields["target_mode"], reason=fields["reason"]
+        )
         return Response(ModeOut(strategy).data)
 
 
@@ -247,12 +232,10 @@ class LimitsView(APIView):
                 # As typed (the serializer pads to the field's places): the audit trail then reads
                 # "2500", as it does for the same change made in the admin.
                 changes[name] = Decimal(str(request.data[name]))
+        # A missing permission or a RiskActionError is answered by core.problems.exception_handler; the
+        # model's own validation (e.g. the daily limit above the total) is a 400 on the fields it names.
         try:
             services.limit_update(acting_user=request.user, changes=changes, reason=reason)
-        except DjangoPermissionDenied as exc:
-            raise PermissionDenied(str(exc)) from None
         except DjangoValidationError as exc:
             raise ValidationError(exc.message_dict if hasattr(exc, "error_dict") else exc.messages) from None
-        except services.RiskActionError as exc:
-            return problem_response(400, slug="limits-refused", title="Limits not changed", detail=str(exc))
         return Response(_limits())

@@ -164,6 +164,15 @@ class RiskSnapshot:
     working_buy_notional: Decimal = ZERO
     # Orders of the strategy identical to this one (symbol, side, qty, type, limit) in the duplicate window.
     identical_recent_orders: int = 0
+    # Symbols holding a position or an exposure-adding working order that have
+    # no fresh last price (a working limit order is priced at its limit): their
+    # exposure cannot be counted, so nothing that adds exposure may pass.
+    unpriced_symbols: tuple[str, ...] = ()
+
+
+def price_is_fresh(last: LastPrice | None, *, now: dt.datetime, max_age: dt.timedelta) -> bool:
+    """The one freshness rule, for the order's own price and for every exposure mark."""
+    return last is not None and now - last.at <= max_age
 
 
 def _pct(part: Decimal, whole: Decimal) -> Decimal:
@@ -171,17 +180,17 @@ def _pct(part: Decimal, whole: Decimal) -> Decimal:
     return part / whole * HUNDRED if whole else Decimal("Infinity")
 
 
-def daily_drawdown(snapshot: RiskSnapshot) -> Decimal:
-    """max(0, (day_start - equity) / day_start), as a fraction."""
-    if snapshot.day_start_equity <= 0:
-        return ZERO
-    return max(ZERO, (snapshot.day_start_equity - snapshot.equity) / snapshot.day_start_equity)
+def drawdown_pct(reference: Decimal | None, equity: Decimal) -> Decimal:
+    """The one drawdown formula: how far ``equity`` is below ``reference``, in percent, never negative.
 
-
-def total_drawdown(snapshot: RiskSnapshot) -> Decimal:
-    if snapshot.peak_equity <= 0:
+    ``reference`` is the day-start equity (daily drawdown) or the peak equity
+    (total drawdown). Without a positive reference there is no drawdown (0).
+    Unrounded: limits are compared exactly. Used by the pre-trade check, the
+    circuit breaker, the risk picture (API, dashboard) and the admin.
+    """
+    if reference is None or reference <= 0:
         return ZERO
-    return max(ZERO, (snapshot.peak_equity - snapshot.equity) / snapshot.peak_equity)
+    return max(ZERO, (reference - equity) / reference) * HUNDRED
 
 
 def reduces_position(intent: OrderIntent, strategy: StrategyState) -> bool:
@@ -394,7 +403,7 @@ def evaluate(intent: OrderIntent, snapshot: RiskSnapshot) -> list[Violation]:
         return violations
 
     # 2. Circuit breaker and drawdowns: past the daily limit only reducing orders pass.
-    total_dd = total_drawdown(snapshot) * HUNDRED
+    total_dd = drawdown_pct(snapshot.peak_equity, snapshot.equity)
     if total_dd >= limits.max_total_drawdown_pct:
         violations.append(
             Violation(
@@ -404,7 +413,7 @@ def evaluate(intent: OrderIntent, snapshot: RiskSnapshot) -> list[Violation]:
                 total_dd.quantize(Decimal("0.01")),
             )
         )
-    daily_dd = daily_drawdown(snapshot) * HUNDRED
+    daily_dd = drawdown_pct(snapshot.day_start_equity, snapshot.equity)
     if adds_exposure and (snapshot.breaker_state == "tripped" or daily_dd >= limits.max_daily_drawdown_pct):
         violations.append(
             Violation(
@@ -439,8 +448,8 @@ def evaluate(intent: OrderIntent, snapshot: RiskSnapshot) -> list[Violation]:
 
     price = order_price(intent, snapshot)
     last = snapshot.last_price
-    price_is_fresh = last is not None and snapshot.now - last.at <= snapshot.max_price_age
-    if not price_is_fresh:
+    fresh = price_is_fresh(last, now=snapshot.now, max_age=snapshot.max_price_age)
+    if not fresh:
         age = "none" if last is None else f"{int((snapshot.now - last.at).total_seconds())}s"
         violations.append(
             Violation(
@@ -448,6 +457,17 @@ def evaluate(intent: OrderIntent, snapshot: RiskSnapshot) -> list[Violation]:
                 f"No fresh last trade price for {intent.symbol}; the order is denied rather than priced by a guess.",
                 f"{int(snapshot.max_price_age.total_seconds())}s",
                 age,
+            )
+        )
+    unpriced = [sym for sym in snapshot.unpriced_symbols if sym != intent.symbol]  # the order's own: reported above
+    if adds_exposure and unpriced:
+        violations.append(
+            Violation(
+                "stale_price",
+                f"No fresh last trade price for {', '.join(unpriced)}, where positions or working orders are held: "
+                "their exposure cannot be counted, so no order that adds exposure passes.",
+                f"{int(snapshot.max_price_age.total_seconds())}s",
+                ", ".join(unpriced),
             )
         )
     notional = intent.qty * price if price is not None else None
@@ -510,7 +530,7 @@ def evaluate(intent: OrderIntent, snapshot: RiskSnapshot) -> list[Violation]:
                 notional.quantize(Decimal("0.01")),
             )
         )
-    if intent.limit_price is not None and last is not None and price_is_fresh:
+    if intent.limit_price is not None and last is not None and fresh:
         deviation = _pct(abs(intent.limit_price - last.price), last.price)
         if deviation > limits.max_price_deviation_pct:
             violations.append(

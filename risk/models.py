@@ -6,7 +6,6 @@ types and reads; the pre-trade check divides by 100 in one place.
 
 from __future__ import annotations
 
-import datetime as dt
 from decimal import Decimal
 from typing import TypedDict
 
@@ -204,8 +203,34 @@ class KillSwitchSource(models.TextChoices):
     COMMAND = "command", "Management command"
 
 
-class KillSwitch(models.Model):
-    """One row per scope: the global switch (strategy NULL) and one per strategy."""
+class FourEyesRequestFields(models.Model):
+    """Where a four-eyes request waits for its second officer (``risk.approvals``, prefix ``reset_``).
+
+    A model whose action needs two officers inherits these three fields; a
+    model that already had them under other names (RiskState's
+    ``breaker_reset_*``) names its prefix in its ``risk.approvals.FourEyes``.
+    """
+
+    reset_requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    reset_requested_at = models.DateTimeField(null=True, blank=True)
+    reset_reason = models.TextField(blank=True)
+
+    class Meta:
+        abstract = True
+
+    @property
+    def reset_pending(self) -> bool:
+        return self.reset_requested_by_id is not None
+
+
+class KillSwitch(FourEyesRequestFields):
+    """One row per scope: the global switch (strategy NULL) and one per strategy.
+
+    Four-eyes: the first officer's reset request waits in the inherited
+    ``reset_*`` fields for a second officer.
+    """
 
     strategy = models.OneToOneField(
         Strategy, null=True, blank=True, on_delete=models.CASCADE, related_name="kill_switch"
@@ -217,12 +242,6 @@ class KillSwitch(models.Model):
     )
     source = models.CharField(max_length=20, choices=KillSwitchSource.choices, blank=True)
     reason = models.TextField(blank=True)
-    # Four-eyes: the first officer's reset request waits here for a second officer.
-    reset_requested_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
-    )
-    reset_requested_at = models.DateTimeField(null=True, blank=True)
-    reset_reason = models.TextField(blank=True)
 
     class Meta:
         verbose_name = "kill switch"
@@ -247,10 +266,6 @@ class KillSwitch(models.Model):
     @property
     def scope_label(self) -> str:
         return "global" if self.strategy_id is None else f"strategy {self.strategy}"
-
-    @property
-    def reset_pending(self) -> bool:
-        return self.reset_requested_by_id is not None
 
 
 class BreakerState(models.TextChoices):
@@ -366,29 +381,3 @@ class RiskEvent(models.Model):
 
     def delete(self, *args: object, **kwargs: object) -> tuple[int, dict[str, int]]:
         raise AppendOnlyError("risk events are append-only")
-
-
-class JobRun(models.Model):
-    """Bookkeeping of each periodic job: an expiring lock and its last outcome.
-
-    The lock lives in the database, not in a process, so two beat ticks or two
-    workers cannot run the same job at once; it expires, so a worker killed
-    mid-run does not block the job forever.
-    """
-
-    name = models.CharField(max_length=100, unique=True)
-    locked_until = models.DateTimeField(null=True, blank=True)
-    lock_token = models.CharField(max_length=64, blank=True)
-    last_started_at = models.DateTimeField(null=True, blank=True)
-    last_succeeded_at = models.DateTimeField(null=True, blank=True)
-    last_failed_at = models.DateTimeField(null=True, blank=True)
-    last_error = models.TextField(blank=True)
-    runs = models.PositiveBigIntegerField(default=0)
-
-    def __str__(self) -> str:
-        return self.name
-
-    def age(self, now: dt.datetime | None = None) -> dt.timedelta | None:
-        if self.last_succeeded_at is None:
-            return None
-        return (now or timezone.now()) - self.last_succeeded_at

@@ -16,8 +16,12 @@ from django.db import transaction
 from django.utils import timezone
 
 from brokers.types import Account
+from core.actors import actor_label
 from risk import alerts
-from risk.checks import HUNDRED
+from risk.approvals import FourEyes, four_eyes_reject, four_eyes_request_or_approve
+from risk.audit import risk_event_record
+from risk.checks import drawdown_pct
+from risk.exceptions import ModeTransitionRefused, RiskActionError
 from risk.models import (
     BreakerState,
     EquitySnapshot,
@@ -25,7 +29,6 @@ from risk.models import (
     KillSwitchSource,
     Mode,
     RestrictedSymbol,
-    RiskEvent,
     RiskEventKind,
     RiskLimits,
     RiskState,
@@ -35,18 +38,6 @@ from risk.signals import kill_switch_activated
 
 logger = logging.getLogger(__name__)
 User = AbstractBaseUser | AnonymousUser
-
-
-class RiskActionError(Exception):
-    """A request the risk layer refuses for a business reason (shown to the user as a 4xx)."""
-
-
-def actor_label(user: Any | None, job: str | None = None) -> str:
-    if job:
-        return f"job:{job}"
-    if user is None or not getattr(user, "is_authenticated", False):
-        return "system"
-    return str(user.get_username())
 
 
 def _require_perm(user: Any | None, perm: str) -> None:
@@ -61,28 +52,6 @@ def _require_reason(reason: str) -> str:
     if not reason:
         raise RiskActionError("a reason is required")
     return reason
-
-
-def _event(
-    kind: str,
-    *,
-    acting_user: Any | None,
-    job: str | None = None,
-    strategy: Strategy | None = None,
-    reason: str = "",
-    old: dict[str, Any] | None = None,
-    new: dict[str, Any] | None = None,
-) -> RiskEvent:
-    user = acting_user if getattr(acting_user, "is_authenticated", False) else None
-    return RiskEvent.objects.create(
-        kind=kind,
-        actor=user,
-        actor_label=actor_label(acting_user, job),
-        strategy=strategy,
-        reason=reason,
-        old=old or {},
-        new=new or {},
-    )
 
 
 def _jsonable(value: Any) -> Any:
@@ -132,8 +101,8 @@ def _restrict(*, acting_user: Any, symbol: str, reason: str) -> RestrictedSymbol
     )
     if not created:
         return None
-    _event(
-        RiskEventKind.RESTRICTED_SYMBOL_ADDED, acting_user=acting_user, reason=reason,
+    risk_event_record(
+        kind=RiskEventKind.RESTRICTED_SYMBOL_ADDED, acting_user=acting_user, reason=reason,
         old={"restricted": False, "symbol": symbol}, new={"restricted": True, "symbol": symbol},
     )
     return row
@@ -144,8 +113,8 @@ def _unrestrict(*, acting_user: Any, symbol: str, reason: str) -> bool:
     deleted, _ = RestrictedSymbol.objects.filter(symbol=symbol).delete()
     if not deleted:
         return False
-    _event(
-        RiskEventKind.RESTRICTED_SYMBOL_REMOVED, acting_user=acting_user, reason=reason,
+    risk_event_record(
+        kind=RiskEventKind.RESTRICTED_SYMBOL_REMOVED, acting_user=acting_user, reason=reason,
         old={"restricted": True, "symbol": symbol}, new={"restricted": False, "symbol": symbol},
     )
     return True
@@ -188,7 +157,7 @@ def limit_update(*, acting_user: Any, changes: dict[str, Any], reason: str) -> R
     if new:
         limits.full_clean()
         limits.save()
-        _event(RiskEventKind.LIMIT_UPDATED, acting_user=acting_user, reason=reason, old=old, new=new)
+        risk_event_record(kind=RiskEventKind.LIMIT_UPDATED, acting_user=acting_user, reason=reason, old=old, new=new)
     if wanted is not None:
         target = {_symbol(symbol) for symbol in wanted}
         current = set(RestrictedSymbol.objects.select_for_update().values_list("symbol", flat=True))
@@ -223,7 +192,10 @@ def strategy_update(*, acting_user: Any, strategy: Strategy, changes: dict[str, 
         return strategy
     strategy.full_clean(exclude=["clients"])
     strategy.save()
-    _event(RiskEventKind.STRATEGY_UPDATED, acting_user=acting_user, strategy=strategy, reason=reason, old=old, new=new)
+    risk_event_record(
+        kind=RiskEventKind.STRATEGY_UPDATED, acting_user=acting_user, strategy=strategy, reason=reason,
+        old=old, new=new,
+    )
     return strategy
 
 
@@ -237,8 +209,8 @@ def strategy_set_paused(*, acting_user: Any, strategy: Strategy, paused: bool, r
     strategy.paused = paused
     strategy.save(update_fields=["paused", "updated_at"])
     kind = RiskEventKind.STRATEGY_PAUSED if paused else RiskEventKind.STRATEGY_RESUMED
-    _event(
-        kind, acting_user=acting_user, strategy=strategy, reason=reason,
+    risk_event_record(
+        kind=kind, acting_user=acting_user, strategy=strategy, reason=reason,
         old={"paused": not paused}, new={"paused": paused},
     )
     return strategy
@@ -292,12 +264,10 @@ def killswitch_activate(
     switch.activated_by = user
     switch.source = source
     switch.reason = reason
-    switch.reset_requested_by = None
-    switch.reset_requested_at = None
-    switch.reset_reason = ""
+    KILL_SWITCH_RESET.clear_request(switch)  # a new activation overtakes any old reset request
     switch.save()
-    _event(
-        RiskEventKind.KILL_SWITCH_ACTIVATED,
+    risk_event_record(
+        kind=RiskEventKind.KILL_SWITCH_ACTIVATED,
         acting_user=acting_user,
         job=job,
         strategy=strategy,
@@ -317,67 +287,40 @@ def killswitch_activate(
     return switch
 
 
+KILL_SWITCH_RESET = FourEyes(
+    prefix="reset_",
+    permission="risk.reset_killswitch",
+    requested_event=RiskEventKind.KILL_SWITCH_RESET_REQUESTED,
+    rejected_event=RiskEventKind.KILL_SWITCH_RESET_REJECTED,
+)
+
+
 @dataclass(frozen=True)
 class ResetOutcome:
     done: bool  # False: waiting for a second officer
 
 
-def _four_eyes_reset(
-    *,
-    acting_user: Any,
-    requested_by_id: int | None,
-    set_request: Any,
-    clear_request: Any,
-) -> bool:
-    """Returns True when the reset may happen now; records a pending request otherwise."""
-    if settings.KILL_SWITCH_RESET_APPROVALS < 2:
-        return True
-    if requested_by_id is None:
-        set_request()
-        return False
-    if requested_by_id == acting_user.pk:
-        raise RiskActionError("four-eyes: a different officer must approve the reset you requested")
-    clear_request()
-    return True
-
-
 @transaction.atomic
 def killswitch_reset(*, acting_user: Any, strategy: Strategy | None = None, reason: str) -> ResetOutcome:
-    _require_perm(acting_user, "risk.reset_killswitch")
+    """Deactivate a kill switch; under four-eyes, a request that a second officer approves (risk.approvals)."""
+    _require_perm(acting_user, KILL_SWITCH_RESET.permission)
     reason = _require_reason(reason)
     switch = _kill_switch_row(strategy)
     if not switch.active:
         raise RiskActionError(f"the {switch.scope_label} kill switch is not active")
-    now = timezone.now()
-
-    def set_request() -> None:
-        switch.reset_requested_by = acting_user
-        switch.reset_requested_at = now
-        switch.reset_reason = reason
-        switch.save()
-        _event(RiskEventKind.KILL_SWITCH_RESET_REQUESTED, acting_user=acting_user, strategy=strategy, reason=reason)
-
-    def clear_request() -> None:
-        switch.reset_requested_by = None
-
     requester = switch.reset_requested_by
-    if not _four_eyes_reset(
-        acting_user=acting_user,
-        requested_by_id=switch.reset_requested_by_id,
-        set_request=set_request,
-        clear_request=clear_request,
+    if not four_eyes_request_or_approve(
+        KILL_SWITCH_RESET, switch, acting_user=acting_user, reason=reason, strategy=strategy
     ):
         return ResetOutcome(done=False)
     switch.active = False
-    switch.reset_requested_by = None
-    switch.reset_requested_at = None
-    switch.reset_reason = ""
+    KILL_SWITCH_RESET.clear_request(switch)
     switch.save()
     new: dict[str, object] = {"active": False}
     if requester is not None:
         new["requested_by"] = requester.get_username()
-    _event(
-        RiskEventKind.KILL_SWITCH_RESET, acting_user=acting_user, strategy=strategy, reason=reason,
+    risk_event_record(
+        kind=RiskEventKind.KILL_SWITCH_RESET, acting_user=acting_user, strategy=strategy, reason=reason,
         old={"active": True}, new=new,
     )
     scope = switch.scope_label
@@ -391,18 +334,10 @@ def killswitch_reset(*, acting_user: Any, strategy: Strategy | None = None, reas
 
 @transaction.atomic
 def killswitch_reset_reject(*, acting_user: Any, strategy: Strategy | None = None, reason: str) -> None:
-    _require_perm(acting_user, "risk.reset_killswitch")
+    _require_perm(acting_user, KILL_SWITCH_RESET.permission)
     reason = _require_reason(reason)
     switch = _kill_switch_row(strategy)
-    if switch.reset_requested_by_id is None:
-        raise RiskActionError("there is no pending reset request")
-    if switch.reset_requested_by_id == acting_user.pk:
-        raise RiskActionError("four-eyes: a different officer must decide on the reset you requested")
-    switch.reset_requested_by = None
-    switch.reset_requested_at = None
-    switch.reset_reason = ""
-    switch.save()
-    _event(RiskEventKind.KILL_SWITCH_RESET_REJECTED, acting_user=acting_user, strategy=strategy, reason=reason)
+    four_eyes_reject(KILL_SWITCH_RESET, switch, acting_user=acting_user, reason=reason, strategy=strategy)
 
 
 # --- Equity and the circuit breaker ----------------------------------------
@@ -452,8 +387,8 @@ def _breaker_evaluate(state: RiskState, *, job: str) -> None:
     if state.equity is None or not state.day_start_equity or not state.peak_equity:
         return
     limits = RiskLimits.current()
-    daily = max(Decimal(0), (state.day_start_equity - state.equity) / state.day_start_equity) * HUNDRED
-    total = max(Decimal(0), (state.peak_equity - state.equity) / state.peak_equity) * HUNDRED
+    daily = drawdown_pct(state.day_start_equity, state.equity)
+    total = drawdown_pct(state.peak_equity, state.equity)
     old = state.breaker_state
     if old == BreakerState.TRIPPED or daily >= limits.max_daily_drawdown_pct:
         new = BreakerState.TRIPPED
@@ -466,8 +401,8 @@ def _breaker_evaluate(state: RiskState, *, job: str) -> None:
         state.breaker_since = timezone.now()
         state.breaker_reason = f"daily drawdown {daily:.2f}%"
         state.save()
-        _event(
-            RiskEventKind.BREAKER_CHANGED,
+        risk_event_record(
+            kind=RiskEventKind.BREAKER_CHANGED,
             acting_user=None,
             job=job,
             reason=state.breaker_reason,
@@ -493,63 +428,46 @@ def circuit_breaker_evaluate(*, job: str = "risk_eval") -> RiskState:
     return state
 
 
+BREAKER_RESET = FourEyes(
+    prefix="breaker_reset_",
+    permission="risk.reset_circuit_breaker",
+    requested_event=RiskEventKind.BREAKER_RESET_REQUESTED,
+    rejected_event=RiskEventKind.BREAKER_RESET_REJECTED,
+)
+
+
 @transaction.atomic
 def circuit_breaker_reset(*, acting_user: Any, reason: str) -> ResetOutcome:
-    """Unlatch a tripped breaker; the peak equity restarts from the current equity."""
-    _require_perm(acting_user, "risk.reset_circuit_breaker")
+    """Unlatch a tripped breaker; the peak equity restarts from the current equity. Four-eyes as the kill switch."""
+    _require_perm(acting_user, BREAKER_RESET.permission)
     reason = _require_reason(reason)
     state = _locked_state()
     if state.breaker_state == BreakerState.CLOSED:
         raise RiskActionError("the circuit breaker is not tripped")
-    now = timezone.now()
-
-    def set_request() -> None:
-        state.breaker_reset_requested_by = acting_user
-        state.breaker_reset_requested_at = now
-        state.breaker_reset_reason = reason
-        state.save()
-        _event(RiskEventKind.BREAKER_RESET_REQUESTED, acting_user=acting_user, reason=reason)
-
-    def clear_request() -> None:
-        state.breaker_reset_requested_by = None
-
-    if not _four_eyes_reset(
-        acting_user=acting_user,
-        requested_by_id=state.breaker_reset_requested_by_id,
-        set_request=set_request,
-        clear_request=clear_request,
-    ):
+    if not four_eyes_request_or_approve(BREAKER_RESET, state, acting_user=acting_user, reason=reason):
         return ResetOutcome(done=False)
+    now = timezone.now()
     old = state.breaker_state
     state.breaker_state = BreakerState.CLOSED
     state.breaker_since = now
     state.breaker_reason = f"reset: {reason}"
-    state.breaker_reset_requested_by = None
-    state.breaker_reset_requested_at = None
-    state.breaker_reset_reason = ""
+    BREAKER_RESET.clear_request(state)
     state.peak_equity = state.equity
     state.peak_reset_at = now
     state.save()
-    _event(
-        RiskEventKind.BREAKER_RESET, acting_user=acting_user, reason=reason, old={"state": old}, new={"state": "closed"}
+    risk_event_record(
+        kind=RiskEventKind.BREAKER_RESET, acting_user=acting_user, reason=reason,
+        old={"state": old}, new={"state": "closed"},
     )
     return ResetOutcome(done=True)
 
 
 @transaction.atomic
 def circuit_breaker_reset_reject(*, acting_user: Any, reason: str) -> None:
-    _require_perm(acting_user, "risk.reset_circuit_breaker")
+    _require_perm(acting_user, BREAKER_RESET.permission)
     reason = _require_reason(reason)
     state = _locked_state()
-    if state.breaker_reset_requested_by_id is None:
-        raise RiskActionError("there is no pending reset request")
-    if state.breaker_reset_requested_by_id == acting_user.pk:
-        raise RiskActionError("four-eyes: a different officer must decide on the reset you requested")
-    state.breaker_reset_requested_by = None
-    state.breaker_reset_requested_at = None
-    state.breaker_reset_reason = ""
-    state.save()
-    _event(RiskEventKind.BREAKER_RESET_REJECTED, acting_user=acting_user, reason=reason)
+    four_eyes_reject(BREAKER_RESET, state, acting_user=acting_user, reason=reason)
 
 
 # --- Paper and live ---------------------------------------------------------
@@ -578,10 +496,10 @@ def strategy_transition_mode(*, acting_user: Any, strategy: Strategy, target_mod
         if RiskState.current().breaker_state == BreakerState.TRIPPED:
             refusals.append("the circuit breaker is tripped")
         if refusals:
-            raise RiskActionError("cannot go LIVE: " + "; ".join(refusals))
+            raise ModeTransitionRefused("cannot go LIVE: " + "; ".join(refusals))
     old = strategy.mode
     strategy.mode = target_mode
     strategy.save(update_fields=["mode", "updated_at"])
-    _event(RiskEventKind.MODE_CHANGED, acting_user=acting_user, strategy=strategy, reason=reason,
+    risk_event_record(kind=RiskEventKind.MODE_CHANGED, acting_user=acting_user, strategy=strategy, reason=reason,
            old={"mode": old}, new={"mode": target_mode})
     return strategy

@@ -8,9 +8,9 @@ from celery import shared_task
 
 from brokers.exceptions import BrokerError
 from brokers.registry import get_broker
+from core.jobs import JobBusy, exclusive_job
+from core.retry import retry_delay
 from risk import services
-from risk.jobs import JobBusy, exclusive_job
-from risk.taskutil import retry_delay
 
 logger = logging.getLogger(__name__)
 

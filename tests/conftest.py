@@ -7,6 +7,7 @@ fails in CI (``CI=true``), where both must be there.
 
 from __future__ import annotations
 
+import functools
 import os
 
 import pytest
@@ -144,19 +145,34 @@ def seeded(transactional_db):
 
     (serialized_rollback would restore them, but collides with content types
     re-created by the flush.) The migration functions are idempotent, so they
-    are simply run again against the live app registry.
+    are simply run again: against the live app registry, or, for the roles,
+    against the models as they were at that migration (JobRun was risk's then).
     """
     import importlib
 
     from django.apps import apps
 
-    for module, function in [
-        ("risk.migrations.0002_policy_defaults", "create_defaults"),
-        ("backoffice.migrations.0001_roles", "create_roles"),
-        ("risk.migrations.0005_restricted_symbol_roles", "grant_restricted_symbol_permissions"),
-        ("brokers.migrations.0002_seed_simulated_market", "seed_market"),
+    for module, function, at in [
+        ("risk.migrations.0002_policy_defaults", "create_defaults", None),
+        ("backoffice.migrations.0001_roles", "create_roles", ("backoffice", "0001_roles")),
+        ("backoffice.migrations.0002_jobrun_in_core", "grant_core_jobrun", ("backoffice", "0002_jobrun_in_core")),
+        ("brokers.migrations.0002_seed_simulated_market", "seed_market", None),
+        (
+            "risk.migrations.0006_restricted_symbol_roles",
+            "grant_restricted_symbol_permissions",
+            ("risk", "0006_restricted_symbol_roles"),
+        ),
     ]:
-        getattr(importlib.import_module(module), function)(apps, None)
+        getattr(importlib.import_module(module), function)(_apps_at(at) if at else apps, None)
+
+
+@functools.cache
+def _apps_at(migration: tuple[str, str]):
+    """The historical app registry right after ``migration`` (what its RunPython was given)."""
+    from django.db import connection
+    from django.db.migrations.loader import MigrationLoader
+
+    return MigrationLoader(connection, ignore_no_migrations=True).project_state(migration, at_end=True).apps
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

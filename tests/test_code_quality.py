@@ -26,3 +26,13 @@ def test_mypy_finds_no_type_error_in_the_service_and_risk_modules():
     result = _run("mypy")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Success: no issues found" in result.stdout
+
+
+def test_no_virtualenv_is_tracked():
+    """A committed `.venv` (even a symlink) replaces the environment of every checkout it is pulled into."""
+    result = subprocess.run(
+        ["git", "ls-files", "--", ".venv", "venv", "env"], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    if result.returncode != 0:  # not a git checkout (an sdist, a container build): nothing to check
+        return
+    assert result.stdout.strip() == "", f"tracked virtualenv paths: {result.stdout.split()}"

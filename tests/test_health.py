@@ -25,7 +25,7 @@ def test_authenticated_callers_see_database_cache_broker_and_job_freshness(alice
 
 
 def test_fresh_jobs_make_the_status_ok(alice_api, market):
-    from risk.jobs import exclusive_job
+    from core.jobs import exclusive_job
 
     for name in ("order_sync", "risk_eval", "reconcile"):
         with exclusive_job(name, ttl_s=10):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import logging
 import uuid
 from typing import Any
@@ -13,19 +14,27 @@ from django.utils import timezone
 
 from brokers.exceptions import BrokerError, BrokerRejected
 from brokers.registry import get_broker
+from core.actors import actor_label
+from core.exceptions import BusinessRefusal
 from orders.models import Order, OrderOrigin, Position
 from orders.services.entry import order_send
 from orders.services.execution import _apply_broker_order, _record_fill
 from orders.services.transitions import S, _log_transition, _transition
 from orders.states import TERMINAL, WORKING
 from risk import alerts
-from risk.services import actor_label
 
 logger = logging.getLogger(__name__)
 
 
-class OrderNotCancellable(Exception):
+class OrderNotCancellable(BusinessRefusal):
     """The order is terminal: 409."""
+
+    status_code = 409
+    slug = "order-terminal"
+
+    @property
+    def detail(self) -> str:
+        return f"The order cannot be cancelled: {self}."
 
 
 def order_cancel(*, acting_user: Any, order: Order, reason: str = "cancel requested") -> Order:
@@ -40,7 +49,7 @@ def order_cancel(*, acting_user: Any, order: Order, reason: str = "cancel reques
     ):
         from django.core.exceptions import PermissionDenied
 
-        raise PermissionDenied("not allowed to cancel orders of this strategy")
+        raise PermissionDenied("You may not cancel orders of this strategy.")
     label = actor_label(acting_user)
     with transaction.atomic():
         order = Order.objects.select_for_update().get(pk=order.pk)
@@ -73,8 +82,10 @@ def _cancel_at_broker(order: Order, *, label: str) -> None:
         if locked.status == S.PENDING_CANCEL and broker_order.status in {"new", "accepted", "partially_filled"}:
             # The broker refused and the order still works there: put it back to work.
             target = S.PARTIALLY_FILLED if broker_order.filled_qty > 0 else S.SUBMITTED
-            _record_fill(locked, broker_order.filled_qty, broker_order.filled_avg_price, timezone.now())
-            _transition(locked, target, label=label, reason="cancel refused by the broker; order still working")
+            fill = _record_fill(locked, broker_order.filled_qty, broker_order.filled_avg_price, timezone.now())
+            _transition(
+                locked, target, label=label, reason="cancel refused by the broker; order still working", fill=fill
+            )
             return
         _apply_broker_order(locked, broker_order, label=label)
 
@@ -82,12 +93,22 @@ def _cancel_at_broker(order: Order, *, label: str) -> None:
 # --- Ambiguous sends ---------------------------------------------------------
 
 
+def _within_horizon(order: Order, now: dt.datetime) -> bool:
+    """Whether the broker could still act on the send (a slow gateway accepts minutes later)."""
+    return now - (order.sent_at or order.created_at) < dt.timedelta(seconds=settings.UNKNOWN_ORDER_HORIZON_S)
+
+
 def order_resolve(*, order_id: uuid.UUID, label: str = "job:order_sync") -> Order | None:
     """Settle an order whose send is ambiguous by asking the broker for its client_order_id.
 
-    Found: the broker's state is applied. Not found after the grace period:
-    the broker never took it; it is rejected and NOT resent (a late market
-    order is worse than none; the client may submit again with a new id).
+    Found: the broker's state is applied. Not found: final only past
+    UNKNOWN_ORDER_HORIZON_S after the send; until then the order stays as it
+    is and the sync asks again next cycle. Past the horizon the order is
+    closed as never received (rejected, or cancelled if a cancel was
+    requested), marked ``never_received_at``, and NOT resent (a late market
+    order is worse than none; the client may submit again with a new id). If
+    the broker shows it after all, its late truth is adopted
+    (``execution._adopt_late_truth``).
     """
     with transaction.atomic():
         order = Order.objects.select_for_update(skip_locked=True).filter(pk=order_id).first()
@@ -98,17 +119,24 @@ def order_resolve(*, order_id: uuid.UUID, label: str = "job:order_sync") -> Orde
         except BrokerError as exc:
             logger.info("could not resolve %s yet: %s", order.client_order_id, exc)
             return order
+        now = timezone.now()
         if broker_order is not None:
             if order.status == S.PENDING:
                 _transition(order, S.UNKNOWN, label=label, reason="sender did not record the outcome")
             _apply_broker_order(order, broker_order, label=label)
             wants_cancel = order.status == S.PENDING_CANCEL
-        elif order.status == S.PENDING_CANCEL:
-            _transition(order, S.CANCELLED, label=label, reason="cancelled; the broker never received it")
-            wants_cancel = False
+        elif _within_horizon(order, now):
+            logger.info("%s not at the broker yet; asked again until the horizon", order.client_order_id)
+            return order
         else:
-            order.reject_reason = "the broker has no order with this client_order_id; it was not resent"
-            _transition(order, S.REJECTED, label=label, reason=order.reject_reason)
+            horizon = f"not found over UNKNOWN_ORDER_HORIZON_S={settings.UNKNOWN_ORDER_HORIZON_S}s"
+            order.never_received_at = now
+            if order.status == S.PENDING_CANCEL:
+                reason = f"cancelled; the broker never received it ({horizon})"
+                _transition(order, S.CANCELLED, label=label, reason=reason)
+            else:
+                order.reject_reason = f"the broker has no order with this client_order_id ({horizon}); not resent"
+                _transition(order, S.REJECTED, label=label, reason=order.reject_reason)
             wants_cancel = False
     if wants_cancel and order.broker_order_id:
         _cancel_at_broker(order, label=label)

@@ -14,37 +14,56 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from brokers import types as bt
 from brokers.exceptions import BrokerError, BrokerRejected
 from brokers.registry import get_broker, get_market_data
+from core.actors import actor_label
+from core.exceptions import BusinessRefusal
 from orders import selectors
 from orders.models import Order, OrderOrigin
 from orders.services.execution import _apply_broker_order
 from orders.services.transitions import S, _log_transition, _transition
 from risk import checks
 from risk.models import RiskState, Strategy
-from risk.services import actor_label
+from risk.selectors import kill_switch_active_share_locked
 
 logger = logging.getLogger(__name__)
 
 
-class InvalidOrder(Exception):
+class InvalidOrder(BusinessRefusal):
     """Input that is malformed for the broker (e.g. an untradable symbol): 400, nothing stored."""
+
+    slug = "invalid-order"
+    title = "Invalid order"
 
     def __init__(self, message: str, *, field: str = "symbol") -> None:
         super().__init__(message)
         self.field = field
 
+    def problem_extra(self) -> dict[str, Any]:
+        return {"errors": {self.field: [str(self)]}}
 
-class BrokerUnreachable(Exception):
-    """The broker could not answer a question order entry needs (e.g. the asset lookup): 503, nothing stored."""
+
+class BrokerUnreachable(BusinessRefusal):
+    """The broker could not answer a question order entry needs (e.g. the asset lookup): 503, nothing stored.
+
+    Nothing was stored: the client retries with the same client_order_id.
+    """
+
+    status_code = 503
+    slug = "broker-unavailable"
+    title = "Broker unavailable"
+    headers = {"Retry-After": "2"}
 
 
-class IdempotencyConflict(Exception):
+class IdempotencyConflict(BusinessRefusal):
     """The client_order_id is taken by an order with another payload: 409."""
+
+    status_code = 409
+    slug = "idempotency-conflict"
 
     def __init__(self, order: Order) -> None:
         super().__init__(f"client_order_id {order.client_order_id} is already used by another order")
@@ -96,10 +115,10 @@ def _replay(existing: Order, request: OrderRequest) -> SubmitOutcome:
     return SubmitOutcome(order=existing, replayed=True)
 
 
-def _fetch_prices(symbol: str) -> dict[str, bt.LastTrade]:
-    """Last trades for the order's symbol and every held symbol: one market-data call, before any lock."""
+def _fetch_prices(symbols: set[str]) -> dict[str, bt.LastTrade]:
+    """Last trades for ``symbols``: one market-data call."""
     try:
-        return get_market_data().latest_trades(selectors.symbols_for_snapshot(symbol))
+        return get_market_data().latest_trades(symbols)
     except BrokerError as exc:
         # No price means the check denies with stale_price; it never guesses.
         logger.warning("market data unavailable: %s", exc)
@@ -142,7 +161,9 @@ def order_submit(*, acting_user: Any, request: OrderRequest) -> SubmitOutcome:
     if not asset.tradable:
         raise InvalidOrder(f"{request.symbol} is not a tradable asset at the broker")
 
-    prices = _fetch_prices(request.symbol)
+    # The order's symbol and every held or working one, priced before the lock.
+    priced = selectors.symbols_for_snapshot(request.symbol)
+    prices = _fetch_prices(priced)
     clock = selectors.market_clock()  # cached for a minute across processes
     _ensure_equity()
     label = actor_label(acting_user)
@@ -169,6 +190,16 @@ def order_submit(*, acting_user: Any, request: OrderRequest) -> SubmitOutcome:
             snapshot = selectors.build_snapshot(
                 strategy=strategy, intent=intent, prices=prices, now=now, state=state, clock=clock, asset=asset
             )
+            late = set(snapshot.unpriced_symbols) - priced
+            if late:
+                # An order that committed after our prices were fetched works in a
+                # symbol they do not cover. Priced now (one more call, only in this
+                # race, inside the lock so the exposure read stays the one checked)
+                # rather than denying stale_price or counting that order at $0.
+                prices = {**prices, **_fetch_prices(late)}
+                snapshot = selectors.build_snapshot(
+                    strategy=strategy, intent=intent, prices=prices, now=now, state=state, clock=clock, asset=asset
+                )
             violations = checks.evaluate(intent, snapshot)
             order = Order.objects.create(
                 client_order_id=client_order_id,
@@ -214,21 +245,6 @@ def _lock_account() -> RiskState:
         return RiskState.objects.select_for_update().get(pk=1)
 
 
-def _kill_switch_active_locked(strategy_id: int) -> bool:
-    """Whether the global or the strategy's switch is active, holding both rows FOR SHARE (PostgreSQL).
-
-    Many senders hold the share lock at once; ``killswitch_activate`` takes
-    the row FOR UPDATE and so waits for every send in flight. On SQLite the
-    IMMEDIATE transaction already serialises the send with the activation.
-    """
-    sql = "SELECT active FROM risk_killswitch WHERE strategy_id IS NULL OR strategy_id = %s"
-    if connection.vendor == "postgresql":
-        sql += " FOR SHARE"
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [strategy_id])
-        return any(active for (active,) in cursor.fetchall())
-
-
 def _broker_request(order: Order) -> bt.OrderRequest:
     return bt.OrderRequest(
         client_order_id=order.client_order_id,
@@ -254,7 +270,7 @@ def order_send(*, order_id: uuid.UUID, label: str) -> Order:
     """
     with transaction.atomic():
         order = Order.objects.select_for_update().select_related("strategy").get(pk=order_id)
-        halted = _kill_switch_active_locked(order.strategy_id)
+        halted = kill_switch_active_share_locked(strategy_id=order.strategy_id)
         if order.status != S.PENDING:
             return order
         if halted and order.origin != OrderOrigin.FLATTEN:

@@ -10,9 +10,11 @@ from django.db import transaction
 from django.utils import timezone
 
 from brokers import types as bt
+from orders.events import event_record
 from orders.models import Fill, Order, Position
-from orders.services.transitions import MONEY_PLACES, PRICE_PLACES, S, _transition
+from orders.services.transitions import MONEY_PLACES, PRICE_PLACES, S, _log_transition, _transition
 from orders.states import TERMINAL, from_broker_status
+from risk import alerts
 
 logger = logging.getLogger(__name__)
 
@@ -44,10 +46,12 @@ def _apply_fill_to_position(position: Position, side: str, qty: Decimal, price: 
     return realised
 
 
-def _record_fill(order: Order, cumulative_qty: Decimal, cumulative_avg: Decimal | None, at: dt.datetime) -> bool:
-    """Turn an increase of the broker's cumulative filled qty into one fill row. Idempotent."""
+def _record_fill(
+    order: Order, cumulative_qty: Decimal, cumulative_avg: Decimal | None, at: dt.datetime
+) -> Fill | None:
+    """Turn an increase of the broker's cumulative filled qty into one fill row (returned). Idempotent."""
     if cumulative_qty <= order.filled_qty:
-        return False
+        return None
     avg = cumulative_avg if cumulative_avg is not None else order.filled_avg_price or order.limit_price or Decimal(0)
     delta_qty = cumulative_qty - order.filled_qty
     previous_cost = order.filled_qty * (order.filled_avg_price or Decimal(0))
@@ -56,7 +60,7 @@ def _record_fill(order: Order, cumulative_qty: Decimal, cumulative_avg: Decimal 
     position = Position.objects.select_for_update().get(strategy_id=order.strategy_id, symbol=order.symbol)
     realised = _apply_fill_to_position(position, order.side, delta_qty, price)
     position.save()
-    Fill.objects.create(
+    fill = Fill.objects.create(
         order=order,
         strategy_id=order.strategy_id,
         symbol=order.symbol,
@@ -69,41 +73,104 @@ def _record_fill(order: Order, cumulative_qty: Decimal, cumulative_avg: Decimal 
     )
     order.filled_qty = cumulative_qty
     order.filled_avg_price = avg.quantize(PRICE_PLACES)
-    return True
+    return fill
+
+
+def _broker_says(broker_order: bt.BrokerOrder) -> str:
+    reason = f"broker status {broker_order.status}"
+    if broker_order.filled_qty:
+        reason += f", filled {broker_order.filled_qty} @ {broker_order.filled_avg_price}"
+    return reason
 
 
 def _apply_broker_order(order: Order, broker_order: bt.BrokerOrder, *, label: str) -> bool:
     """Bring a locked local order to the broker's truth: fills first, then the state.
 
-    Returns True when something changed (a fill or a transition).
+    Returns True when something changed (a fill, a transition, or the broker's
+    id learnt: it is saved the first time any listing or lookup shows it, even
+    when nothing else changed, so a cancel can be sent for the order).
     """
-    changed = _record_fill(
+    if order.status in TERMINAL and order.never_received_at is not None:
+        return _adopt_late_truth(order, broker_order, label=label)
+    fill = _record_fill(
         order, broker_order.filled_qty, broker_order.filled_avg_price, broker_order.updated_at or timezone.now()
     )
+    changed = fill is not None
     if order.broker_order_id is None:
         order.broker_order_id = broker_order.broker_order_id
+        changed = True
     order.broker_updated_at = broker_order.updated_at
     target = from_broker_status(broker_order.status)
     if target == S.SUBMITTED and order.filled_qty > 0:
         target = S.PARTIALLY_FILLED
     if order.status in TERMINAL:
-        if changed:
+        if fill is not None:
             logger.error("fill for terminal order %s recorded from broker truth", order.client_order_id)
+        if changed:
             order.save()
+        if fill is not None:
+            event_record(order=order, fill=fill)
         return changed
     # A cancel request stays pending until the broker confirms or refuses it:
     # the broker still saying "new" only means it has not processed it yet.
     if order.status == S.PENDING_CANCEL and target == S.SUBMITTED:
         target = S.PENDING_CANCEL
     if target != order.status:
-        reason = f"broker status {broker_order.status}"
-        if broker_order.filled_qty:
-            reason += f", filled {broker_order.filled_qty} @ {broker_order.filled_avg_price}"
-        _transition(order, target, label=label, reason=reason)
+        _transition(order, target, label=label, reason=_broker_says(broker_order), fill=fill)
         return True
     if changed:
         order.save()
+    if fill is not None:
+        event_record(order=order, fill=fill)  # a further partial fill: no state change, still an event
     return changed
+
+
+def _adopt_late_truth(order: Order, broker_order: bt.BrokerOrder, *, label: str) -> bool:
+    """The broker shows an order the back office closed as never received: adopt it (SPEC 3.2).
+
+    The local order takes the broker's state through a correction edge
+    (``orders.states.CORRECTIONS``; django-fsm refuses any other), its fills
+    go into the ledger, the change is audited with the reason, and a CRITICAL
+    alert goes out after commit. An order the back office had cancelled stays
+    meant to be cancelled: still working at the broker, it becomes
+    ``pending_cancel`` and its cancel is sent after commit (and re-sent by the
+    sync until the broker confirms).
+    """
+    source = order.status
+    fill = _record_fill(
+        order, broker_order.filled_qty, broker_order.filled_avg_price, broker_order.updated_at or timezone.now()
+    )
+    order.broker_order_id = order.broker_order_id or broker_order.broker_order_id
+    order.broker_updated_at = broker_order.updated_at
+    target = from_broker_status(broker_order.status)
+    if target == S.SUBMITTED and order.filled_qty > 0:
+        target = S.PARTIALLY_FILLED
+    if source == S.CANCELLED and target in {S.SUBMITTED, S.PARTIALLY_FILLED}:
+        target = S.PENDING_CANCEL
+    getattr(order, f"adopt_{target}")()  # TransitionNotAllowed for an edge CORRECTIONS does not list
+    order.never_received_at = None  # the broker has shown it: adopted once, then an ordinary order
+    order.save()
+    shows = _broker_says(broker_order).removeprefix("broker status ")
+    reason = f"late truth: broker shows {shows}; the order had been closed as never received ({source})"
+    _log_transition(order, source, actor=None, label=label, reason=reason, fill=fill)
+    summary = (
+        f"order {order.client_order_id} ({order.side} {order.qty} {order.symbol}) had been closed as {source}, "
+        f"never received; the broker shows it {broker_order.status}, filled {broker_order.filled_qty}. "
+        f"It is now {order.status}{' and its fills are in the ledger' if order.filled_qty else ''}."
+    )
+    transaction.on_commit(lambda: alerts.alert("Late truth: the broker shows an order closed as never received",
+                                               summary))
+    if order.status == S.PENDING_CANCEL:
+        order_id = order.pk
+
+        def cancel_after_commit() -> None:
+            from orders.services.cancel import _cancel_at_broker  # cancel imports this module
+
+            _cancel_at_broker(Order.objects.get(pk=order_id), label=label)
+
+        transaction.on_commit(cancel_after_commit)
+    logger.warning("%s (a fill adopted now: %s)", summary, fill is not None)
+    return True
 
 
 def order_apply_broker_update(*, broker_order: bt.BrokerOrder, label: str) -> Order | None:

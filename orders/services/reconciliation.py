@@ -12,12 +12,13 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from brokers.registry import get_broker
+from core.exceptions import BusinessRefusal
 from orders.models import BreakStatus, Order, Position, ReconciliationBreak, ReconciliationRun
 from orders.services.sync import orders_sync
 from orders.states import OrderStatus
 from risk import alerts
-from risk.models import KillSwitchSource, RiskEvent, RiskEventKind
-from risk.services import actor_label, killswitch_activate
+from risk.models import KillSwitchSource, RiskEventKind
+from risk.services import killswitch_activate, risk_event_record
 
 # Orders whose send has no stored outcome yet: the broker may know more than we do.
 IN_FLIGHT = (OrderStatus.PENDING, OrderStatus.UNKNOWN)
@@ -115,8 +116,8 @@ def positions_reconcile(*, label: str = "job:reconcile") -> ReconcileResult:
             for symbol, (broker, ledger) in sorted(differences.items())
         ]
         for item in breaks:
-            RiskEvent.objects.create(
-                kind=RiskEventKind.RECONCILIATION_BREAK, actor_label=label,
+            risk_event_record(
+                kind=RiskEventKind.RECONCILIATION_BREAK, acting_user=None, label=label,
                 reason=f"{item.symbol}: broker {_qty(item.broker_qty)} vs ledger {_qty(item.ledger_qty)}",
                 new={"symbol": item.symbol, "broker_qty": _qty(item.broker_qty), "ledger_qty": _qty(item.ledger_qty)},
             )
@@ -137,6 +138,10 @@ def positions_reconcile(*, label: str = "job:reconcile") -> ReconcileResult:
     return ReconcileResult(run=run, breaks=breaks)
 
 
+class BreakHandlingRefused(BusinessRefusal):
+    """A break cannot be handled this way (no note, an unknown status): nothing changed."""
+
+
 @transaction.atomic
 def break_handle(*, acting_user: Any, item: ReconciliationBreak, status: str, note: str) -> ReconciliationBreak:
     """Acknowledge or resolve a break, with a note, audited."""
@@ -146,18 +151,17 @@ def break_handle(*, acting_user: Any, item: ReconciliationBreak, status: str, no
         raise PermissionDenied("missing permission orders.change_reconciliationbreak")
     note = (note or "").strip()
     if not note:
-        raise ValueError("a note is required")
+        raise BreakHandlingRefused("a note is required")
     if status not in {BreakStatus.ACKNOWLEDGED, BreakStatus.RESOLVED}:
-        raise ValueError("status must be acknowledged or resolved")
+        raise BreakHandlingRefused("status must be acknowledged or resolved")
     item = ReconciliationBreak.objects.select_for_update().get(pk=item.pk)
     old = item.status
     item.status, item.note, item.handled_by, item.handled_at = status, note, acting_user, timezone.now()
     item.save()
     kind = RiskEventKind.BREAK_RESOLVED if status == BreakStatus.RESOLVED else RiskEventKind.BREAK_ACKNOWLEDGED
-    RiskEvent.objects.create(
+    risk_event_record(
         kind=kind,
-        actor=acting_user,
-        actor_label=actor_label(acting_user),
+        acting_user=acting_user,
         reason=note,
         old={"status": old, "symbol": item.symbol},
         new={"status": status},

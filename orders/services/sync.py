@@ -50,13 +50,19 @@ def _pages(broker_orders: Iterable[bt.BrokerOrder], size: int = 500) -> Iterable
 def _apply_page(page: list[bt.BrokerOrder], *, cycle_start: dt.datetime, label: str, result: SyncResult) -> None:
     """Apply one page of broker orders to the local orders they name, one short transaction each."""
     by_client_id = {bo.client_order_id: bo for bo in page}
-    local = Order.objects.filter(client_order_id__in=by_client_id, status__in=WORKING).exclude(status=S.PENDING)
+    # Working orders, and orders closed as never received: the broker showing
+    # one of those is late truth, adopted (execution._adopt_late_truth).
+    local = Order.objects.filter(client_order_id__in=by_client_id).filter(
+        Q(status__in=WORKING) | Q(never_received_at__isnull=False)
+    ).exclude(status=S.PENDING)
     for order_id, client_order_id in local.values_list("id", "client_order_id"):
         broker_order = by_client_id[client_order_id]
         with transaction.atomic():
             # skip_locked: an order being sent or cancelled right now is left to its owner.
             order = Order.objects.select_for_update(skip_locked=True).filter(pk=order_id).first()
-            if order is None or order.status not in WORKING or order.status == S.PENDING:
+            if order is None or order.status == S.PENDING:
+                continue
+            if order.status not in WORKING and order.never_received_at is None:
                 continue
             filled_before = order.filled_qty
             if _apply_broker_order(order, broker_order, label=label):
@@ -99,6 +105,10 @@ def orders_sync(*, label: str = "job:order_sync", report_unknown_open: bool = Fa
     With ``report_unknown_open`` the open listing also collects the open
     broker orders this system does not know (reconciliation reports them),
     and is read even when nothing local is working.
+
+    Orders closed as never received stay watched while the closed listing
+    can reach them (CLOSED_LISTING_WINDOW): any listing that shows one, like
+    reconciliation's open listing at any age, has its late truth adopted.
     """
     broker = get_broker()
     calls_before = broker.counter.calls
@@ -107,15 +117,29 @@ def orders_sync(*, label: str = "job:order_sync", report_unknown_open: bool = Fa
     cycle_start = timezone.now()
     local = Order.objects.filter(status__in=WORKING)
     result.checked = local.count()  # the working set, through its partial index
-    if not result.checked and not report_unknown_open:
+    watched = Order.objects.filter(
+        never_received_at__isnull=False, created_at__gte=cycle_start - CLOSED_LISTING_WINDOW
+    )
+    if not result.checked and not report_unknown_open and not watched.exists():
         return result
-    oldest = local.exclude(status=S.PENDING).order_by("created_at").values_list("created_at", flat=True).first()
+    oldest = min(
+        (
+            created_at
+            for created_at in (
+                local.exclude(status=S.PENDING).order_by("created_at").values_list("created_at", flat=True).first(),
+                watched.order_by("created_at").values_list("created_at", flat=True).first(),
+            )
+            if created_at is not None
+        ),
+        default=None,
+    )
     if oldest is not None or report_unknown_open:
         for page in _pages(broker.iter_orders(status="open")):
             if report_unknown_open:
                 _collect_unknown(page, result)
-            if result.checked:  # else listed only for the unknown-order report: nothing local to apply
-                _apply_page(page, cycle_start=cycle_start, label=label, result=result)
+            # Applied even when nothing local is working: an order closed as
+            # never received may be on this page (late truth).
+            _apply_page(page, cycle_start=cycle_start, label=label, result=result)
     if oldest is not None:
         # The closed listing reaches back to the oldest working order, but no
         # further than CLOSED_LISTING_WINDOW: one day-old GTC order must not make

@@ -141,3 +141,9 @@ def make_orders(
         for i in range(count)
     ]
     return Order.objects.bulk_create(orders)
+
+
+@pytest.fixture
+def superuser_named_root(db):
+    """Sees every admin page (users and tokens too), so one walk covers them all."""
+    return UserFactory(username="root", is_staff=True, is_superuser=True)

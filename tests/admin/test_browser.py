@@ -15,9 +15,10 @@ from django.utils import timezone
 
 from backoffice import admin_site
 from brokers.models import SimOrder
+from core.models import JobRun
 from orders.models import ReconciliationBreak, ReconciliationRun
 from risk import services
-from risk.models import JobRun, KillSwitch, RiskEvent, RiskEventKind, RiskLimits, RiskState
+from risk.models import KillSwitch, RiskEvent, RiskEventKind, RiskLimits, RiskState
 from tests.admin.browser import log_in, new_page, screenshot
 from tests.jobs.helpers import working_book
 

@@ -11,9 +11,10 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from backoffice import dashboard
+from core.models import JobRun
 from orders.models import BreakStatus, ReconciliationBreak, ReconciliationRun
 from risk import services
-from risk.models import EquitySnapshot, JobRun, KillSwitchSource
+from risk.models import EquitySnapshot, KillSwitchSource
 from tests.admin.conftest import make_orders
 
 pytestmark = pytest.mark.django_db
@@ -194,6 +195,38 @@ def test_it_renders_before_the_first_equity_snapshot(officer_client):
     assert 'data-kpi="equity">—' in page
     assert "No equity snapshot in this window yet" in page
     assert officer_client.get("/admin/dashboard.json").status_code == 200
+
+
+def test_it_lists_pending_resets_of_both_the_kill_switch_and_the_circuit_breaker(officer, officer_client, settings):
+    settings.KILL_SWITCH_RESET_APPROVALS = 2
+    services.equity_record(equity=Decimal("100000"), day_start_equity=Decimal("100000"))
+    services.equity_record(equity=Decimal("96500"), day_start_equity=Decimal("100000"))  # 3.5 %: tripped
+    services.killswitch_activate(acting_user=officer, reason="desk halt", source=KillSwitchSource.ADMIN)
+    services.killswitch_reset(acting_user=officer, reason="feed is back")
+    services.circuit_breaker_reset(acting_user=officer, reason="loss understood")
+
+    page = officer_client.get("/admin/").content.decode()
+    body = officer_client.get("/admin/dashboard.json").json()
+
+    assert "Reset of the <strong>global kill switch</strong> requested by <strong>olivia</strong>" in page
+    assert "feed is back" in page
+    assert 'data-pending-reset="circuit-breaker"' in page
+    assert "Reset of the <strong>circuit breaker</strong> requested by <strong>olivia</strong>" in page
+    assert "loss understood" in page
+    assert body["pending_resets"] == ["global kill switch", "circuit breaker"]
+
+
+def test_it_lists_no_pending_reset_once_the_second_officer_decided(officer, second_officer, officer_client, settings):
+    settings.KILL_SWITCH_RESET_APPROVALS = 2
+    services.equity_record(equity=Decimal("100000"), day_start_equity=Decimal("100000"))
+    services.equity_record(equity=Decimal("96500"), day_start_equity=Decimal("100000"))
+    services.circuit_breaker_reset(acting_user=officer, reason="loss understood")
+    services.circuit_breaker_reset_reject(acting_user=second_officer, reason="not yet")
+
+    page = officer_client.get("/admin/").content.decode()
+
+    assert "data-pending-reset" not in page
+    assert officer_client.get("/admin/dashboard.json").json()["pending_resets"] == []
 
 
 def test_each_strategy_shows_its_allocation_daily_loss_and_throttle_in_use(officer_client, equity, alpha, market):

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.django_db
 # Every list an officer and an auditor must be able to read.
 LISTS = [
     "/admin/risk/risklimits/1/change/", "/admin/risk/strategy/", "/admin/risk/killswitch/",
-    "/admin/risk/riskstate/1/change/", "/admin/risk/riskevent/", "/admin/risk/equitysnapshot/", "/admin/risk/jobrun/",
+    "/admin/risk/riskstate/1/change/", "/admin/risk/riskevent/", "/admin/risk/equitysnapshot/", "/admin/core/jobrun/",
     "/admin/orders/order/", "/admin/orders/position/", "/admin/orders/fill/", "/admin/orders/reconciliationrun/",
     "/admin/orders/reconciliationbreak/", "/admin/django_celery_beat/periodictask/",
     "/admin/django_celery_beat/intervalschedule/", "/admin/django_celery_beat/crontabschedule/",

@@ -22,7 +22,7 @@ from django.utils.crypto import get_random_string
 from rest_framework.test import APIClient
 
 from orders import services
-from orders.models import Order, Position
+from orders.models import Fill, Order, Position
 from orders.states import OrderStatus
 from risk import services as risk_services
 from risk.models import KillSwitch, Mode, RiskLimits, Strategy
@@ -115,6 +115,11 @@ def world(market, alice, bob, officer, auditor) -> World:
         world.working[strategy.slug] = _submit(client, strategy)
         world.denied[strategy.slug] = _submit(client, strategy, qty=Decimal("100000"), type="market", limit_price=None)
         Position.objects.create(strategy=strategy, symbol="MSFT", qty=Decimal("3"), avg_price=Decimal("400"))
+        filled = world.denied[strategy.slug]
+        Fill.objects.create(
+            order=filled, strategy=strategy, symbol="MSFT", side="buy", qty=Decimal("3"), price=Decimal("400"),
+            cumulative_qty=Decimal("3"),
+        )
     assert {o.status for o in world.working.values()} == {OrderStatus.SUBMITTED}
     assert {o.status for o in world.denied.values()} == {OrderStatus.DENIED}
     return world
@@ -195,6 +200,7 @@ API_PROBES: dict[str, Probe] = {
     "health": Probe(("GET", "/v1/health"), lambda api, w: api.get("/v1/health")),
     "schema": Probe(("GET", "/v1/schema"), lambda api, w: api.get("/v1/schema")),
     "docs": Probe(("GET", "/v1/docs"), lambda api, w: api.get("/v1/docs")),
+    "metrics": Probe(("GET", "/metrics"), lambda api, w: api.get("/metrics")),
     "orders-list": Probe(("GET", "/v1/orders"), lambda api, w: api.get("/v1/orders")),
     "orders-submit-alpha": Probe(
         ("POST", "/v1/orders"), lambda api, w: api.post("/v1/orders", order_body(strategy="alpha"), format="json"),
@@ -220,6 +226,18 @@ API_PROBES: dict[str, Probe] = {
         ("DELETE", "/v1/orders/{id}"), lambda api, w: api.delete(f"/v1/orders/{NO_SUCH_ORDER}")
     ),
     "positions": Probe(("GET", "/v1/positions"), lambda api, w: api.get("/v1/positions")),
+    "orders-cancel-all-alpha": Probe(
+        ("POST", "/v1/orders/cancel-all"),
+        lambda api, w: api.post("/v1/orders/cancel-all", {"strategy": "alpha"}, format="json"),
+        state=_order_status("alpha", "working"),
+    ),
+    "orders-cancel-all-ghost": Probe(
+        ("POST", "/v1/orders/cancel-all"),
+        lambda api, w: api.post("/v1/orders/cancel-all", {"strategy": "ghost"}, format="json"),
+        state=lambda w: sorted(Order.objects.values_list("status", flat=True)),
+    ),
+    "fills": Probe(("GET", "/v1/fills"), lambda api, w: api.get("/v1/fills")),
+    "events": Probe(("GET", "/v1/events"), lambda api, w: api.get("/v1/events")),
     "risk": Probe(("GET", "/v1/risk"), lambda api, w: api.get("/v1/risk")),
     "risk-limits-read": Probe(("GET", "/v1/risk/limits"), lambda api, w: api.get("/v1/risk/limits")),
     "risk-limits-update": Probe(

@@ -20,8 +20,8 @@ from django.core import mail
 from rest_framework.test import APIClient
 
 from backoffice import logging as redacting
-from backoffice.problems import PROBLEM_CONTENT_TYPE
 from brokers import registry
+from core.problems import PROBLEM_CONTENT_TYPE
 from orders.models import Order
 from tests.api.fakes import (
     FAKE_ALPACA_API_KEY,

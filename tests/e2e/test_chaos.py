@@ -40,11 +40,12 @@ from rest_framework.authtoken.models import Token
 from backoffice.celery import app
 from backoffice.schedule import setup_periodic_tasks
 from brokers import registry
+from core.models import JobRun
 from orders import services
 from orders.accounts import api_client_create, random_password, risk_officer_create
 from orders.models import OrderTransition, ReconciliationBreak, ReconciliationRun
 from orders.states import OrderStatus
-from risk.models import JobRun, RiskEvent, RiskEventKind, RiskState, Strategy
+from risk.models import RiskEvent, RiskEventKind, RiskState, Strategy
 from risk.services import strategy_update
 from tests.e2e import invariants
 from tests.e2e.load import LAST_PRICES, ApiClient, ClientThread, MarketStepper, Tally
@@ -63,6 +64,17 @@ CASH = Decimal(10_000_000)
 BURST_BUDGET_S = 120.0
 CONVERGE_BUDGET_S = 60.0
 TIMEOUT_S, GRACE_S, SYNC_EVERY_S, RECONCILE_EVERY_S, RISK_EVERY_S = "0.5", "2", "1", "10", "5"
+# An ambiguous send is looked up every sync until this old; only then is "not found" final.
+HORIZON_S = "8"
+# A slow gateway (the issue's 45 s, scaled with the timeout, the grace and the horizon above):
+# accepted after the grace lookup but within the horizon (adopted as an ordinary unknown
+# order), and accepted after the horizon, once the order was closed as never received
+# (the broker's late truth, adopted through a correction edge).
+SLOW_GATEWAY_FAULTS: list[dict[str, Any]] = [
+    {"kind": "slow_accept", "probability": 0.01, "seconds": 4.0},
+    {"kind": "slow_accept", "probability": 0.005, "seconds": 12.0},
+]
+LATEST_GATEWAY_S = max(float(f["seconds"]) for f in SLOW_GATEWAY_FAULTS)
 
 # Every fault the fake knows, on the submit and on every read, each with a
 # probability (seeded in the fake, so a run is repeatable up to scheduling).
@@ -104,6 +116,7 @@ def point_this_process_at_the_fake(settings: Settings, fake_url: str) -> None:
     settings.ALPACA_BASE_URL = settings.ALPACA_DATA_URL = fake_url
     settings.ALPACA_TIMEOUT_S = 5.0  # the final checks run with the faults off
     settings.UNKNOWN_ORDER_GRACE_S = int(GRACE_S)
+    settings.UNKNOWN_ORDER_HORIZON_S = int(HORIZON_S)
     settings.ORDER_SYNC_INTERVAL_S = int(SYNC_EVERY_S)
     settings.RECONCILE_INTERVAL_S = int(RECONCILE_EVERY_S)
     settings.RISK_EVAL_INTERVAL_S = int(RISK_EVERY_S)
@@ -125,6 +138,7 @@ def deployment(
         "ALPACA_SECRET_KEY": DEFAULT_SECRET_KEY,
         "ALPACA_TIMEOUT_S": TIMEOUT_S,
         "UNKNOWN_ORDER_GRACE_S": GRACE_S,
+        "UNKNOWN_ORDER_HORIZON_S": HORIZON_S,
         "ORDER_SYNC_INTERVAL_S": SYNC_EVERY_S,
         "RECONCILE_INTERVAL_S": RECONCILE_EVERY_S,
         "RISK_EVAL_INTERVAL_S": RISK_EVERY_S,
@@ -207,6 +221,13 @@ def arm_faults(fake: FakeAlpacaControl) -> None:
         fake.set_fault(method="POST", path="/v2/orders", count=None, **fault)
     for fault in READ_FAULTS:
         fake.set_fault(method="GET", path="/v2/*", count=None, **fault)
+
+
+def arm_slow_gateway(fake: FakeAlpacaControl) -> None:
+    """Armed after the kill-switch drill: a send the gateway holds across an activation would be
+    accepted while halted, which the halt invariant (judged on the broker's creation time) forbids."""
+    for fault in SLOW_GATEWAY_FAULTS:
+        fake.set_fault(method="POST", path="/v2/orders", count=None, **fault)
 
 
 # --- mid-burst events ----------------------------------------------------------------
@@ -345,13 +366,17 @@ def wait_for_milestone(tally: Tally, *, orders: int, at: float, clients: list[Cl
 # --- convergence and figures -------------------------------------------------------------
 
 
-def converge(fake: FakeAlpacaControl, budget_s: float) -> tuple[float, list[str]]:
-    """Let beat's syncs bring every local order to the broker's state; bounded."""
+def converge(fake: FakeAlpacaControl, budget_s: float, *, settle_s: float = 0.0) -> tuple[float, list[str]]:
+    """Let beat's syncs bring every local order to the broker's state; bounded.
+
+    Not judged before ``settle_s``: a slow gateway may still be holding a send
+    it will accept (the books must then follow the broker's late truth).
+    """
     started = time.monotonic()
     left: list[str] = []
     while time.monotonic() - started < budget_s:
         left = invariants.divergences(fake.orders, invariants.local_orders())
-        if not left:
+        if not left and time.monotonic() - started >= settle_s:
             break
         time.sleep(1.0)
     return time.monotonic() - started, left
@@ -410,6 +435,9 @@ def report_figures(report: Report, *, burst: Burst, fake_state: dict[str, Any], 
             where = "found at the broker" if order["client_order_id"] in at_broker else "never at the broker"
             unknown_outcomes[f"{where} -> {order['status']}"] += 1
     report.add(f"ambiguous sends: {len(went_unknown):,} went unknown; resolved: {_counts(unknown_outcomes)}")
+    late = Counter(f"{s} -> {t}" for s, t in OrderTransition.objects.filter(reason__startswith="late truth")
+                   .values_list("from_status", "to_status"))
+    report.add(f"late truth adopted (closed as never received, then shown by the broker): {_counts(late)}")
     report.add(f"final local states: {_counts(Counter(o['status'] for o in local))}")
     report.add(f"fake market: {stepper.steps:,} steps filled {stepper.orders_stepped:,} orders, "
                f"{stepper.partial_fills_done:,} partial fills")
@@ -495,6 +523,7 @@ def run_burst(deployment: Deployment, clients: list[ApiClient], officer_token: s
             reset_at = RiskEvent.objects.filter(kind=RiskEventKind.KILL_SWITCH_RESET).latest("at").at
             drill = KillSwitchDrill(activated_at, reset_at, took, activated_progress, reset_progress)
             report.progress("kill switch reset")
+            arm_slow_gateway(FakeAlpacaControl(deployment.fake_url))
         if wait_for_milestone(tally, clients=threads, **mark(0.7)):
             outage = first_order_in_a_new_symbol_during_an_outage(deployment, clients[0])
             report.progress(f"new symbol during an asset-lookup outage: {outage}")
@@ -550,7 +579,8 @@ def test_under_broker_faults_a_killed_worker_and_a_kill_switch_drill_the_books_s
 
     fake.clear_faults()
     fake.step()  # the last market orders fill; nothing moves at the fake after this
-    durations["convergence"], left = converge(fake, CONVERGE_BUDGET_S)
+    settle_s = LATEST_GATEWAY_S + 2 * float(SYNC_EVERY_S)  # the last send a slow gateway held, then 2 syncs
+    durations["convergence"], left = converge(fake, CONVERGE_BUDGET_S, settle_s=settle_s)
     report.progress(f"converged in {durations['convergence']:.1f}s ({len(left)} orders still diverging)")
     reconcile = services.positions_reconcile(label="job:chaos-final-check")
     durations["scenario"] = report.elapsed()

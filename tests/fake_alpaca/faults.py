@@ -24,9 +24,12 @@ FAULT_KINDS: dict[str, bool] = {
     "http_429": False,  # rate limited: never processed
     "slow": True,  # processed at once, answered after `seconds` (past the client's timeout)
     "drop_connection": False,  # the socket closes before processing: nothing created
+    # A slow gateway: the request is held `seconds` (past the client's timeout),
+    # THEN processed and answered to a client long gone. An order appears late.
+    "slow_accept": False,
 }
 # Kinds whose "processed or not" is the point of the kind, so apply cannot flip it.
-_FIXED_APPLY = {"lose_response", "http_429", "slow", "drop_connection"}
+_FIXED_APPLY = {"lose_response", "http_429", "slow", "drop_connection", "slow_accept"}
 
 
 @dataclass
@@ -36,7 +39,7 @@ class FaultRule:
     path: str = "*"
     count: int | None = 1
     probability: float | None = None
-    seconds: float = 5.0  # slow: how long to sit on the answer
+    seconds: float = 5.0  # slow: how long to sit on the answer; slow_accept: on the request
     apply: bool | None = None  # http_500 / http_504: process the request before failing?
     reset_in_s: int = 60  # http_429: X-Ratelimit-Reset = now + this ...
     reset_at: int | None = None  # ... unless given as unix seconds

@@ -414,6 +414,11 @@ class FakeAlpacaServer:
         if rule and rule.kind == "drop_connection":
             connection.abort()
             return
+        if rule and rule.kind == "slow_accept":
+            if self._stopping.wait(rule.seconds):
+                return  # shutting down: the gateway never got round to it
+            self._answer(connection, record, self._route(method, path, query, headers, body))
+            return
         if rule and not rule.apply:  # http_429, or http_500/504 that fail before the venue acts
             self._answer(connection, record, self._fault_answer(rule))
             return

@@ -77,6 +77,7 @@ def test_a_fill_after_a_cancel_request_wins(alice, alpha, market):
 
 def test_an_unknown_order_is_resolved_by_client_order_id_after_the_grace_period(alpha, market, settings):
     settings.UNKNOWN_ORDER_GRACE_S = 30
+    settings.UNKNOWN_ORDER_HORIZON_S = 90  # "lost" was sent two minutes ago: past the horizon, closed
     (found,) = working_book(alpha, 1)
     Order.objects.filter(pk=found.pk).update(status="unknown", broker_order_id=None)
     lost = Order.objects.create(

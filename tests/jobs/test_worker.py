@@ -18,9 +18,9 @@ from django.db.models import Sum
 from backoffice.celery import app
 from brokers import tasks as broker_tasks
 from brokers.models import SimOrder
+from core.models import JobRun
 from orders import tasks
 from orders.models import Fill, Order, Position
-from risk.models import JobRun
 from risk.tasks import evaluate_risk
 from tests.conftest import order_body
 from tests.jobs.helpers import working_book

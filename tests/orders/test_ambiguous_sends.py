@@ -22,6 +22,9 @@ def alpaca(fake_alpaca, settings):  # noqa: F811
     settings.ALPACA_BASE_URL = settings.ALPACA_DATA_URL = fake_alpaca.base_url
     settings.ALPACA_TIMEOUT_S = 0.5
     settings.UNKNOWN_ORDER_GRACE_S = 0
+    # These sends are over at once (the fake acts before it answers, or never):
+    # no horizon to wait out. tests/orders/test_late_truth.py covers the horizon.
+    settings.UNKNOWN_ORDER_HORIZON_S = 0
     registry.reset()
     fake_alpaca.set_price("AAPL", "100.00")
     # Open whatever the hour, so the market_closed check lets the orders through.

@@ -110,3 +110,29 @@ def test_an_order_racing_the_kill_switch_is_denied_or_cancelled_never_sent_after
     assert not late.exists(), list(late.values_list("client_order_id", "submitted_at"))
     for order in Order.objects.filter(client_order_id__startswith="race-"):
         assert order.status in {"denied", "cancelled", "pending_cancel"}, (order.client_order_id, order.status)
+
+
+def test_four_concurrent_23k_market_buys_in_unheld_symbols_three_pass_and_one_is_denied_at_a_price(
+    alice, market, on_postgres
+):
+    # Each order's prices are fetched before the account lock, so each misses the
+    # symbols the others are working: inside the lock those are priced too, and
+    # the loser is denied max_capital_deployed, never stale_price, never let through at $0.
+    symbols = ["AAPL", "MSFT", "SPY", "NVDA"]
+    for symbol in symbols:
+        market.set_price(symbol, Decimal("100.00"))
+    strategy = Strategy.objects.get(slug="alpha")
+
+    def submit(index: int):
+        request = services.OrderRequest(
+            strategy=strategy, symbol=symbols[index], side="buy", qty=Decimal("230"), type="market",
+            client_order_id=f"wide-{index}",
+        )
+        return services.order_submit(acting_user=alice, request=request).order
+
+    orders = _run_concurrently(4, submit)
+
+    assert sorted(o.status for o in orders) == ["denied", "submitted", "submitted", "submitted"]
+    (denied,) = [o for o in orders if o.status == "denied"]
+    denial_codes = {v["code"] for v in denied.violations}
+    assert "max_capital_deployed" in denial_codes and "stale_price" not in denial_codes

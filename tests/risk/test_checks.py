@@ -160,3 +160,11 @@ def test_daily_drawdown_past_3_percent_is_reduce_only_even_before_the_breaker_jo
 
 def test_unknown_equity_denies_with_a_reason_instead_of_dividing_by_zero():
     assert codes(buy(), snapshot(equity=D("0"), day_start_equity=D("0"), peak_equity=D("0"))) == ["equity_unknown"]
+
+
+def test_a_symbol_held_or_worked_without_a_fresh_price_denies_an_order_that_adds_exposure():
+    blind = snapshot(unpriced_symbols=("MSFT", "SPY"), strategy=StrategyState(slug="alpha", position_qty=D("10")))
+    violations = evaluate(buy(), blind)
+    assert [(v.code, v.actual) for v in violations] == [("stale_price", "MSFT, SPY")]
+    # Selling part of the position reduces it: no unknown exposure grows, it passes.
+    assert codes(buy("5", side="sell"), blind) == []

@@ -15,6 +15,8 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from core.exceptions import BusinessRefusal
+
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 PROBLEM_BASE = "https://backoffice.invalid/problems/"
 
@@ -61,14 +63,21 @@ def _flatten_detail(detail: Any) -> str:
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if isinstance(exc, BusinessRefusal):
+        # Every service refusal, mapped once: the views do not catch them.
+        return problem_response(
+            exc.status_code, slug=exc.slug, title=exc.title, detail=exc.detail, headers=dict(exc.headers),
+            **exc.problem_extra(),
+        )
     if isinstance(exc, RequestDataTooBig):
-        from backoffice.api import PayloadTooLarge
+        from core.api import PayloadTooLarge
 
         exc = PayloadTooLarge()
     elif isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):
-        exc = exceptions.PermissionDenied()
+        # A service's own words ("missing permission risk.reset_killswitch"), or DRF's default.
+        exc = exceptions.PermissionDenied(str(exc) or None)
     response = drf_exception_handler(exc, context)
     if response is None:
         return None

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from django.db.models import F, Q
 from django.utils import timezone
 
-from risk.models import JobRun
+from core.models import JobRun
 
 
 class JobBusy(Exception):
