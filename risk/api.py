@@ -183,7 +183,9 @@ class LimitsIn(StrictSerializer, serializers.ModelSerializer):
     """Any subset of the limits, the whole restricted list if it changes, and the reason (required)."""
 
     restricted_symbols = serializers.ListField(
-        child=serializers.RegexField(r"^[A-Z][A-Z0-9.]{0,15}$", max_length=16), required=False, max_length=1000
+        child=serializers.RegexField(rf"^{services.SYMBOL_PATTERN.pattern}$", max_length=16),
+        required=False,
+        max_length=1000,
     )
     reason = serializers.CharField(max_length=2000)
 

@@ -2,8 +2,11 @@
 
 No database, no broker, no clock: everything it needs is in the snapshot, so
 it is fast, deterministic and testable on its own. It reports every violation,
-not only the first, in the order of SPEC 4.3: kill switch -> circuit breaker
--> strategy -> order limits -> portfolio limits.
+not only the first, in the order of SPEC 4.3: kill switch (and the market-access
+gates: account, market clock) -> circuit breaker -> strategy -> order limits
+(restricted list, size, duplicates, stop side, short sale, risk, notional,
+price) -> portfolio limits (capital, positions, symbol concentration, buying
+power). Each market-access control is a named function ``check_<code>``.
 """
 
 from __future__ import annotations
