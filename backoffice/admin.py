@@ -8,7 +8,7 @@ helpers that read both ``orders`` and ``risk``, and ``risk`` must not import
 
 from django.contrib import admin
 
-from backoffice import admin_orders, admin_risk  # noqa: F401  (registers the ModelAdmins)
+from backoffice import admin_jobs, admin_orders, admin_risk  # noqa: F401  (registers the ModelAdmins)
 from backoffice.admin_site import BackofficeAdminSite
 
 if not isinstance(admin.site, BackofficeAdminSite):

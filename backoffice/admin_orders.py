@@ -14,12 +14,15 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.contrib.admin import DateFieldListFilter, helpers
+from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
+from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
+from backoffice.admin_exports import CsvExportMixin
 from backoffice.admin_risk import AuditTrailMixin, badge
 from backoffice.admin_tools import (
     BackofficeModelAdmin,
@@ -33,7 +36,8 @@ from backoffice.admin_tools import (
     timestamp,
     timestamp_column,
 )
-from orders import services
+from backoffice.dashboard import money, percent, signed_money
+from orders import selectors, services
 from orders.models import BreakStatus, Fill, Order, OrderTransition, Position, ReconciliationBreak, ReconciliationRun
 from orders.states import WORKING, OrderStatus
 from risk.models import RiskEvent, RiskEventKind
@@ -85,24 +89,48 @@ class ReadOnlyInline(ReadOnlyAdminMixin, admin.TabularInline):  # type: ignore[t
 class TransitionInline(ReadOnlyInline):
     model = OrderTransition
     verbose_name_plural = "transition history (oldest first)"
-    fields = [timestamp_column("at", "at (UTC)"), "from_display", "to_status", "actor_label", "reason"]
+    fields = [timestamp_column("at", "at (UTC)"), "from_display", "to_display", "who", "reason"]
     readonly_fields = fields
     ordering = ["at", "id"]
 
     @admin.display(description="from")
     def from_display(self, transition: OrderTransition) -> str:
-        return transition.from_status or "(created)"
+        return OrderStatus(transition.from_status).label if transition.from_status else "(created)"
+
+    @admin.display(description="to")
+    def to_display(self, transition: OrderTransition) -> str:
+        return OrderStatus(transition.to_status).label
+
+    @admin.display(description="who")
+    def who(self, transition: OrderTransition) -> str:
+        return transition.actor_label
 
 
 class FillInline(ReadOnlyInline):
     model = Fill
-    fields = [timestamp_column("at", "at (UTC)"), "side", "qty", "price", "cumulative_qty", "realized_pnl"]
+    fields = [timestamp_column("at", "at (UTC)"), "side", "quantity", "price_display", "cumulative", "realised"]
     readonly_fields = fields
     ordering = ["at", "id"]
 
+    @admin.display(description="qty")
+    def quantity(self, fill: Fill) -> str:
+        return quantity(fill.qty)
+
+    @admin.display(description="price")
+    def price_display(self, fill: Fill) -> str:
+        return money(fill.price)
+
+    @admin.display(description="filled so far")
+    def cumulative(self, fill: Fill) -> str:
+        return quantity(fill.cumulative_qty)
+
+    @admin.display(description="realised P&L")
+    def realised(self, fill: Fill) -> str:
+        return signed_money(fill.realized_pnl) if fill.realized_pnl else "—"
+
 
 @admin.register(Order)
-class OrderAdmin(LargeTableAdminMixin, ReadOnlyAdminMixin, BackofficeModelAdmin):
+class OrderAdmin(CsvExportMixin, LargeTableAdminMixin, ReadOnlyAdminMixin, BackofficeModelAdmin):
     # Side, quantity and symbol read as one phrase ("Buy 10 AAPL"), type and limit as another
     # ("Limit 95"): two columns instead of five keep Status to Broker id on a 1440 px screen.
     list_display = ["created", "client_order_id", "strategy", "order_line", "order_type", "status_badge", "filled",
@@ -138,6 +166,17 @@ class OrderAdmin(LargeTableAdminMixin, ReadOnlyAdminMixin, BackofficeModelAdmin)
                                     timestamp_column("updated_at", "updated")]}),
     ]
     readonly_fields = [f for _, opts in fieldsets for f in opts["fields"]]
+    csv_name = "orders"
+    csv_columns = [
+        ("created_at", lambda o: o.created_at), ("id", lambda o: o.pk),
+        ("client_order_id", lambda o: o.client_order_id),
+        ("strategy", lambda o: o.strategy.slug), ("symbol", lambda o: o.symbol), ("side", lambda o: o.side),
+        ("qty", lambda o: o.qty), ("type", lambda o: o.type), ("limit_price", lambda o: o.limit_price),
+        ("time_in_force", lambda o: o.time_in_force), ("status", lambda o: o.status),
+        ("filled_qty", lambda o: o.filled_qty), ("filled_avg_price", lambda o: o.filled_avg_price),
+        ("broker_order_id", lambda o: o.broker_order_id), ("reject_reason", lambda o: o.reject_reason),
+        ("violations", lambda o: ",".join(v.get("code", "") for v in o.violations or [])),
+    ]
 
     @admin.display(description="created (UTC)")
     def created(self, order: Order) -> str:
@@ -232,16 +271,47 @@ class OrderAdmin(LargeTableAdminMixin, ReadOnlyAdminMixin, BackofficeModelAdmin)
 
 
 @admin.register(Fill)
-class FillAdmin(LargeTableAdminMixin, ReadOnlyAdminMixin, BackofficeModelAdmin):
-    list_display = [timestamp_column("at", "at (UTC)"), "order", "strategy", "symbol", "side", "qty", "price",
-                    "realized_pnl"]
+class FillAdmin(CsvExportMixin, LargeTableAdminMixin, ReadOnlyAdminMixin, BackofficeModelAdmin):
+    """The fills blotter: every execution, newest first, as a trader reads it ("Buy 10 AAPL @ $101.25")."""
+
+    list_display = [timestamp_column("at", "at (UTC)"), "strategy", "execution", "price_display", "value",
+                    "realised", "order_link"]
     list_select_related = ["order", "strategy"]
-    list_filter = ["strategy"]
+    list_filter = ["strategy", SymbolFilter, ("at", DateFieldListFilter)]
     sortable_by = ()
     actions = None
     # Newest first by primary key (fills are inserted as they happen): Fill has no index on
     # ``at`` alone, and an order by it would sort the whole table for every page.
     ordering = ["-id"]
+    csv_name = "fills"
+    csv_columns = [
+        ("at", lambda f: f.at), ("id", lambda f: f.pk), ("order_id", lambda f: f.order_id),
+        ("client_order_id", lambda f: f.order.client_order_id), ("strategy", lambda f: f.strategy.slug),
+        ("symbol", lambda f: f.symbol), ("side", lambda f: f.side), ("qty", lambda f: f.qty),
+        ("price", lambda f: f.price), ("value", lambda f: f.qty * f.price), ("realized_pnl", lambda f: f.realized_pnl),
+    ]
+
+    @admin.display(description="execution")
+    def execution(self, fill: Fill) -> str:
+        return f"{fill.get_side_display()} {quantity(fill.qty)} {fill.symbol}"
+
+    @admin.display(description="price")
+    def price_display(self, fill: Fill) -> str:
+        return money(fill.price)
+
+    @admin.display(description="value")
+    def value(self, fill: Fill) -> str:
+        return money(fill.qty * fill.price)
+
+    @admin.display(description="realised P&L")
+    def realised(self, fill: Fill) -> str:
+        return signed_money(fill.realized_pnl) if fill.realized_pnl else "—"
+
+    @admin.display(description="order")
+    def order_link(self, fill: Fill) -> str:
+        url = reverse("admin:orders_order_change", args=[fill.order_id])
+        return format_html('<a href="{}"><span class="bo-id" title="{}">{}</span></a>', url,
+                           fill.order.client_order_id, fill.order.client_order_id)
 
 
 class OpenPositionFilter(admin.SimpleListFilter):
@@ -259,13 +329,85 @@ class OpenPositionFilter(admin.SimpleListFilter):
         return queryset
 
 
+class ValuedPositionChangeList(ChangeList):
+    """Marks the page's positions at the last trade (one market-data call) for the value columns."""
+
+    def get_results(self, request: HttpRequest) -> None:
+        super().get_results(request)
+        positions = list(self.result_list)
+        for valued in selectors.value_positions(positions):
+            valued.position.valuation = valued  # type: ignore[attr-defined]
+        self.result_list = positions  # type: ignore[assignment]
+
+
 @admin.register(Position)
 class PositionAdmin(ReadOnlyAdminMixin, BackofficeModelAdmin):
-    list_display = ["strategy", "symbol", "qty", "avg_price", "realized_pnl", "updated_at"]
+    """Where the money is: each position valued at the last trade, and P&L per strategy above the list."""
+
+    list_display = ["strategy", "symbol", "quantity", "average_price", "last_price", "market_value", "unrealised",
+                    "pct_of_equity", "realised", "updated"]
     list_select_related = ["strategy"]
     list_filter = [OpenPositionFilter, "strategy"]
     search_fields = ["=symbol"]
     actions = None
+    change_list_template = "admin/orders/position/valued_change_list.html"
+
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
+        return ValuedPositionChangeList
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        pnl = selectors.strategy_pnl()
+        rows = [
+            {"slug": p.slug, "open": p.open_positions, "today": signed_money(p.today) if p.today is not None else "—",
+             "realised_today": signed_money(p.realised_today), "realised_total": signed_money(p.realised_total),
+             "unrealised": signed_money(p.unrealised) if p.unrealised is not None else "—",
+             "total": signed_money(p.total) if p.total is not None else "—",
+             "negative": p.total is not None and p.total < 0}
+            for p in pnl
+        ]
+        return super().changelist_view(request, {**(extra_context or {}), "strategy_pnl": rows})
+
+    @staticmethod
+    def _valuation(position: Position) -> selectors.ValuedPosition | None:
+        return getattr(position, "valuation", None)
+
+    @admin.display(description="qty")
+    def quantity(self, position: Position) -> str:
+        return quantity(position.qty)
+
+    @admin.display(description="avg price")
+    def average_price(self, position: Position) -> str:
+        return money(position.avg_price) if position.qty else "—"
+
+    @admin.display(description="last price")
+    def last_price(self, position: Position) -> str:
+        valued = self._valuation(position)
+        return money(valued.last_price) if valued else "—"
+
+    @admin.display(description="market value")
+    def market_value(self, position: Position) -> str:
+        valued = self._valuation(position)
+        return money(valued.market_value) if valued else "—"
+
+    @admin.display(description="unrealised P&L")
+    def unrealised(self, position: Position) -> str:
+        valued = self._valuation(position)
+        if valued is None or valued.unrealized_pnl is None:
+            return "—"
+        return signed_money(valued.unrealized_pnl)
+
+    @admin.display(description="% of equity")
+    def pct_of_equity(self, position: Position) -> str:
+        valued = self._valuation(position)
+        return percent(valued.pct_of_equity) if valued else "—"
+
+    @admin.display(description="realised P&L")
+    def realised(self, position: Position) -> str:
+        return signed_money(position.realized_pnl)
+
+    @admin.display(description="updated (UTC)")
+    def updated(self, position: Position) -> str:
+        return timestamp(position.updated_at)
 
 
 class BreakInline(ReadOnlyInline):
@@ -303,14 +445,14 @@ BREAK_KINDS = [RiskEventKind.BREAK_ACKNOWLEDGED, RiskEventKind.BREAK_RESOLVED]
 
 @admin.register(ReconciliationBreak)
 class ReconciliationBreakAdmin(AuditTrailMixin, ReadOnlyAdminMixin, BackofficeModelAdmin):
-    list_display = ["symbol", "broker_qty", "ledger_qty", "difference", "status_badge", "run", "handled_by",
-                    "handled_at", "note"]
+    list_display = ["symbol", "broker_quantity", "ledger_quantity", "difference", "status_badge", "run",
+                    "handled_by", timestamp_column("handled_at", "handled (UTC)"), "note"]
     list_select_related = ["run", "handled_by"]
     list_filter = ["status"]
     search_fields = ["=symbol"]
     actions = None
-    fields = ["symbol", "broker_qty", "ledger_qty", "difference", "status_badge", "run", "handled_by", "handled_at",
-              "note"]
+    fields = ["symbol", "broker_quantity", "ledger_quantity", "difference", "status_badge", "run", "handled_by",
+              timestamp_column("handled_at", "handled (UTC)"), "note"]
     readonly_fields = fields
     object_actions = (
         ObjectAction(
@@ -333,7 +475,15 @@ class ReconciliationBreakAdmin(AuditTrailMixin, ReadOnlyAdminMixin, BackofficeMo
 
     @admin.display(description="broker − ledger")
     def difference(self, item: ReconciliationBreak) -> Any:
-        return item.difference
+        return quantity(item.difference)
+
+    @admin.display(description="broker qty")
+    def broker_quantity(self, item: ReconciliationBreak) -> str:
+        return quantity(item.broker_qty)
+
+    @admin.display(description="ledger qty")
+    def ledger_quantity(self, item: ReconciliationBreak) -> str:
+        return quantity(item.ledger_qty)
 
     @admin.display(description="status", ordering="status")
     def status_badge(self, item: ReconciliationBreak) -> str:

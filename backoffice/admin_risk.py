@@ -9,6 +9,7 @@ check on the request itself, then the service, which checks again.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
@@ -26,6 +27,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from backoffice import dashboard
+from backoffice.admin_exports import CsvExportMixin
 from backoffice.admin_tools import (
     REFUSALS,
     BackofficeModelAdmin,
@@ -40,11 +42,13 @@ from backoffice.admin_tools import (
 )
 from backoffice.jobs import job_status
 from core.models import JobRun
+from orders.models import BreakStatus
 from orders.selectors import risk_picture
 from risk import services
 from risk.approvals import FourEyes, four_eyes_required
 from risk.checks import drawdown_pct
 from risk.models import (
+    Alert,
     BreakerState,
     EquitySnapshot,
     KillSwitch,
@@ -97,10 +101,36 @@ KILL_SWITCH_KINDS = [
 BREAKER_KINDS = [K.BREAKER_CHANGED, K.BREAKER_RESET_REQUESTED, K.BREAKER_RESET_REJECTED, K.BREAKER_RESET]
 
 
+MONEY_KEYS = {"max_notional", "min_stock_price", "max_allocation_amount", "equity", "day_start_equity", "peak_equity"}
+CHOICE_LABELS: dict[str, dict[str, str]] = {
+    "mode": dict(Mode.choices), "state": dict(BreakerState.choices), "status": dict(BreakStatus.choices),
+}
+
+
+def human_value(key: str, value: Any) -> str:
+    """How a stored value reads to an officer: "yes"/"no", "$25,000.00", "2.5 %", a choice's label."""
+    if value is None or value == "":
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if key in CHOICE_LABELS:
+        return CHOICE_LABELS[key].get(str(value), str(value))
+    try:
+        number = Decimal(str(value))
+    except ArithmeticError:
+        return str(value)
+    if key in MONEY_KEYS:
+        return dashboard.money(number)
+    if key.endswith("_pct"):
+        return f"{format(number.normalize(), 'f')} %"
+    return format(number.normalize(), "f") if not isinstance(value, int) else f"{value:,}"
+
+
 def describe_changes(old: dict[str, Any], new: dict[str, Any]) -> list[tuple[str, str, str]]:
     """[(label, old, new)] for every key of ``new``, old "" when the event carried none (a fact, not a change)."""
     return [
-        (CHANGE_LABELS.get(key, key.replace("_", " ")), "" if key not in old else str(old[key]), str(value))
+        (CHANGE_LABELS.get(key, key.replace("_", " ").capitalize()),
+         "" if key not in old else human_value(key, old[key]), human_value(key, value))
         for key, value in new.items()
     ]
 
@@ -753,16 +783,27 @@ class StrategyAdmin(ReasonedChangeAdmin):
 
 
 @admin.register(RiskEvent)
-class RiskEventAdmin(LargeTableAdminMixin, ReadOnlyAdminMixin, BackofficeModelAdmin):
+class RiskEventAdmin(CsvExportMixin, LargeTableAdminMixin, ReadOnlyAdminMixin, BackofficeModelAdmin):
     """Append-only: nobody adds, changes or deletes an event here, superusers included."""
 
-    list_display = [timestamp_column("at", "when (UTC)"), "kind", "actor_label", "strategy", "reason", "changes"]
+    csv_name = "risk-events"
+    csv_columns = [
+        ("at", lambda e: e.at), ("id", lambda e: e.pk), ("kind", lambda e: e.kind), ("actor", lambda e: e.actor_label),
+        ("strategy", lambda e: e.strategy.slug if e.strategy_id else ""), ("reason", lambda e: e.reason),
+        ("old", lambda e: json.dumps(e.old, sort_keys=True)), ("new", lambda e: json.dumps(e.new, sort_keys=True)),
+    ]
+
+    list_display = [timestamp_column("at", "when (UTC)"), "kind", "who", "strategy", "reason", "changes"]
     list_select_related = ["strategy"]
     list_filter = ["kind", "strategy", ("at", DateFieldListFilter)]
     sortable_by = ()
     actions = None
-    fields = [timestamp_column("at", "when (UTC)"), "kind", "actor_label", "strategy", "reason", "changes"]
+    fields = [timestamp_column("at", "when (UTC)"), "kind", "who", "strategy", "reason", "changes"]
     readonly_fields = fields
+
+    @admin.display(description="who")
+    def who(self, event: RiskEvent) -> str:
+        return event.actor_label  # the user, or the job that acted
 
     @admin.display(description="old → new")
     def changes(self, event: RiskEvent) -> str:
@@ -799,3 +840,22 @@ class JobRunAdmin(ReadOnlyAdminMixin, BackofficeModelAdmin):
         if status is None:
             return dashboard.age_display(job.age().total_seconds() if job.last_succeeded_at else None)
         return badge(f"{status.age} — stale" if status.stale else status.age, "breach" if status.stale else "ok")
+
+
+@admin.register(Alert)
+class AlertAdmin(LargeTableAdminMixin, ReadOnlyAdminMixin, BackofficeModelAdmin):
+    """What the officers were told, once per condition, and whether it reached them."""
+
+    list_display = [timestamp_column("created_at", "raised (UTC)"), "level", "kind", "subject", "symbol", "strategy",
+                    "delivery"]
+    list_filter = ["level", "kind"]
+    search_fields = ["subject", "key", "symbol", "strategy"]
+    actions = None
+
+    @admin.display(description="delivery")
+    def delivery(self, item: Alert) -> str:
+        if item.delivered_at is not None:
+            return badge("delivered", "ok")
+        if not item.last_error:
+            return badge("queued", "warn")
+        return badge(f"retrying ({item.attempts} attempts): {item.last_error}", "breach")

@@ -94,7 +94,8 @@ class Config:
     kill_switch_flatten: bool
     kill_switch_reset_approvals: int
     halt_on_reconciliation_break: bool
-    alert_webhook_url: str
+    alert_webhook_url: str = field(repr=False)
+    alert_urls: list[str] = field(repr=False)
     admins: list[tuple[str, str]]
     assumed_stop_distance: Decimal
     secure_ssl_redirect: bool
@@ -106,11 +107,36 @@ class Config:
     def secrets(self) -> list[str]:
         """Values that must never appear in a log line, an answer, a page or an e-mail."""
         values = [self.secret_key, self.alpaca_api_key, self.alpaca_secret_key]
+        # Alert URLs carry their service's token (a Slack hook path, a bot token, a password).
+        for url in (self.alert_webhook_url, *self.alert_urls):
+            values.append(url)
+            parts = urlsplit(url)
+            values += [p for p in (parts.password, parts.username) if p and len(p) >= 8]
+            values += [p for p in parts.path.split("/") if len(p) >= 8]
         for url in (self.database_url, self.celery_broker_url, self.redis_url or ""):
             password = urlsplit(url).password if "://" in url else None
             if password:
                 values.append(password)
         return [v for v in values if v]
+
+
+def _alert_urls(env: Mapping[str, str]) -> list[str]:
+    """ALERT_URLS: Apprise URLs separated by spaces or commas, each checked by Apprise itself.
+
+    The message names the position of a bad URL, never the URL: it carries a token.
+    """
+    urls = [u for u in env.get("ALERT_URLS", "").replace(",", " ").split() if u]
+    if not urls:
+        return []
+    import apprise
+
+    for position, url in enumerate(urls, start=1):
+        if not apprise.Apprise().add(url):
+            raise ConfigError(
+                f"ALERT_URLS: URL number {position} is not a URL Apprise can send to "
+                "(see Apprise's list of services, e.g. slack://, msteams://, tgram://, mailto://)"
+            )
+    return urls
 
 
 def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
@@ -321,6 +347,7 @@ def from_environ(env: Mapping[str, str], *, base_dir: Path) -> Config:
     webhook = env.get("ALERT_WEBHOOK_URL", "").strip()
     if webhook and urlsplit(webhook).scheme not in {"http", "https"}:
         raise ConfigError("ALERT_WEBHOOK_URL must be an http(s) URL, or unset")
+    alert_urls = _alert_urls(env)
 
     return Config(
         debug=debug,
@@ -349,6 +376,7 @@ def from_environ(env: Mapping[str, str], *, base_dir: Path) -> Config:
         kill_switch_reset_approvals=approvals,
         halt_on_reconciliation_break=_bool(env, "HALT_ON_RECONCILIATION_BREAK", False),
         alert_webhook_url=webhook,
+        alert_urls=alert_urls,
         admins=_admins(env),
         assumed_stop_distance=_positive_number(env, "ASSUMED_STOP_DISTANCE", "0.05"),
         secure_ssl_redirect=_bool(env, "DJANGO_SECURE_SSL_REDIRECT", True),

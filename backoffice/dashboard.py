@@ -144,6 +144,12 @@ class RiskAlerts:
 
     switches: list[KillSwitch]
     breaker: RiskState | None
+    jobs: list[JobStatus] = field(default_factory=list)
+
+    @property
+    def jobs_down(self) -> list[JobStatus]:
+        """Risk jobs that are disabled or stale: the controls they drive are not running."""
+        return [job for job in self.jobs if job.down]
 
     @property
     def global_switch(self) -> KillSwitch | None:
@@ -179,18 +185,18 @@ class RiskAlerts:
 
     @property
     def any(self) -> bool:
-        return bool(self.global_switch or self.strategy_switches or self.breaker_alert)
+        return bool(self.global_switch or self.strategy_switches or self.breaker_alert or self.jobs_down)
 
 
 def risk_alerts() -> RiskAlerts:
-    """Two small queries; run on every admin page for the banner."""
+    """Four small queries; run on every admin page for the banner."""
     switches = list(
         KillSwitch.objects.filter(Q(active=True) | Q(reset_requested_by__isnull=False))
         .select_related("strategy", "activated_by", "reset_requested_by")
         .order_by(F("strategy__slug").asc(nulls_first=True))
     )
     breaker = RiskState.objects.select_related("breaker_reset_requested_by").filter(pk=1).first()
-    return RiskAlerts(switches=switches, breaker=breaker)
+    return RiskAlerts(switches=switches, breaker=breaker, jobs=job_statuses(timezone.now()))
 
 
 # --- Gauges ---------------------------------------------------------------------
@@ -655,7 +661,7 @@ class Dashboard:
 
     @property
     def stale_jobs(self) -> list[JobStatus]:
-        return [job for job in self.jobs if job.stale]
+        return [job for job in self.jobs if job.down]
 
     @property
     def working_total(self) -> int:
@@ -685,7 +691,8 @@ class Dashboard:
             "working_orders": self.working_total,
             "strategies": self.picture["strategies"],
             "open_breaks": self.open_breaks_count,
-            "jobs": {job.name: {"last_success": job.last_success, "stale": job.stale} for job in self.jobs},
+            "jobs": {job.name: {"last_success": job.last_success, "stale": job.stale, "disabled": job.disabled}
+                     for job in self.jobs},
         }
 
 
@@ -693,7 +700,7 @@ def build(*, now: dt.datetime | None = None) -> Dashboard:
     now = now or timezone.now()
     picture = risk_picture(now=now)
     usage = {row["strategy"]: row for row in picture["strategies"]}
-    state = RiskState.current()
+    state = RiskState.objects.select_related("peak_reset_by").get(pk=1)  # risk_picture made sure it exists
     limits = RiskLimits.current()
     labels = dict(OrderStatus.choices)
     by_status = dict(working_orders().order_by().values_list("status").annotate(n=Count("id")))

@@ -65,7 +65,11 @@ def _broker() -> dict[str, Any]:
 
 def _celery() -> dict[str, Any]:
     jobs = {
-        job.name: {"last_success": job.last_success.isoformat() if job.last_success else None, "stale": job.stale}
+        job.name: {
+            "last_success": job.last_success.isoformat() if job.last_success else None,
+            "stale": job.stale,
+            "disabled": job.disabled,
+        }
         for job in job_statuses(timezone.now())
     }
     return {"last_sync": jobs["order_sync"], "last_snapshot": jobs["risk_eval"], "last_reconcile": jobs["reconcile"]}
@@ -89,7 +93,7 @@ class HealthView(APIView):
         if not request.user.is_authenticated:
             return Response({"status": "ok"})
         cache_state, broker, celery = _cache(), _broker(), _celery()
-        stale = any(job["stale"] for job in celery.values())
+        stale = any(job["stale"] or job["disabled"] for job in celery.values())
         degraded = not cache_state["ok"] or not broker["connected"] or stale
         switch = KillSwitch.objects.filter(strategy__isnull=True).values("active", "activated_at").first() or {}
         return Response(

@@ -10,12 +10,17 @@ from django.conf import settings
 from django.db import transaction
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
+# Alerts are first sent by their own task as they are raised; this job only re-drives the ones it lost.
+ALERT_SWEEP_INTERVAL_S = 30
+
 
 def schedule() -> dict[str, tuple[str, int]]:
     jobs = {
         "order status sync": ("orders.tasks.sync_orders", settings.ORDER_SYNC_INTERVAL_S),
         "position reconciliation": ("orders.tasks.reconcile_positions", settings.RECONCILE_INTERVAL_S),
         "equity and circuit breaker": ("risk.tasks.evaluate_risk", settings.RISK_EVAL_INTERVAL_S),
+        "alert delivery": ("risk.tasks.deliver_pending_alerts", ALERT_SWEEP_INTERVAL_S),
+        "risk job watch": ("backoffice.tasks.watch_risk_jobs", ALERT_SWEEP_INTERVAL_S),
     }
     if settings.BROKER == "simulated":
         jobs["simulated market tick"] = ("brokers.tasks.simulated_market_tick", settings.SIM_TICK_INTERVAL_S)

@@ -37,6 +37,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI's files, so /v1/docs loads nothing from a CDN
     "django_celery_beat",
     "django_prometheus",
     "core",
@@ -175,6 +176,10 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     # The schema and docs, like every /v1 resource but health, are for authenticated callers.
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    # The docs page runs with the caller's session: serve Swagger UI ourselves, never a CDN's script.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # --- Celery ----------------------------------------------------------------
@@ -224,6 +229,7 @@ KILL_SWITCH_FLATTEN = CONFIG.kill_switch_flatten
 KILL_SWITCH_RESET_APPROVALS = CONFIG.kill_switch_reset_approvals
 HALT_ON_RECONCILIATION_BREAK = CONFIG.halt_on_reconciliation_break
 ALERT_WEBHOOK_URL = CONFIG.alert_webhook_url
+ALERT_URLS = CONFIG.alert_urls
 ASSUMED_STOP_DISTANCE = CONFIG.assumed_stop_distance
 
 # --- Logging: one redacting filter on every handler ------------------------
@@ -245,5 +251,7 @@ LOGGING = {
     "loggers": {
         "django.request": {"handlers": ["console", "mail_admins"], "level": "ERROR", "propagate": False},
         "urllib3": {"level": "WARNING"},
+        # Apprise names its targets at INFO; only its failures are worth a line (and those are redacted).
+        "apprise": {"level": "WARNING"},
     },
 }

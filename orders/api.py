@@ -356,11 +356,23 @@ class StrategyUsageOut(serializers.Serializer):
     max_orders_per_second = serializers.IntegerField()
 
 
+class PeakOut(serializers.Serializer):
+    equity = serializers.DecimalField(max_digits=20, decimal_places=2, help_text="the high-water mark")
+    since = serializers.DateTimeField(help_text="when it last restarted (an officer's reset)")
+    by = serializers.CharField(allow_null=True, help_text="the officer whose reset restarted it")
+    reason = serializers.CharField(allow_blank=True)
+
+
 class RiskOut(serializers.Serializer):
     equity = serializers.DecimalField(max_digits=20, decimal_places=2)
     day_start_equity = serializers.DecimalField(max_digits=20, decimal_places=2)
     peak_equity = serializers.DecimalField(max_digits=20, decimal_places=2)
     equity_at = serializers.DateTimeField(allow_null=True)
+    peak = PeakOut()
+    daily_drawdown_base = serializers.DecimalField(
+        max_digits=20, decimal_places=2,
+        help_text="the equity the daily drawdown is measured from: day-start equity, or today's breaker re-base",
+    )
     daily_drawdown = serializers.DecimalField(max_digits=10, decimal_places=4, help_text="percent")
     total_drawdown = serializers.DecimalField(max_digits=10, decimal_places=4, help_text="percent")
     circuit_breaker = BreakerOut()

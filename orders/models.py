@@ -232,6 +232,11 @@ class Position(models.Model):
     qty = models.DecimalField(**QTY, default=Decimal("0"))  # signed: negative is short
     avg_price = models.DecimalField(**PRICE, default=Decimal("0"))
     realized_pnl = models.DecimalField(**MONEY, default=Decimal("0"))
+    # The unrealised P&L this position carried when the trading day began
+    # (0 for a position opened today): daily P&L counts its change, not the
+    # whole gain or loss since entry. See orders/day_start.py.
+    day_start_on = models.DateField(null=True, blank=True)
+    day_start_unrealized_pnl = models.DecimalField(**MONEY, default=Decimal("0"))
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

@@ -26,7 +26,16 @@ from brokers.types import LastTrade
 from orders.models import Fill, Order, OrderEvent, Position, ReconciliationRun
 from orders.states import WORKING, OrderStatus
 from risk import checks
-from risk.models import BreakerState, KillSwitch, Mode, RestrictedSymbol, RiskLimits, RiskState, Strategy
+from risk.models import (
+    BreakerState,
+    KillSwitch,
+    Mode,
+    RestrictedSymbol,
+    RiskLimits,
+    RiskState,
+    Strategy,
+    trading_day,
+)
 
 logger = logging.getLogger(__name__)
 ZERO = Decimal(0)
@@ -123,7 +132,8 @@ class Exposure:
     # its average cost, a working market order at nothing): the check denies.
     unpriced_symbols: set[str] = field(default_factory=set)
     strategy_position_value: Decimal = ZERO
-    strategy_unrealised: Decimal = ZERO
+    strategy_unrealised: Decimal = ZERO  # since entry
+    strategy_unrealised_today: Decimal = ZERO  # its change since the trading day began
     strategy_working_add: Decimal = ZERO
     strategy_position_qty: Decimal = ZERO
     working_buy: Decimal = ZERO
@@ -167,9 +177,12 @@ def exposure_summary(
         if checks.price_is_fresh(checks.LastPrice(trade.price, trade.at), now=now, max_age=max_age)
     }
     result = Exposure()
+    today = trading_day(now)
     net_by_symbol: dict[str, Decimal] = defaultdict(lambda: ZERO)
     positions_by_key: dict[tuple[int, str], Decimal] = {}
-    for row in Position.objects.exclude(qty=0).values("strategy_id", "symbol", "qty", "avg_price"):
+    for row in Position.objects.exclude(qty=0).values(
+        "strategy_id", "symbol", "qty", "avg_price", "day_start_on", "day_start_unrealized_pnl"
+    ):
         mark = marks.get(row["symbol"])
         if mark is None:
             result.unpriced_symbols.add(row["symbol"])
@@ -185,7 +198,10 @@ def exposure_summary(
             result.symbol_net_qty += row["qty"]
         if row["strategy_id"] == strategy_id:
             result.strategy_position_value += value
-            result.strategy_unrealised += (mark - row["avg_price"]) * row["qty"]
+            unrealised = (mark - row["avg_price"]) * row["qty"]
+            result.strategy_unrealised += unrealised
+            if row["day_start_on"] == today:
+                result.strategy_unrealised_today += unrealised - row["day_start_unrealized_pnl"]
             if row["symbol"] == symbol:
                 result.strategy_position_qty = row["qty"]
     result.exposed_symbols = {s for s, q in net_by_symbol.items() if q != 0}
@@ -305,7 +321,8 @@ def build_snapshot(
         orders_last_second=recent["second"],
         orders_last_minute=recent["minute"],
         exposure=exposure.strategy_position_value + exposure.strategy_working_add,
-        daily_pnl=realised_today + exposure.strategy_unrealised,
+        # Realised today plus the change of unrealised since the day began (orders/day_start.py).
+        daily_pnl=realised_today + exposure.strategy_unrealised_today,
         position_qty=exposure.strategy_position_qty,
         working_buy_qty=exposure.working_buy,
         working_sell_qty=exposure.working_sell,
@@ -319,6 +336,7 @@ def build_snapshot(
         equity=equity,
         day_start_equity=state.day_start_equity or equity,
         peak_equity=state.peak_equity or equity,
+        drawdown_base_equity=state.daily_drawdown_base(trading_day(now)),
         strategy=strategy_state,
         limits=checks.Limits(
             max_daily_drawdown_pct=limits_row.max_daily_drawdown_pct,
@@ -445,7 +463,8 @@ def risk_picture(*, now: dt.datetime | None = None) -> dict[str, object]:
     from brokers.registry import get_market_data
 
     now = now or dt.datetime.now(dt.UTC)
-    state = RiskState.current()
+    RiskState.current()
+    state = RiskState.objects.select_related("peak_reset_by").get(pk=1)
     limits = RiskLimits.current()
     held = set(Position.objects.exclude(qty=0).values_list("symbol", flat=True))
     held |= set(working_orders().values_list("symbol", flat=True).distinct())
@@ -462,9 +481,10 @@ def risk_picture(*, now: dt.datetime | None = None) -> dict[str, object]:
     exposure = exposure_summary(prices=prices, now=now)
     equity = state.equity or ZERO
     day_start = state.day_start_equity or equity
+    drawdown_base = state.daily_drawdown_base(trading_day(now)) or equity
     peak = state.peak_equity or equity
     hundred = Decimal(100)
-    daily_dd = checks.drawdown_pct(day_start, equity)
+    daily_dd = checks.drawdown_pct(drawdown_base, equity)
     total_dd = checks.drawdown_pct(peak, equity)
     deployed = exposure.gross_position_value + exposure.working_add
     deployed_pct = deployed / equity * hundred if equity else None
@@ -485,6 +505,13 @@ def risk_picture(*, now: dt.datetime | None = None) -> dict[str, object]:
         "day_start_equity": day_start,
         "peak_equity": peak,
         "equity_at": state.equity_at,
+        "peak": {
+            "equity": peak,
+            "since": state.peak_reset_at,
+            "by": state.peak_reset_by.get_username() if state.peak_reset_by else None,
+            "reason": state.peak_reset_reason,
+        },
+        "daily_drawdown_base": drawdown_base,
         "daily_drawdown": daily_dd.quantize(Decimal("0.0001")),
         "total_drawdown": total_dd.quantize(Decimal("0.0001")),
         "circuit_breaker": {"state": state.breaker_state, "since": state.breaker_since, "reason": state.breaker_reason},
@@ -545,7 +572,11 @@ def _last_prices(symbols: set[str]) -> dict[str, LastTrade]:
 
 def positions_valued(positions: QuerySet[Position], *, include_flat: bool = False) -> list[ValuedPosition]:
     """Each position with its last price, market value (signed), unrealised P&L and share of equity (percent)."""
-    rows = list(positions if include_flat else positions.exclude(qty=0))
+    return value_positions(list(positions if include_flat else positions.exclude(qty=0)))
+
+
+def value_positions(rows: list[Position]) -> list[ValuedPosition]:
+    """``rows`` marked at the last trade: one market-data call for their symbols."""
     prices = _last_prices({p.symbol for p in rows})
     equity = RiskState.current().equity
     hundred = Decimal(100)
@@ -561,3 +592,55 @@ def positions_valued(positions: QuerySet[Position], *, include_flat: bool = Fals
         pct = (value / equity * hundred).quantize(Decimal("0.0001")) if equity else None
         valued.append(ValuedPosition(p, last, value, unrealised, pct))
     return valued
+
+
+@dataclass(frozen=True)
+class StrategyPnl:
+    """A strategy's P&L: realised today and since inception (fills), unrealised now (last prices)."""
+
+    slug: str
+    realised_today: Decimal
+    realised_total: Decimal
+    unrealised: Decimal | None  # None when a held symbol has no price
+    open_positions: int
+
+    @property
+    def total(self) -> Decimal | None:
+        return None if self.unrealised is None else self.realised_total + self.unrealised
+
+    @property
+    def today(self) -> Decimal | None:
+        return None if self.unrealised is None else self.realised_today + self.unrealised
+
+
+def strategy_pnl(*, now: dt.datetime | None = None) -> list[StrategyPnl]:
+    """Per strategy, from the positions (one row per strategy and symbol) and today's fills (index on strategy, at).
+
+    "Today" counts the unrealised P&L of open positions in full: the ledger
+    keeps no mark from yesterday's close to split it by day.
+    """
+    now = now or dt.datetime.now(dt.UTC)
+    today = dict(
+        Fill.objects.filter(at__gte=trading_day_start(now)).values_list("strategy__slug")
+        .annotate(total=Sum("realized_pnl")).values_list("strategy__slug", "total")
+    )
+    positions = list(Position.objects.select_related("strategy"))
+    valued = {v.position.pk: v for v in value_positions([p for p in positions if p.qty])}
+    slugs = list(Strategy.objects.order_by("slug").values_list("slug", flat=True))
+    realised: dict[str, Decimal] = dict.fromkeys(slugs, ZERO)
+    unrealised: dict[str, Decimal | None] = dict.fromkeys(slugs, ZERO)
+    open_positions: dict[str, int] = dict.fromkeys(slugs, 0)
+    for p in positions:
+        slug = p.strategy.slug
+        realised[slug] = realised.get(slug, ZERO) + p.realized_pnl
+        if p.qty:
+            open_positions[slug] = open_positions.get(slug, 0) + 1
+            mark, so_far = valued[p.pk].unrealized_pnl, unrealised.get(slug, ZERO)
+            unrealised[slug] = None if mark is None or so_far is None else so_far + mark
+    return [
+        StrategyPnl(
+            slug=slug, realised_today=today.get(slug) or ZERO, realised_total=realised[slug],
+            unrealised=unrealised.get(slug, ZERO), open_positions=open_positions.get(slug, 0),
+        )
+        for slug in sorted(realised)
+    ]

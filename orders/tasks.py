@@ -7,7 +7,7 @@ from celery import shared_task
 from brokers.exceptions import BrokerError
 from core.jobs import JobBusy, exclusive_job
 from core.retry import retry_delay
-from orders import services
+from orders import day_start, services
 
 
 @shared_task(bind=True, max_retries=3, soft_time_limit=50, time_limit=60)
@@ -32,6 +32,8 @@ def reconcile_positions(self) -> dict[str, int] | str:  # noqa: ANN001
     try:
         with exclusive_job("reconcile", ttl_s=150):
             result = services.positions_reconcile()
+            # Within a minute of the trading day's start, while the market is closed.
+            day_start.positions_mark_day_start()
     except JobBusy:
         return "busy"
     except BrokerError as exc:

@@ -160,6 +160,9 @@ class RiskSnapshot:
     working_add_notional: Decimal = ZERO
     open_positions: int = 0
     symbol_has_position: bool = False
+    # After a circuit-breaker reset today: the equity the officer acknowledged,
+    # from which the daily drawdown is measured for the rest of the day.
+    drawdown_base_equity: Decimal | None = None
     symbol: SymbolState = field(default_factory=SymbolState)
     account: AccountStatus = field(default_factory=AccountStatus)
     clock: MarketClock = field(default_factory=MarketClock)
@@ -416,7 +419,8 @@ def evaluate(intent: OrderIntent, snapshot: RiskSnapshot) -> list[Violation]:
                 total_dd.quantize(Decimal("0.01")),
             )
         )
-    daily_dd = drawdown_pct(snapshot.day_start_equity, snapshot.equity)
+    # From the day start, or from the equity an officer acknowledged by resetting the breaker today.
+    daily_dd = drawdown_pct(snapshot.drawdown_base_equity or snapshot.day_start_equity, snapshot.equity)
     if adds_exposure and (snapshot.breaker_state == "tripped" or daily_dd >= limits.max_daily_drawdown_pct):
         violations.append(
             Violation(

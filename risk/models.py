@@ -6,6 +6,8 @@ types and reads; the pre-trade check divides by 100 in one place.
 
 from __future__ import annotations
 
+import datetime as dt
+import zoneinfo
 from decimal import Decimal
 from typing import TypedDict
 
@@ -27,6 +29,11 @@ class Digits(TypedDict):
 
 
 MONEY: Digits = {"max_digits": 20, "decimal_places": 2}
+
+
+def trading_day(now: dt.datetime) -> dt.date:
+    """The exchange's trading day (America/New_York, STYLE 4) that ``now`` falls in."""
+    return now.astimezone(zoneinfo.ZoneInfo(settings.TRADING_DAY_TIME_ZONE)).date()
 
 
 def percent_field(default: str, help_text: str) -> models.DecimalField:
@@ -294,7 +301,17 @@ class RiskState(models.Model):
     )
     breaker_reset_requested_at = models.DateTimeField(null=True, blank=True)
     breaker_reset_reason = models.TextField(blank=True)
+    # The high-water mark restarts when an officer resets the drawdown kill
+    # switch or the breaker (the loss is acknowledged): who, when, why.
     peak_reset_at = models.DateTimeField(default=timezone.now)
+    peak_reset_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    peak_reset_reason = models.TextField(blank=True)
+    # A breaker reset acknowledges today's loss so far: the daily drawdown is
+    # measured from this equity until the trading day ends.
+    daily_base_equity = models.DecimalField(**MONEY, null=True, blank=True)
+    daily_base_on = models.DateField(null=True, blank=True)
     # The broker account as last read with the equity (market-access checks read these, not the broker).
     buying_power = models.DecimalField(**MONEY, null=True, blank=True)
     account_status = models.CharField(max_length=40, blank=True)
@@ -312,6 +329,12 @@ class RiskState(models.Model):
     @classmethod
     def current(cls) -> RiskState:
         return cls.objects.get_or_create(pk=1)[0]
+
+    def daily_drawdown_base(self, today: dt.date) -> Decimal | None:
+        """The equity the daily drawdown is measured from: the day start, or today's breaker re-base."""
+        if self.daily_base_on == today and self.daily_base_equity:
+            return self.daily_base_equity
+        return self.day_start_equity
 
 
 class EquitySnapshot(models.Model):
@@ -347,6 +370,14 @@ class RiskEventKind(models.TextChoices):
     RECONCILIATION_BREAK = "reconciliation_break", "Reconciliation break"
     BREAK_ACKNOWLEDGED = "break_acknowledged", "Reconciliation break acknowledged"
     BREAK_RESOLVED = "break_resolved", "Reconciliation break resolved"
+    BREAK_CHANGED = "break_changed", "Reconciliation break changed"
+    BREAK_CLOSED = "break_closed", "Reconciliation break closed (difference gone)"
+    LEDGER_ADJUSTMENT_REQUESTED = "ledger_adjustment_requested", "Ledger adjustment requested"
+    LEDGER_ADJUSTMENT_REJECTED = "ledger_adjustment_rejected", "Ledger adjustment rejected"
+    LEDGER_ADJUSTED = "ledger_adjusted", "Ledger adjusted"
+    JOB_DISABLED = "job_disabled", "Risk job disabled"
+    JOB_ENABLED = "job_enabled", "Risk job enabled"
+    JOB_RESCHEDULED = "job_rescheduled", "Risk job rescheduled"
 
 
 class AppendOnlyError(Exception):
@@ -381,3 +412,66 @@ class RiskEvent(models.Model):
 
     def delete(self, *args: object, **kwargs: object) -> tuple[int, dict[str, int]]:
         raise AppendOnlyError("risk events are append-only")
+
+
+class AlertLevel(models.TextChoices):
+    INFO = "info", "Info"
+    WARNING = "warning", "Warning"
+    CRITICAL = "critical", "Critical"
+
+
+ALERT_LEVEL_RANK = {AlertLevel.INFO: 0, AlertLevel.WARNING: 1, AlertLevel.CRITICAL: 2}
+
+
+class AlertCondition(models.Model):
+    """What the officers were last told about one condition (a switch, the breaker, a break, a job).
+
+    A condition that persists alerts once; it alerts again only when its state
+    changes, its level escalates, a reminder falls due, or after it cleared.
+    """
+
+    key = models.CharField(max_length=200, unique=True)
+    state = models.CharField(max_length=200, blank=True)
+    level = models.CharField(max_length=10, choices=AlertLevel.choices)
+    active = models.BooleanField(default=True)
+    first_raised_at = models.DateTimeField(default=timezone.now)
+    last_alerted_at = models.DateTimeField(default=timezone.now)
+    cleared_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-last_alerted_at"]
+
+    def __str__(self) -> str:
+        return f"{self.key}: {self.state or self.level}"
+
+
+class Alert(models.Model):
+    """One alert to deliver: stored with the decision that raised it, delivered by a retrying job.
+
+    ``pending_channels`` lists the channels still to reach (``email``,
+    ``webhook``, ``apprise:N``); a channel that succeeded is never sent again.
+    """
+
+    condition = models.ForeignKey(AlertCondition, null=True, on_delete=models.SET_NULL, related_name="alerts")
+    key = models.CharField(max_length=200, db_index=True)
+    level = models.CharField(max_length=10, choices=AlertLevel.choices)
+    kind = models.CharField(max_length=40)
+    subject = models.CharField(max_length=300)
+    message = models.TextField(blank=True)
+    symbol = models.CharField(max_length=16, blank=True)
+    strategy = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    pending_channels = models.JSONField(default=list, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["next_attempt_at"], name="alert_undelivered", condition=Q(delivered_at__isnull=True)),
+        ]
+
+    def __str__(self) -> str:
+        return f"[{self.level}] {self.subject}"

@@ -23,6 +23,7 @@ from risk.audit import risk_event_record
 from risk.checks import drawdown_pct
 from risk.exceptions import ModeTransitionRefused, RiskActionError
 from risk.models import (
+    AlertLevel,
     BreakerState,
     EquitySnapshot,
     KillSwitch,
@@ -33,6 +34,7 @@ from risk.models import (
     RiskLimits,
     RiskState,
     Strategy,
+    trading_day,
 )
 from risk.signals import kill_switch_activated
 
@@ -227,6 +229,13 @@ def _kill_switch_row(strategy: Strategy | None) -> KillSwitch:
     return KillSwitch.objects.select_for_update().get(strategy=strategy)
 
 
+BREAKER_ALERT_KEY = "circuit_breaker"
+
+
+def kill_switch_alert_key(strategy: Strategy | None) -> str:
+    return "kill_switch:global" if strategy is None else f"kill_switch:strategy:{strategy.slug}"
+
+
 def can_activate_kill_switch(user: Any, strategy: Strategy | None) -> bool:
     """Global: a risk officer. Strategy: an officer, or any client that trades it."""
     if user is None:
@@ -279,11 +288,14 @@ def killswitch_activate(
     strategy_id = strategy.pk if strategy else None
     scope = switch.scope_label
 
-    def after_commit() -> None:
-        kill_switch_activated.send(sender=KillSwitch, strategy_id=strategy_id, actor_label=label)
-        alerts.alert(f"KILL SWITCH ACTIVATED ({scope})", f"Activated by {label} ({source}): {reason}")
-
-    transaction.on_commit(after_commit)
+    alerts.alert_raise(
+        key=kill_switch_alert_key(strategy), level=AlertLevel.CRITICAL, kind="kill_switch",
+        subject=f"KILL SWITCH ACTIVATED ({scope})", message=f"Activated by {label} ({source}): {reason}",
+        strategy=strategy.slug if strategy else None, state="active",
+    )
+    transaction.on_commit(
+        lambda: kill_switch_activated.send(sender=KillSwitch, strategy_id=strategy_id, actor_label=label)
+    )
     return switch
 
 
@@ -305,6 +317,10 @@ def killswitch_reset(*, acting_user: Any, strategy: Strategy | None = None, reas
     """Deactivate a kill switch; under four-eyes, a request that a second officer approves (risk.approvals)."""
     _require_perm(acting_user, KILL_SWITCH_RESET.permission)
     reason = _require_reason(reason)
+    if strategy is None:
+        # The account row first, as the equity evaluation and order entry take
+        # them: a drawdown re-base needs it, and the other order could deadlock.
+        _locked_state()
     switch = _kill_switch_row(strategy)
     if not switch.active:
         raise RiskActionError(f"the {switch.scope_label} kill switch is not active")
@@ -313,21 +329,27 @@ def killswitch_reset(*, acting_user: Any, strategy: Strategy | None = None, reas
         KILL_SWITCH_RESET, switch, acting_user=acting_user, reason=reason, strategy=strategy
     ):
         return ResetOutcome(done=False)
+    rebased_by_drawdown = switch.strategy_id is None and switch.source == KillSwitchSource.CIRCUIT_BREAKER
     switch.active = False
     KILL_SWITCH_RESET.clear_request(switch)
     switch.save()
     new: dict[str, object] = {"active": False}
     if requester is not None:
         new["requested_by"] = requester.get_username()
+    old_peak: dict[str, object] = {}
+    if rebased_by_drawdown:
+        # The total-drawdown rule activated it: without a new high-water mark
+        # the next evaluation (seconds away) would activate it again, forever.
+        peak_before, peak_after = peak_rebase(acting_user=acting_user, reason=reason)
+        old_peak["peak_equity"], new["peak_equity"] = _jsonable(peak_before), _jsonable(peak_after)
     risk_event_record(
         kind=RiskEventKind.KILL_SWITCH_RESET, acting_user=acting_user, strategy=strategy, reason=reason,
-        old={"active": True}, new=new,
+        old={"active": True, **old_peak}, new=new,
     )
-    scope = switch.scope_label
-    transaction.on_commit(
-        lambda: alerts.alert(
-            f"Kill switch reset ({scope})", f"Reset by {actor_label(acting_user)}: {reason}", level=logging.WARNING
-        )
+    alerts.alert_raise(
+        key=kill_switch_alert_key(strategy), level=AlertLevel.WARNING, kind="kill_switch",
+        subject=f"Kill switch reset ({switch.scope_label})", message=f"Reset by {actor_label(acting_user)}: {reason}",
+        strategy=strategy.slug if strategy else None, state="reset",
     )
     return ResetOutcome(done=True)
 
@@ -387,7 +409,8 @@ def _breaker_evaluate(state: RiskState, *, job: str) -> None:
     if state.equity is None or not state.day_start_equity or not state.peak_equity:
         return
     limits = RiskLimits.current()
-    daily = drawdown_pct(state.day_start_equity, state.equity)
+    base = state.daily_drawdown_base(trading_day(timezone.now())) or state.day_start_equity
+    daily = drawdown_pct(base, state.equity)
     total = drawdown_pct(state.peak_equity, state.equity)
     old = state.breaker_state
     if old == BreakerState.TRIPPED or daily >= limits.max_daily_drawdown_pct:
@@ -409,9 +432,13 @@ def _breaker_evaluate(state: RiskState, *, job: str) -> None:
             old={"state": old},
             new={"state": new, "daily_drawdown_pct": f"{daily:.4f}"},
         )
-        level = logging.CRITICAL if new == BreakerState.TRIPPED else logging.WARNING
-        message = f"Circuit breaker {old} -> {new}: {state.breaker_reason}"
-        transaction.on_commit(lambda: alerts.alert(f"Circuit breaker {new}", message, level=level))
+        level = {BreakerState.TRIPPED: AlertLevel.CRITICAL, BreakerState.WARNING: AlertLevel.WARNING}.get(
+            new, AlertLevel.INFO
+        )
+        alerts.alert_raise(
+            key=BREAKER_ALERT_KEY, level=level, kind="circuit_breaker", subject=f"Circuit breaker {new}",
+            message=f"Circuit breaker {old} -> {new}: {state.breaker_reason}", state=new,
+        )
     if total >= limits.max_total_drawdown_pct:
         killswitch_activate(
             acting_user=None,
@@ -419,6 +446,25 @@ def _breaker_evaluate(state: RiskState, *, job: str) -> None:
             source=KillSwitchSource.CIRCUIT_BREAKER,
             reason=f"total drawdown {total:.2f}% reached the {limits.max_total_drawdown_pct}% limit",
         )
+
+
+def peak_rebase(
+    *, acting_user: Any, reason: str, state: RiskState | None = None
+) -> tuple[Decimal | None, Decimal | None]:
+    """Restart the high-water mark at the current equity (an officer acknowledged the loss).
+
+    Part of a reset, inside its transaction; the reset's risk event records the
+    old and the new peak. Returns (old peak, new peak).
+    """
+    state = state or _locked_state()
+    before = state.peak_equity
+    if state.equity is not None:
+        state.peak_equity = state.equity
+    state.peak_reset_at = timezone.now()
+    state.peak_reset_by = acting_user if getattr(acting_user, "is_authenticated", False) else None
+    state.peak_reset_reason = reason
+    state.save()
+    return before, state.peak_equity
 
 
 @transaction.atomic
@@ -452,12 +498,23 @@ def circuit_breaker_reset(*, acting_user: Any, reason: str) -> ResetOutcome:
     state.breaker_since = now
     state.breaker_reason = f"reset: {reason}"
     BREAKER_RESET.clear_request(state)
-    state.peak_equity = state.equity
-    state.peak_reset_at = now
+    # The officer acknowledges today's loss so far: without a new base the
+    # next evaluation, seconds away, would trip the breaker again.
+    base_before = state.daily_drawdown_base(trading_day(now))
+    if state.equity is not None:
+        state.daily_base_equity, state.daily_base_on = state.equity, trading_day(now)
     state.save()
+    peak_before, peak_after = peak_rebase(acting_user=acting_user, reason=reason, state=state)
     risk_event_record(
         kind=RiskEventKind.BREAKER_RESET, acting_user=acting_user, reason=reason,
-        old={"state": old}, new={"state": "closed"},
+        old={"state": old, "peak_equity": _jsonable(peak_before), "daily_base_equity": _jsonable(base_before)},
+        new={"state": "closed", "peak_equity": _jsonable(peak_after),
+             "daily_base_equity": _jsonable(state.daily_drawdown_base(trading_day(now)))},
+    )
+    alerts.alert_raise(
+        key=BREAKER_ALERT_KEY, level=AlertLevel.WARNING, kind="circuit_breaker", subject="Circuit breaker reset",
+        message=f"Reset by {actor_label(acting_user)}: {reason}; peak equity re-based at {peak_after}",
+        state="reset",
     )
     return ResetOutcome(done=True)
 

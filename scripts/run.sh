@@ -56,39 +56,8 @@ if ! flock -n 9; then
 fi
 rm -f "$RUN_URL_FILE"  # left by a run that was killed outright; rewritten once web is up
 
-# --- 1. prepare -------------------------------------------------------------
-
-# Output of one-shot steps goes to var/log/setup.log; on failure its tail is
-# shown (settings print a single `configuration error: ...` line on bad env).
-setup_step() {
-    local what=$1 log=$LOG_DIR/setup.log offset; shift
-    printf '==== %s %s\n' "$(date -u +%FT%TZ)" "$what" >>"$log"
-    offset=$(stat -c %s "$log")
-    if ! "$PY" manage.py "$@" </dev/null >>"$log" 2>&1; then
-        say "$what failed; its last lines (var/log/setup.log):" >&2
-        tail -c +"$((offset + 1))" "$log" | tail -n 15 >&2 || true
-        exit 1
-    fi
-}
-
-db_kind=${DATABASE_URL:-sqlite}; db_kind=${db_kind%%:*}
-mq_kind=${CELERY_BROKER_URL:-${REDIS_URL:-filesystem}}; mq_kind=${mq_kind%%:*}
-mode=$("$PY" -c 'import os, sys; from backoffice import config
-given = config.production_settings_given(os.environ); debug = os.environ.get("DJANGO_DEBUG", "").strip()
-print("embedded default" if config.embedded_default_applies(os.environ) else
-      "DJANGO_DEBUG=" + debug if debug else "production settings: " + ", ".join(given))' 2>/dev/null) || mode=unknown
-say "mode=${mode} trading_mode=${TRADING_MODE:-paper} broker=${BROKER:-auto} database=${db_kind} celery=${mq_kind}"
-say "migrating the database"
-setup_step "migrate" migrate --noinput
-setup_step "setup_periodic_tasks" setup_periodic_tasks
-# bootstrap_demo prints how to log in once, to this terminal only (never to
-# var/log); tolerate its absence while it is being written.
-if "$PY" manage.py help bootstrap_demo </dev/null >/dev/null 2>&1; then
-    "$PY" manage.py bootstrap_demo --port "$PORT" </dev/null || die "bootstrap_demo failed"
-fi
-
-# --- 2. start ---------------------------------------------------------------
-
+# Stop handling first, so Ctrl-C during the setup steps is a clean stop too
+# (nothing is running yet; the migration in progress rolls back).
 declare -A PID=() OFFSET=()
 stopping=0
 
@@ -129,7 +98,11 @@ on_signal() {
     trap '' INT TERM HUP
     (( stopping )) && return
     stopping=1
-    say "received SIG$1: stopping web, worker and beat"
+    if (( ${#PID[@]} )); then
+        say "received SIG$1: stopping web, worker and beat"
+    else
+        say "received SIG$1 during setup: stopping (web, worker and beat were not started yet)"
+    fi
     stop_all
     say "stopped"
     rm -f "$RUN_URL_FILE"
@@ -153,6 +126,40 @@ trap 'on_signal INT' INT
 trap 'on_signal TERM' TERM
 trap 'on_signal HUP' HUP
 trap on_exit EXIT
+
+# --- 1. prepare -------------------------------------------------------------
+
+# Output of one-shot steps goes to var/log/setup.log; on failure its tail is
+# shown (settings print a single `configuration error: ...` line on bad env).
+setup_step() {
+    local what=$1 log=$LOG_DIR/setup.log offset; shift
+    printf '==== %s %s\n' "$(date -u +%FT%TZ)" "$what" >>"$log"
+    offset=$(stat -c %s "$log")
+    if ! "$PY" manage.py "$@" </dev/null >>"$log" 2>&1; then
+        say "$what failed; its last lines (var/log/setup.log):" >&2
+        tail -c +"$((offset + 1))" "$log" | tail -n 15 >&2 || true
+        exit 1
+    fi
+}
+
+db_kind=${DATABASE_URL:-sqlite}; db_kind=${db_kind%%:*}
+mq_kind=${CELERY_BROKER_URL:-${REDIS_URL:-filesystem}}; mq_kind=${mq_kind%%:*}
+mode=$("$PY" -c 'import os, sys; from backoffice import config
+given = config.production_settings_given(os.environ); debug = os.environ.get("DJANGO_DEBUG", "").strip()
+print("embedded default" if config.embedded_default_applies(os.environ) else
+      "DJANGO_DEBUG=" + debug if debug else "production settings: " + ", ".join(given))' 2>/dev/null) || mode=unknown
+say "mode=${mode} trading_mode=${TRADING_MODE:-paper} broker=${BROKER:-auto} database=${db_kind} celery=${mq_kind}"
+say "migrating the database"
+setup_step "migrate" migrate --noinput
+setup_step "setup_periodic_tasks" setup_periodic_tasks
+# bootstrap_demo prints how to log in once, to this terminal only (never to
+# var/log); tolerate its absence while it is being written.
+if "$PY" manage.py help bootstrap_demo </dev/null >/dev/null 2>&1; then
+    "$PY" manage.py bootstrap_demo --port "$PORT" </dev/null || die "bootstrap_demo failed"
+fi
+
+# --- 2. start ---------------------------------------------------------------
+
 
 start web "$PY" manage.py runserver "127.0.0.1:$PORT" --noreload
 start worker "$CELERY" -A backoffice worker --pool=threads --concurrency=2 --loglevel=INFO

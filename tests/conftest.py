@@ -158,9 +158,9 @@ def seeded(transactional_db):
         ("backoffice.migrations.0002_jobrun_in_core", "grant_core_jobrun", ("backoffice", "0002_jobrun_in_core")),
         ("brokers.migrations.0002_seed_simulated_market", "seed_market", None),
         (
-            "risk.migrations.0006_restricted_symbol_roles",
+            "risk.migrations.0008_restricted_symbol_roles",
             "grant_restricted_symbol_permissions",
-            ("risk", "0006_restricted_symbol_roles"),
+            ("risk", "0008_restricted_symbol_roles"),
         ),
     ]:
         getattr(importlib.import_module(module), function)(_apps_at(at) if at else apps, None)

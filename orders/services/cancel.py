@@ -169,7 +169,12 @@ def orders_cancel_for_kill_switch(*, strategy_id: int | None, label: str) -> Non
                 with contextlib.suppress(BrokerRejected):  # already done at the broker; sync records what it became
                     broker.cancel_order(broker_order_id)
     except BrokerError as exc:
-        alerts.alert("Kill switch: broker cancel failed", f"{type(exc).__name__}: {exc}; sync will retry")
+        # Once per failure kind while it lasts: the sync retries the cancels every cycle.
+        alerts.alert_raise(
+            key=f"kill_switch_cancel_failed:{'global' if strategy_id is None else strategy_id}",
+            level="critical", kind="kill_switch", subject="Kill switch: broker cancel failed",
+            message=f"{type(exc).__name__}; the sync will retry the cancels", state=type(exc).__name__,
+        )
     with transaction.atomic():
         for order in scope.select_for_update().exclude(status__in=[S.PENDING, S.PENDING_CANCEL]):
             _transition(order, S.PENDING_CANCEL, label=label, reason="kill switch activated")

@@ -10,6 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from brokers import types as bt
+from orders.day_start import position_mark_before_fill
 from orders.events import event_record
 from orders.models import Fill, Order, Position
 from orders.services.transitions import MONEY_PLACES, PRICE_PLACES, S, _log_transition, _transition
@@ -58,6 +59,7 @@ def _record_fill(
     price = ((cumulative_qty * avg - previous_cost) / delta_qty).quantize(PRICE_PLACES)
     Position.objects.get_or_create(strategy_id=order.strategy_id, symbol=order.symbol)
     position = Position.objects.select_for_update().get(strategy_id=order.strategy_id, symbol=order.symbol)
+    position_mark_before_fill(position, price=price, now=timezone.now())
     realised = _apply_fill_to_position(position, order.side, delta_qty, price)
     position.save()
     fill = Fill.objects.create(
@@ -158,8 +160,12 @@ def _adopt_late_truth(order: Order, broker_order: bt.BrokerOrder, *, label: str)
         f"never received; the broker shows it {broker_order.status}, filled {broker_order.filled_qty}. "
         f"It is now {order.status}{' and its fills are in the ledger' if order.filled_qty else ''}."
     )
-    transaction.on_commit(lambda: alerts.alert("Late truth: the broker shows an order closed as never received",
-                                               summary))
+    # Stored with the correction it reports (a ledger correction): one alert per adopted order.
+    alerts.alert_raise(
+        key=f"late_truth:{order.client_order_id}", level="critical", kind="ledger_correction",
+        subject="Late truth: the broker shows an order closed as never received", message=summary,
+        symbol=order.symbol, strategy=order.strategy.slug, state=str(order.status),
+    )
     if order.status == S.PENDING_CANCEL:
         order_id = order.pk
 

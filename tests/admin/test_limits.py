@@ -43,7 +43,7 @@ def test_it_saves_a_limit_through_limit_update_and_shows_it_in_the_history(offic
     page = response.content.decode()
     assert "Saved and audited: Max daily drawdown (%) 3.00 → 2.5" in page
     assert 'id="audit-trail"' in page and "volatile week ahead" in page
-    assert "<strong>2.5</strong>" in page  # old -> new in the history table
+    assert "3 % → <strong>2.5 %</strong>" in page  # old -> new in the history table, as people read it
 
 
 def test_it_refuses_a_change_without_a_reason(officer_client):

@@ -107,4 +107,4 @@ def test_the_audit_trail_lists_who_when_old_new_and_why(officer, officer_client)
     page = officer_client.get("/admin/risk/riskevent/?kind__exact=limit_updated").content.decode()
 
     assert "olivia" in page and "smaller tickets" in page
-    assert "Max notional per order ($)</span> 25000.00 → <strong>20000</strong>" in page
+    assert "Max notional per order ($)</span> $25,000.00 → <strong>$20,000.00</strong>" in page

@@ -147,6 +147,8 @@ REFUSALS: list[tuple[str, dict[str, str], tuple[str, ...], str]] = [
      "CELERY_BROKER_URL"),
     ("DJANGO_ADMINS without an address", {"DJANGO_ADMINS": "ops"}, (), "DJANGO_ADMINS"),
     ("ALERT_WEBHOOK_URL that is not http", {"ALERT_WEBHOOK_URL": "ftp://hooks.example.com/x"}, (), "ALERT_WEBHOOK_URL"),
+    ("ALERT_URLS with a URL Apprise cannot send to", {"ALERT_URLS": "slack://T1/B2/C3 nosuchservice://tok3nS3cr3t42"},
+     (), "ALERT_URLS"),
 ]
 
 

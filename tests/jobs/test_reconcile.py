@@ -11,6 +11,7 @@ from brokers import registry
 from brokers.models import SimPosition
 from orders import services
 from orders.models import Order, ReconciliationBreak
+from risk import alerts
 from risk.models import KillSwitch
 from tests.conftest import order_body
 from tests.fake_alpaca.fixtures import fake_alpaca  # noqa: F401  (fixture)
@@ -46,6 +47,7 @@ def test_a_mismatch_is_a_stored_alerted_break_shown_in_positions_and_never_fixed
 
     assert [(b.symbol, b.broker_qty, b.ledger_qty) for b in result.breaks] == [("AAPL", Decimal("7"), Decimal("5"))]
     assert ReconciliationBreak.objects.get().status == "open"
+    alerts.alerts_deliver_pending()  # the alert delivery job
     assert any("Reconciliation break" in m.subject for m in mail.outbox)
     position = alice_api.get("/v1/positions").json()["results"][0]
     assert position["qty"] == "5.00000000"  # the ledger is not "fixed"

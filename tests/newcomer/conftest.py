@@ -2,11 +2,13 @@
 
 The clone holds the committed tree plus the working tree's uncommitted changes
 and new (not ignored) files, so a README edit is tested before it is
-committed. Its ``.venv`` is
-a link to this checkout's, and the requirements files are dated before the
-install stamp, so ``make run`` finds the environment ready instead of spending a
-minute installing it; everything else (var/, the database, the dev key) starts
-empty, as on a newcomer's machine.
+committed. Its ``.venv`` is a real virtual environment of its own, but thin:
+no pip, a ``.pth`` line that adds the packages of the environment running the
+tests, a ``celery`` launcher, and install stamps newer than the requirements
+files. So ``make run`` finds it ready instead of spending a minute installing,
+and nothing a test does in the clone can install into (or race with an
+install into) a shared environment. Everything else (var/, the database, the
+dev key) starts empty, as on a newcomer's machine.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import os
 import shutil
 import subprocess
 import sys
+import sysconfig
 from pathlib import Path
 
 import pytest
@@ -22,9 +25,20 @@ import pytest
 PROJECT = Path(__file__).resolve().parents[2]
 
 
-def _venv() -> Path:
-    own = PROJECT / ".venv"
-    return own if (own / "bin" / "python").exists() else Path(sys.prefix)
+def _thin_venv(target: Path) -> None:
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(target)], check=True)
+    python = target / "bin" / "python"
+    site_packages = Path(
+        subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                       check=True, capture_output=True, text=True).stdout.strip()
+    )
+    shared = sysconfig.get_paths()["purelib"]  # also runs the .pth files there, as site-packages would
+    (site_packages / "tests-shared-packages.pth").write_text(f"import site; site.addsitedir({shared!r})\n")
+    celery = target / "bin" / "celery"
+    celery.write_text(f"#!{python}\nimport sys\nfrom celery.__main__ import main\nsys.exit(main())\n")
+    celery.chmod(0o755)
+    for stamp in (".stamp-requirements", ".stamp-requirements-dev"):
+        (target / stamp).touch()
 
 
 def newcomer_env(**extra: str) -> dict[str, str]:
@@ -55,9 +69,9 @@ def make_clone(parent: Path) -> Path:
         target = clone / name
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(PROJECT / name, target)
-    (clone / ".venv").symlink_to(_venv())
     for name in ("requirements.txt", "requirements-dev.txt"):
-        os.utime(clone / name, (0, 0))  # older than the venv's install stamp: no reinstall
+        os.utime(clone / name, (0, 0))  # older than the install stamps: make installs nothing
+    _thin_venv(clone / ".venv")
     return clone
 
 

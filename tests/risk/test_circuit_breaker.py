@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 from django.core import mail
 
-from risk import services
+from risk import alerts, services
 from risk.models import KillSwitch, RiskEvent, RiskState
 
 pytestmark = pytest.mark.django_db
@@ -34,6 +34,7 @@ def test_it_walks_warning_tripped_kill_switch_and_stays_latched_on_recovery(
     assert KillSwitch.objects.get(strategy__isnull=True).source == "circuit_breaker"
     changes = [e.new["state"] for e in RiskEvent.objects.filter(kind="breaker_changed").order_by("at", "id")]
     assert changes == ["warning", "closed", "tripped"]
+    alerts.alerts_deliver_pending()  # the alert delivery job
     assert any("KILL SWITCH" in m.subject for m in mail.outbox)
 
 
