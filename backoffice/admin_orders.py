@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import DateFieldListFilter, helpers
 from django.contrib.admin.views.main import ChangeList
@@ -38,9 +39,22 @@ from backoffice.admin_tools import (
 )
 from backoffice.dashboard import money, percent, signed_money
 from orders import selectors, services
-from orders.models import BreakStatus, Fill, Order, OrderTransition, Position, ReconciliationBreak, ReconciliationRun
+from orders.models import (
+    OPEN_BREAK_STATES,
+    AdjustmentStatus,
+    BreakStatus,
+    Fill,
+    LedgerAdjustment,
+    Order,
+    OrderTransition,
+    Position,
+    ReconciliationBreak,
+    ReconciliationRun,
+)
+from orders.services.adjustments import LEDGER_ADJUSTMENT
 from orders.states import WORKING, OrderStatus
-from risk.models import RiskEvent, RiskEventKind
+from risk.approvals import four_eyes_required
+from risk.models import RiskEvent, RiskEventKind, Strategy
 
 S = OrderStatus
 CANCEL_PERMISSION = "orders.cancel_any_order"
@@ -149,10 +163,13 @@ class OrderAdmin(CsvExportMixin, LargeTableAdminMixin, ReadOnlyAdminMixin, Backo
             label="Cancel order",
             run=cancel_order,
             allowed=has_perm(CANCEL_PERMISSION),
-            available=lambda user, o: o.status in WORKING and o.status != S.PENDING_CANCEL,
+            # pending_cancel too: asking again sends the cancel again now (adr/0011).
+            available=lambda user, o: o.status in WORKING,
             style="danger",
             explanation="Moves the order to pending cancel and asks the broker to cancel it; "
-                        "a fill that arrives first still counts.",
+                        "a fill that arrives first still counts. On an order already pending cancel, "
+                        "sends the cancel to the broker again now. Either way the status sync keeps "
+                        "sending it until the broker confirms.",
             submit_label="Request cancel",
         ),
     )
@@ -161,9 +178,15 @@ class OrderAdmin(CsvExportMixin, LargeTableAdminMixin, ReadOnlyAdminMixin, Backo
                               "time_in_force", "stop_loss", "extended_hours", "origin", "submitted_by"]}),
         ("State", {"fields": ["status_badge", "filled_qty", "filled_avg_price", "broker_order_id", "reject_reason",
                               "violation_list"]}),
+        ("Cancel (driven by the status sync until the broker confirms)", {"fields": [
+            timestamp_column("cancel_requested_at", "cancel requested"), "cancel_attempts",
+            timestamp_column("cancel_last_attempt_at", "last attempt"),
+            timestamp_column("cancel_next_attempt_at", "next attempt"), "cancel_last_error"]}),
         ("Times (UTC)", {"fields": [timestamp_column("created_at", "created"), timestamp_column("sent_at", "sent"),
                                     timestamp_column("broker_updated_at", "broker update"),
-                                    timestamp_column("updated_at", "updated")]}),
+                                    timestamp_column("updated_at", "updated"),
+                                    # Set while the broker's late truth may still correct the order (adr/0010).
+                                    timestamp_column("never_received_at", "closed as never received")]}),
     ]
     readonly_fields = [f for _, opts in fieldsets for f in opts["fields"]]
     csv_name = "orders"
@@ -236,7 +259,8 @@ class OrderAdmin(CsvExportMixin, LargeTableAdminMixin, ReadOnlyAdminMixin, Backo
     @admin.action(description="Cancel selected working orders…", permissions=["cancel"])
     def cancel_orders(self, request: HttpRequest, queryset: QuerySet[Order]) -> HttpResponse | None:
         require_cancel_permission(request)
-        working = list(queryset.filter(status__in=WORKING).exclude(status=S.PENDING_CANCEL)
+        # pending_cancel orders included: asking again sends their cancel again (adr/0011).
+        working = list(queryset.filter(status__in=WORKING)
                        .select_related("strategy").order_by("-created_at")[: MAX_BULK_CANCEL + 1])
         if len(working) > MAX_BULK_CANCEL:
             self.message_user(request, f"More than {MAX_BULK_CANCEL} working orders selected: "
@@ -345,7 +369,7 @@ class PositionAdmin(ReadOnlyAdminMixin, BackofficeModelAdmin):
     """Where the money is: each position valued at the last trade, and P&L per strategy above the list."""
 
     list_display = ["strategy", "symbol", "quantity", "average_price", "last_price", "market_value", "unrealised",
-                    "pct_of_equity", "realised", "updated"]
+                    "pct_of_equity", "realised", "adjusted", "updated"]
     list_select_related = ["strategy"]
     list_filter = [OpenPositionFilter, "strategy"]
     search_fields = ["=symbol"]
@@ -409,9 +433,32 @@ class PositionAdmin(ReadOnlyAdminMixin, BackofficeModelAdmin):
     def updated(self, position: Position) -> str:
         return timestamp(position.updated_at)
 
+    fields = ["strategy", "symbol", "qty", "avg_price", "realized_pnl", "updated_at", "ledger_adjustments"]
+    readonly_fields = fields
+
+    @admin.display(description="ledger adjustments")
+    def adjusted(self, position: Position) -> str:
+        count = LedgerAdjustment.objects.filter(
+            strategy_id=position.strategy_id, symbol=position.symbol, status=AdjustmentStatus.APPLIED
+        ).count()
+        return badge(f"{count} adjustment{'s' if count != 1 else ''}", "warn") if count else "—"
+
+    @admin.display(description="ledger adjustments (entries of their own, oldest first)")
+    def ledger_adjustments(self, position: Position) -> str:
+        rows = LedgerAdjustment.objects.filter(
+            strategy_id=position.strategy_id, symbol=position.symbol, status=AdjustmentStatus.APPLIED
+        ).select_related("decided_by", "created_by").order_by("decided_at", "id")
+        return format_html_join(
+            "", '<div data-adjustment="{}">{} @ {} on {} by {}{}: “{}”</div>',
+            ((a.pk, f"{a.qty.normalize():+f}", a.price, f"{a.decided_at:%Y-%m-%d %H:%M}", a.decided_by,
+              f" (requested by {a.created_by})" if a.decided_by_id != a.created_by_id else "", a.reason)
+             for a in rows),
+        ) or "—"
+
 
 class BreakInline(ReadOnlyInline):
     model = ReconciliationBreak
+    fk_name = "run"  # the run that opened the break
     fields = ["symbol", "broker_qty", "ledger_qty", "status", "handled_by", "note"]
     readonly_fields = fields
     show_change_link = True
@@ -440,7 +487,43 @@ def handle_break(status: str) -> Any:
     return run
 
 
-BREAK_KINDS = [RiskEventKind.BREAK_ACKNOWLEDGED, RiskEventKind.BREAK_RESOLVED]
+BREAK_KINDS = [
+    RiskEventKind.RECONCILIATION_BREAK, RiskEventKind.BREAK_CHANGED, RiskEventKind.BREAK_CLOSED,
+    RiskEventKind.BREAK_ACKNOWLEDGED, RiskEventKind.BREAK_RESOLVED, RiskEventKind.LEDGER_ADJUSTED,
+]
+
+
+class AdjustmentForm(ReasonForm):
+    """The ledger adjustment an officer enters on a break: which strategy, how many, at what price, why."""
+
+    strategy = forms.ModelChoiceField(queryset=Strategy.objects.none(), help_text="Whose position moves.")
+    qty = forms.DecimalField(
+        max_digits=20, decimal_places=8,
+        help_text="Signed. It must make the ledger equal the broker: the break's difference (broker − ledger).",
+    )
+    price = forms.DecimalField(max_digits=20, decimal_places=8, min_value=0,
+                               help_text="The price of the trade the ledger missed (average cost follows it).")
+    field_order = ["strategy", "qty", "price", "reason"]
+
+    def __init__(self, *args: Any, obj: ReconciliationBreak, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        holders = Strategy.objects.filter(positions__symbol=obj.symbol).distinct()
+        self.fields["strategy"].queryset = holders if holders.exists() else Strategy.objects.all()  # type: ignore[attr-defined]
+        if not self.is_bound:
+            self.initial.update(qty=obj.difference)
+            if holders.count() == 1:
+                self.initial["strategy"] = holders.first()
+
+
+def adjust_break(request: HttpRequest, item: ReconciliationBreak, data: dict[str, Any]) -> str:
+    adjustment = services.ledger_adjustment_request(
+        acting_user=request.user, item=item, strategy=data["strategy"], qty=data["qty"], price=data["price"],
+        reason=data["reason"],
+    )
+    if adjustment.status == AdjustmentStatus.PENDING:
+        return (f"Ledger adjustment of {item.symbol} requested: a second, different officer must approve it "
+                "(Ledger adjustments).")
+    return f"Ledger adjusted: {item.symbol} {adjustment.qty:+} for {adjustment.strategy}; the break is resolved."
 
 
 @admin.register(ReconciliationBreak)
@@ -464,9 +547,27 @@ class ReconciliationBreakAdmin(AuditTrailMixin, ReadOnlyAdminMixin, BackofficeMo
             reason_label="Note", reason_help="What you found or are doing; written to the audit trail.",
         ),
         ObjectAction(
+            name="adjust", label="Adjust the ledger", run=lambda request, item, reason: "",
+            run_with_form=adjust_break, form_class=AdjustmentForm,
+            label_for=lambda user, b: "Request a ledger adjustment" if four_eyes_required() else "Adjust the ledger",
+            allowed=has_perm(LEDGER_ADJUSTMENT.permission),
+            available=lambda user, b: b.status in OPEN_BREAK_STATES
+            and not b.adjustments.filter(status=AdjustmentStatus.PENDING).exists(),
+            style="danger",
+            explanation=lambda user, b: (
+                f"Brings the ledger to the broker's truth: a ledger entry of its own, moving one strategy's "
+                f"{b.symbol} position by the difference ({b.difference:+}) at the price you give, audited and "
+                "alerted; the break is resolved. "
+                + ("Four-eyes is on: it applies only when a second, different officer approves it."
+                   if four_eyes_required() else "It applies as soon as you confirm.")
+            ),
+            reason_help="Why the books differ (the trade outside this system, the split ...); written to the "
+                        "audit trail with your name.",
+        ),
+        ObjectAction(
             name="resolve", label="Resolve", run=handle_break(BreakStatus.RESOLVED),
             allowed=has_perm("orders.change_reconciliationbreak"),
-            available=lambda user, b: b.status != BreakStatus.RESOLVED, style="primary",
+            available=lambda user, b: b.status in OPEN_BREAK_STATES, style="primary",
             explanation="Nothing is changed at the broker or in the ledger: resolving records how the "
                         "difference was explained or fixed.",
             reason_label="Note", reason_help="How it was resolved; written to the audit trail.",
@@ -491,5 +592,61 @@ class ReconciliationBreakAdmin(AuditTrailMixin, ReadOnlyAdminMixin, BackofficeMo
         return badge(item.get_status_display(), level)
 
     def audit_trail(self, obj: ReconciliationBreak) -> QuerySet[Any]:  # type: ignore[override]
-        return RiskEvent.objects.filter(kind__in=BREAK_KINDS, old__symbol=obj.symbol).select_related("strategy")
+        return RiskEvent.objects.filter(
+            Q(old__symbol=obj.symbol) | Q(new__symbol=obj.symbol), kind__in=BREAK_KINDS, at__gte=obj.opened_at,
+        ).select_related("strategy")
+
+
+def decide_adjustment(approve: bool) -> Any:
+    def run(request: HttpRequest, adjustment: LedgerAdjustment, reason: str) -> str:
+        if approve:
+            adjustment = services.ledger_adjustment_approve(acting_user=request.user, adjustment=adjustment,
+                                                            reason=reason)
+            return f"Ledger adjustment approved and applied: {adjustment}."
+        services.ledger_adjustment_reject(acting_user=request.user, adjustment=adjustment, reason=reason)
+        return f"Ledger adjustment rejected: {adjustment}. The break stays open."
+
+    return run
+
+
+@admin.register(LedgerAdjustment)
+class LedgerAdjustmentAdmin(ReadOnlyAdminMixin, BackofficeModelAdmin):
+    """Adjustments that resolved breaks, and those waiting for a second officer (four-eyes)."""
+
+    list_display = ["symbol", "strategy", "qty", "price", "status_badge", "created_by", "decided_by",
+                    timestamp_column("created_at", "proposed (UTC)"), "reason"]
+    list_select_related = ["strategy", "created_by", "decided_by"]
+    list_filter = ["status"]
+    search_fields = ["=symbol"]
+    actions = None
+    fields = ["reconciliation_break", "symbol", "strategy", "qty", "price", "reason", "status_badge", "created_by",
+              "approval_requested_at", "decided_by", "decided_at", "position_qty_before", "position_qty_after",
+              "realized_pnl"]
+    readonly_fields = fields
+    object_actions = (
+        ObjectAction(
+            name="approve", label="Approve ledger adjustment", run=decide_adjustment(True),
+            allowed=has_perm(LEDGER_ADJUSTMENT.permission),
+            available=lambda user, a: a.status == AdjustmentStatus.PENDING and LEDGER_ADJUSTMENT.pending_by_other(
+                a, user),
+            style="danger",
+            explanation=lambda user, a: (
+                f"{a.created_by} proposed moving {a.strategy}'s {a.symbol} position by {a.qty:+} at {a.price}: "
+                f"“{a.reason}”. Approving applies it now (if it still makes the ledger equal the broker) and "
+                "resolves the break."
+            ),
+        ),
+        ObjectAction(
+            name="reject", label="Reject ledger adjustment", run=decide_adjustment(False),
+            allowed=has_perm(LEDGER_ADJUSTMENT.permission),
+            available=lambda user, a: a.status == AdjustmentStatus.PENDING and LEDGER_ADJUSTMENT.pending_by_other(
+                a, user),
+            explanation="Nothing moves; the break stays open and a new adjustment can be proposed.",
+        ),
+    )
+
+    @admin.display(description="status", ordering="status")
+    def status_badge(self, adjustment: LedgerAdjustment) -> str:
+        level = {AdjustmentStatus.PENDING: "warn", AdjustmentStatus.REJECTED: "muted"}.get(adjustment.status, "ok")
+        return badge(adjustment.get_status_display(), level)
 

@@ -121,6 +121,11 @@ class ObjectAction:
     reason_help: str = "Written to the audit trail with your name and the time."
     label_for: Callable[[Any, Any], str] | None = None  # a label that depends on state (e.g. four-eyes)
     back_to_list: bool = False  # the action removes the object: come back to the list, not to its page
+    # An action that needs more than a reason (a ledger adjustment's qty and
+    # price): a ReasonForm subclass built as form_class(data, obj=..., **kwargs),
+    # and run_with_form(request, obj, cleaned_data) called instead of run.
+    form_class: type[ReasonForm] | None = None
+    run_with_form: Callable[[HttpRequest, Any, dict[str, Any]], str] | None = None
 
     def label_of(self, user: Any, obj: Any) -> str:
         return self.label_for(user, obj) if self.label_for else self.label
@@ -192,12 +197,18 @@ class BackofficeModelAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         if not self.has_view_or_change_permission(request, obj) or not action.allowed(request.user, obj):
             raise PermissionDenied(f"you may not {action.label.lower()}")
         change_url = reverse(f"admin:{self._url_name('change')}", args=[obj.pk], current_app=self.admin_site.name)
-        form_kwargs = {"label": action.reason_label, "help_text": action.reason_help}
+        form_kwargs: dict[str, Any] = {"label": action.reason_label, "help_text": action.reason_help}
+        form_class = action.form_class or ReasonForm
+        if action.form_class is not None:
+            form_kwargs["obj"] = obj
         if request.method == "POST":
-            form = ReasonForm(request.POST, **form_kwargs)
+            form = form_class(request.POST, **form_kwargs)
             if form.is_valid():
                 try:
-                    message = action.run(request, obj, form.cleaned_data["reason"])
+                    if action.run_with_form is not None:
+                        message = action.run_with_form(request, obj, form.cleaned_data)
+                    else:
+                        message = action.run(request, obj, form.cleaned_data["reason"])
                 except REFUSALS as exc:
                     form.add_error(None, refusal_message(exc))
                 else:
@@ -208,7 +219,7 @@ class BackofficeModelAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
                         )
                     return HttpResponseRedirect(change_url)
         else:
-            form = ReasonForm(**form_kwargs)
+            form = form_class(**form_kwargs)
         context = {
             **self.admin_site.each_context(request),
             "opts": self.opts,
@@ -288,6 +299,10 @@ class SingletonAdminMixin:
 # --- Large tables --------------------------------------------------------------
 
 
+# An OFFSET every backend takes (PostgreSQL's and SQLite's are 64-bit), far beyond any table.
+MAX_OFFSET = 2**62
+
+
 class NoCountPaginator(Paginator):
     """Pages without counting the table.
 
@@ -304,6 +319,12 @@ class NoCountPaginator(Paginator):
     @cached_property
     def count(self) -> int:  # type: ignore[override]
         start = (self.page_number - 1) * self.per_page
+        if start > MAX_OFFSET:
+            # ?p=99999999999999999999999: no database takes that OFFSET (a
+            # 64-bit integer), and no table has that many rows. Counting it as
+            # empty makes the page out of range, which the admin answers the
+            # usual way: back to the first page (?e=1), no error.
+            return start
         return start + len(self.object_list.values_list("pk", flat=True)[start : start + self.per_page + 1])
 
 

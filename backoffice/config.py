@@ -87,6 +87,7 @@ class Config:
     unknown_order_horizon_s: int
     max_price_age_s: int
     order_sync_interval_s: int
+    cancel_retry_max_s: Decimal
     reconcile_interval_s: int
     risk_eval_interval_s: int
     sim_tick_interval_s: int
@@ -102,6 +103,11 @@ class Config:
     hsts_seconds: int
     email_port: int
     log_level: str
+    api_client_rate_per_second: int
+    api_client_rate_per_minute: int
+    api_client_asset_lookups_per_minute: int
+    admin_login_failure_limit: int
+    admin_lockout_minutes: int
 
     @property
     def secrets(self) -> list[str]:
@@ -218,6 +224,22 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+def write_private_file(path: Path, content: str) -> None:
+    """Write a file only its owner can read: created 0600, never briefly world-readable."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(descriptor, 0o600)  # an existing file keeps its mode through O_CREAT: tighten it too
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(content)
+
+
+def make_private_file(path: Path) -> None:
+    """Create (empty) or tighten a file to 0600 before anything writes secrets into it, e.g. the SQLite database."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+    path.chmod(0o600)
+
+
 def _secret_key(env: Mapping[str, str], debug: bool, var_dir: Path) -> str:
     key = env.get("DJANGO_SECRET_KEY", "").strip()
     if key:
@@ -244,7 +266,7 @@ def _dev_secret_key(key_file: Path) -> str:
     created exclusively, already 0600, and a reader that finds it still empty
     waits for the writer instead of making a key of its own.
     """
-    key_file.parent.mkdir(parents=True, exist_ok=True)
+    key_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     try:
         fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
@@ -341,6 +363,11 @@ def from_environ(env: Mapping[str, str], *, base_dir: Path) -> Config:
         allowed_hosts = ["localhost", "127.0.0.1"]
 
     timeout = _positive_number(env, "ALPACA_TIMEOUT_S", "10")
+    sync_interval_s = _int(env, "ORDER_SYNC_INTERVAL_S", 5)
+    # A cancel the back office decided is retried with a back-off that never waits longer than
+    # this; by default one sync interval, so a cancel goes out again within a cycle of the
+    # broker answering (adr/0011). A 429's X-RateLimit-Reset may push one attempt further.
+    cancel_retry_max_s = _positive_number(env, "CANCEL_RETRY_MAX_S", str(sync_interval_s))
     grace = _int(env, "UNKNOWN_ORDER_GRACE_S", 30)
     horizon = _unknown_order_horizon(env, timeout=timeout, grace=grace)
     approvals = _int(env, "KILL_SWITCH_RESET_APPROVALS", 1, minimum=1, maximum=2)
@@ -367,7 +394,8 @@ def from_environ(env: Mapping[str, str], *, base_dir: Path) -> Config:
         unknown_order_grace_s=grace,
         unknown_order_horizon_s=horizon,
         max_price_age_s=_int(env, "MAX_PRICE_AGE_S", 900),
-        order_sync_interval_s=_int(env, "ORDER_SYNC_INTERVAL_S", 5),
+        order_sync_interval_s=sync_interval_s,
+        cancel_retry_max_s=cancel_retry_max_s,
         reconcile_interval_s=_int(env, "RECONCILE_INTERVAL_S", 60),
         risk_eval_interval_s=_int(env, "RISK_EVAL_INTERVAL_S", 15),
         sim_tick_interval_s=_int(env, "SIM_TICK_INTERVAL_S", 2),
@@ -383,4 +411,12 @@ def from_environ(env: Mapping[str, str], *, base_dir: Path) -> Config:
         hsts_seconds=_int(env, "DJANGO_HSTS_SECONDS", 31536000, minimum=0),
         email_port=_int(env, "EMAIL_PORT", 25, maximum=65535),
         log_level=_choice(env, "LOG_LEVEL", "info", ("debug", "info", "warning", "error", "critical")).upper(),
+        # The per-client ceiling on /v1 requests (DRF throttles on the shared cache).
+        api_client_rate_per_second=_int(env, "API_CLIENT_RATE_PER_SECOND", 50, maximum=100_000),
+        api_client_rate_per_minute=_int(env, "API_CLIENT_RATE_PER_MINUTE", 2000, maximum=1_000_000),
+        # Broker asset lookups (new symbols) one client may cause per minute; Alpaca allows 200 calls/min per account.
+        api_client_asset_lookups_per_minute=_int(env, "API_CLIENT_ASSET_LOOKUPS_PER_MINUTE", 20, maximum=10_000),
+        # Admin login lockout (django-axes): failures per username and address, and how long the lock lasts.
+        admin_login_failure_limit=_int(env, "ADMIN_LOGIN_FAILURE_LIMIT", 5, maximum=100),
+        admin_lockout_minutes=_int(env, "ADMIN_LOCKOUT_MINUTES", 30, maximum=7 * 24 * 60),
     )

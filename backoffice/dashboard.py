@@ -291,7 +291,9 @@ def gauges(picture: dict[str, Any], limits: RiskLimits) -> list[Gauge]:
             limit=limits.max_capital_deployed_pct,
             value_display=f"{percent(deployed_pct)} ({money(picture['capital_deployed'])})",
             limit_display=percent(limits.max_capital_deployed_pct),
-            detail="positions at the last price plus working orders that add exposure",
+            detail="positions at the last price plus working orders that add exposure"
+            + (f"; no fresh price for {', '.join(picture['unpriced_symbols'])}: new exposure is denied stale_price"
+               if picture.get("unpriced_symbols") else ""),
         ),
         Gauge(
             key="open_positions",
@@ -393,7 +395,16 @@ def line_chart(
     if not equity:
         return chart
     chart.empty = False
-    values = [v for _, v in equity] + [v for _, _, series in thresholds for _, v in series]
+    # The axis follows the data (equity, and the day-start reference): a normal day moves a
+    # fraction of a percent, and an axis stretched to a breaker 3 % away draws it as a flat
+    # line. A threshold joins the axis when it is within one data span (at least 0.5 % of
+    # the level) of the data; a farther one is listed in the gutter, marked off scale.
+    data = [v for _, v in equity] + [v for _, css, series in thresholds if css == "day-start" for _, v in series]
+    low, high = min(data), max(data)
+    reach = max(high - low, abs(high) * 0.005, 1.0)
+    in_range = [t for t in thresholds if all(low - reach <= v <= high + reach for _, v in t[2])]
+    off_scale = [t for t in thresholds if t not in in_range]
+    values = data + [v for _, _, series in in_range for _, v in series]
     low, high = min(values), max(values)
     pad = (high - low) * 0.08 or max(abs(high) * 0.01, 1.0)
     low, high = low - pad, high + pad
@@ -418,7 +429,19 @@ def line_chart(
     chart.last_x, chart.last_y = coords[-1]
     chart.last_display = money(Decimal(str(equity[-1][1])).quantize(Decimal("0.01")))
 
-    for label, css, series in thresholds:
+    for label, css, series in off_scale:
+        below = series[-1][1] < low
+        chart.lines.append(
+            Line(
+                label=f"{label} {'▼' if below else '▲'}",
+                css=f"{css} bo-off-scale",
+                d="",
+                label_x=chart.plot_right + 6,
+                label_y=chart.plot_bottom - 4 if below else chart.top + 10,
+                value_display=money(Decimal(str(series[-1][1])).quantize(Decimal("0.01"))) + " off scale",
+            )
+        )
+    for label, css, series in in_range:
         # Step lines: a threshold holds until the next point changes it (a new day's start equity).
         stepped: list[tuple[float, float]] = []
         for i, (at, value) in enumerate(series):

@@ -18,6 +18,11 @@ from django.views.debug import SafeExceptionReporterFilter
 
 MASK = "[redacted]"
 _URL_PASSWORD = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://[^:/@\s]*):(?P<password>[^@\s]+)@", re.I)
+# An Authorization header's credentials, wherever a message quotes one: "Token 9944b0...", "Bearer ...".
+# (A credential has a digit in it, so prose like "Token validation failed" stays readable.)
+_AUTH_CREDENTIALS = re.compile(
+    r"\b(?P<scheme>Token|Bearer|Basic)(?P<gap>\s+|=|%20)(?=[A-Za-z._~+/=-]*[0-9])[A-Za-z0-9._~+/=-]{8,}", re.I
+)
 
 
 @cache
@@ -31,6 +36,7 @@ def redact(text: str) -> str:
     for secret in _secrets():
         if secret in text:
             text = text.replace(secret, MASK)
+    text = _AUTH_CREDENTIALS.sub(lambda m: f"{m['scheme']}{m['gap']}{MASK}", text)
     return _URL_PASSWORD.sub(lambda m: f"{m['scheme']}:{MASK}@", text)
 
 
@@ -52,11 +58,29 @@ class RedactSecretsFilter(logging.Filter):
 
 
 class SecretsReporterFilter(SafeExceptionReporterFilter):
-    """Django's filter hides settings named like KEY or PASS; connection URLs and the parsed config too."""
+    """Django's sensitive names (API, AUTH, TOKEN, KEY, SECRET, PASS, SIGNATURE, HTTP_COOKIE) and ours.
+
+    The pattern is matched against setting names, request META keys (so
+    ``HTTP_AUTHORIZATION`` is hidden by ``AUTH``) and cookie names (``sessionid``,
+    ``csrftoken``): the debug 500 page and the ``ADMINS`` error e-mail both
+    go through it. Ours add connection URLs, the parsed config and sessions.
+    """
 
     hidden_settings = re.compile(
-        "API|TOKEN|KEY|SECRET|PASS|SIGNATURE|HTTP_COOKIE|URL|CONFIG|LOCATION|BROKER|DSN", flags=re.I
+        SafeExceptionReporterFilter.hidden_settings.pattern + "|URL|CONFIG|LOCATION|BROKER|DSN|SESSION|CSRF",
+        flags=re.I,
     )
+
+    def get_post_parameters(self, request: Any) -> Any:
+        """Form fields named like a secret (password, token, key) are hidden in every view, not only decorated ones."""
+        parameters = super().get_post_parameters(request)
+        if request is None or not any(self.hidden_settings.search(name) for name in parameters):
+            return parameters
+        cleansed = parameters.copy()
+        for name in cleansed:
+            if self.hidden_settings.search(name):
+                cleansed[name] = self.cleansed_substitute
+        return cleansed
 
 
 class RedactingAdminEmailHandler(AdminEmailHandler):

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 from backoffice import config as _config
 
@@ -39,6 +41,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI's files, so /v1/docs loads nothing from a CDN
     "django_celery_beat",
+    "axes",
     "django_prometheus",
     "core",
     "brokers",
@@ -51,6 +54,8 @@ MIDDLEWARE = [
     # Request/response/exception metrics for GET /metrics (the pair brackets every other middleware).
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Before anything reads the body (sessions, CSRF, DRF): UTF-8 only, nothing compressed, else 415.
+    "core.request_guard.RequestBodyGuard",
     # Serves collected static files (the admin's) under gunicorn, without a proxy.
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -59,6 +64,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last but the metrics bracket, as django-axes asks: turns a locked-out login into its lockout page.
+    "axes.middleware.AxesMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
@@ -93,7 +100,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         # here, on every connection, fails when two processes open a fresh file at once.
         "init_command": "PRAGMA synchronous=NORMAL;",
     }
-    VAR_DIR.mkdir(exist_ok=True)
+    # The database holds API tokens and password hashes: owner-only from its
+    # first byte (SQLite gives its -wal and -shm files the database's mode).
+    if DATABASES["default"]["NAME"] not in ("", ":memory:"):
+        _config.make_private_file(Path(DATABASES["default"]["NAME"]))
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 if CONFIG.redis_url:
@@ -105,6 +115,23 @@ else:
             "LOCATION": str(VAR_DIR / "cache"),
         }
     }
+
+# Admin login lockout (django-axes): a username is locked out from one address
+# after ADMIN_LOGIN_FAILURE_LIMIT failures, for ADMIN_LOCKOUT_MINUTES; another
+# officer, or the same officer from elsewhere, can still log in. Lifting one:
+# docs/runbooks/throttles-and-lockouts.md (admin "Access attempts", or `manage.py axes_reset_username`).
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = CONFIG.admin_login_failure_limit
+AXES_COOLOFF_TIME = CONFIG.admin_lockout_minutes / 60  # hours
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_CLIENT_IP_CALLABLE = "core.throttles.client_address"  # the throttles' rule: the proxy's X-Forwarded-For
+AXES_RESET_ON_SUCCESS = True
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False  # a locked-out typist does not extend their own lock
+AXES_HTTP_RESPONSE_CODE = 429
+AXES_VERBOSE = False  # no start-up banner in every process's output; failures and lockouts are still logged
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -119,6 +146,10 @@ USE_I18N = True
 USE_TZ = True
 # Daily limits reset on the exchange's trading day, not UTC midnight.
 TRADING_DAY_TIME_ZONE = "America/New_York"
+# The end-of-day report is produced once this exchange time has passed (after the 16:00 close).
+EOD_REPORT_AFTER = os.environ.get("EOD_REPORT_AFTER", "16:15")
+if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", EOD_REPORT_AFTER):
+    raise ImproperlyConfigured(f"EOD_REPORT_AFTER must be HH:MM (exchange time), not {EOD_REPORT_AFTER!r}")
 
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
@@ -162,6 +193,21 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["core.api.LimitedJSONParser"],
+    # A per-client ceiling on every /v1 request, checked after authentication
+    # and before the body is parsed (DRF parses lazily) or anything is stored.
+    "DEFAULT_THROTTLE_CLASSES": [
+        "core.throttles.ClientBurstThrottle",
+        "core.throttles.ClientSustainedThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "client_burst": f"{CONFIG.api_client_rate_per_second}/s",
+        "client_sustained": f"{CONFIG.api_client_rate_per_minute}/min",
+        "client_asset_lookups": f"{CONFIG.api_client_asset_lookups_per_minute}/min",
+    },
+    # Anonymous callers are counted by address. Behind the deployment's TLS
+    # proxy (trusted for X-Forwarded-Proto above) the address is the one the
+    # proxy appends to X-Forwarded-For; in debug, REMOTE_ADDR and no header.
+    "NUM_PROXIES": 0 if DEBUG else 1,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "core.problems.exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
@@ -220,6 +266,7 @@ UNKNOWN_ORDER_GRACE_S = CONFIG.unknown_order_grace_s
 UNKNOWN_ORDER_HORIZON_S = CONFIG.unknown_order_horizon_s
 MAX_PRICE_AGE_S = CONFIG.max_price_age_s
 ORDER_SYNC_INTERVAL_S = CONFIG.order_sync_interval_s
+CANCEL_RETRY_MAX_S = CONFIG.cancel_retry_max_s
 RECONCILE_INTERVAL_S = CONFIG.reconcile_interval_s
 RISK_EVAL_INTERVAL_S = CONFIG.risk_eval_interval_s
 SIM_TICK_INTERVAL_S = CONFIG.sim_tick_interval_s

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import codecs
 import json
 import re
 from typing import Any
@@ -10,6 +9,8 @@ from typing import Any
 from django.conf import settings
 from drf_spectacular.utils import OpenApiResponse
 from rest_framework import exceptions, parsers, serializers, status
+
+from core.request_guard import body_refusal, is_utf8
 
 
 class PayloadTooLarge(exceptions.APIException):
@@ -19,23 +20,35 @@ class PayloadTooLarge(exceptions.APIException):
 
 
 class LimitedJSONParser(parsers.JSONParser):
-    """JSON only, bounded in size, and no NaN/Infinity literals (which json.loads accepts)."""
+    """JSON only, UTF-8 only, bounded in size, and no NaN/Infinity literals (which json.loads accepts).
+
+    The charset is decided from the header before a byte is decoded (the
+    site-wide guard refuses others already; this holds when the parser is
+    reached some other way), the bound applies to what is read from the
+    stream, and the bytes are decoded as UTF-8 and nothing else.
+    """
 
     def parse(self, stream: Any, media_type: str | None = None, parser_context: dict | None = None) -> Any:
+        refusal = body_refusal(media_type or "", "")
+        encoding = (parser_context or {}).get("encoding") or "utf-8"
+        if refusal is None and not is_utf8(encoding):
+            refusal = f"charset={str(encoding)[:40]!r} is not accepted: request bodies are UTF-8."
+        if refusal is not None:
+            raise exceptions.UnsupportedMediaType(media_type or "", detail=refusal)
         limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
         raw = stream.read(limit + 1) if stream is not None else b""
         if len(raw) > limit:
             raise PayloadTooLarge()
-        encoding = (parser_context or {}).get("encoding", settings.DEFAULT_CHARSET)
         try:
-            text = codecs.decode(raw, encoding)
+            text = raw.decode("utf-8")
 
             def refuse(constant: str) -> None:
                 raise ValueError(f"{constant} is not valid JSON")
 
             return json.loads(text, parse_constant=refuse)
-        except ValueError as exc:
-            raise exceptions.ParseError(f"The body is not valid JSON: {exc}") from None
+        except (ValueError, RecursionError) as exc:
+            reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+            raise exceptions.ParseError(f"The body is not valid JSON: {reason}") from None
 
 
 DECIMAL_STRING = re.compile(r"^-?\d+(?:\.\d+)?$")
@@ -105,6 +118,10 @@ def problem(description: str) -> OpenApiResponse:
 
 
 # Every authenticated /v1 operation can answer these.
-COMMON_ERRORS = {(401, PROBLEM): problem("Not authenticated"), (403, PROBLEM): problem("Not allowed")}
+COMMON_ERRORS = {
+    (401, PROBLEM): problem("Not authenticated"),
+    (403, PROBLEM): problem("Not allowed"),
+    (429, PROBLEM): problem("Over the client's request ceiling: retry after Retry-After seconds"),
+}
 # Every operation that takes a JSON body can answer these too.
 BODY_ERRORS = {(413, PROBLEM): problem("Body too large"), (415, PROBLEM): problem("Not JSON")}

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import math
 from decimal import Decimal
 from typing import Any
 
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
+from django.utils.dateparse import parse_datetime
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
@@ -17,6 +20,7 @@ from rest_framework.views import APIView
 
 from core.api import BODY_ERRORS, COMMON_ERRORS, PROBLEM, StrictSerializer, ViolationSerializer, problem
 from core.problems import problem_response
+from core.throttles import ClientAssetLookupThrottle
 from orders import selectors, services
 from orders.models import Order, OrderType, ReconciliationRun, Side, TimeInForce
 from orders.states import OrderStatus
@@ -56,6 +60,9 @@ class OrderOut(serializers.ModelSerializer):
             "id", "client_order_id", "strategy", "symbol", "side", "qty", "type", "limit_price", "time_in_force",
             "stop_loss", "extended_hours", "status", "filled_qty", "filled_avg_price", "broker_order_id",
             "reject_reason", "violations", "created_at", "updated_at", "sent_at",
+            # While the order is pending_cancel, how driving the cancel to the broker is going (adr/0011).
+            "cancel_requested_at", "cancel_attempts", "cancel_last_attempt_at", "cancel_next_attempt_at",
+            "cancel_last_error",
         ]
         read_only_fields = fields
 
@@ -105,10 +112,26 @@ class NewestFirst(CursorPagination):
     max_page_size = 500
 
     def decode_cursor(self, request: Request) -> Any:
+        """DRF's decoder, plus the check it leaves out: the position must be a timestamp.
+
+        A forged cursor (``p=garbage``, ``p=1e400``) otherwise reaches the
+        database as a filter value and fails there with a 500.
+        """
+        invalid = ValidationError({"cursor": ["Invalid cursor: use the next or previous link of a page."]})
         try:
-            return super().decode_cursor(request)
+            cursor = super().decode_cursor(request)
         except NotFound:
-            raise ValidationError({"cursor": ["Invalid cursor: use the next or previous link of a page."]}) from None
+            raise invalid from None
+        if cursor is not None and cursor.position is not None:
+            try:
+                position = parse_datetime(cursor.position)
+                # Aware, and representable in UTC (year 1 at +01:00 is not).
+                valid = position is not None and position.tzinfo is not None and bool(position.astimezone(dt.UTC))
+            except (ValueError, OverflowError):
+                valid = False
+            if not valid:
+                raise invalid
+        return cursor
 
 
 class OrderPage(serializers.Serializer):
@@ -164,9 +187,19 @@ class OrderListCreate(APIView):
         fields = data.validated_data
         strategy = _strategy_for(request.user, fields.pop("strategy"))
         order_request = services.OrderRequest(strategy=strategy, **fields)
-        # Refusals (InvalidOrder, IdempotencyConflict, BrokerUnreachable) are
-        # BusinessRefusals: core.problems.exception_handler answers them.
-        outcome = services.order_submit(acting_user=request.user, request=order_request)
+        lookups = ClientAssetLookupThrottle()
+        try:
+            # Other refusals (InvalidOrder, IdempotencyConflict, BrokerUnreachable)
+            # are BusinessRefusals: core.problems.exception_handler answers them.
+            outcome = services.order_submit(
+                acting_user=request.user,
+                request=order_request,
+                may_ask_broker=lambda: lookups.allow_request(request, self),
+            )
+        except services.LookupBudgetSpent as exc:
+            # Nothing was stored; the client's own lookup window says when to retry.
+            exc.headers = {"Retry-After": str(math.ceil(lookups.wait()))}
+            raise
         order = outcome.order
         body = OrderOut(order).data
         if outcome.replayed:
@@ -251,6 +284,17 @@ class BreakOut(serializers.Serializer):
     status = serializers.CharField()
 
 
+class AdjustmentOut(serializers.Serializer):
+    qty = serializers.DecimalField(max_digits=20, decimal_places=8, help_text="signed: added to the position")
+    price = serializers.DecimalField(max_digits=20, decimal_places=8)
+    reason = serializers.CharField()
+    at = serializers.DateTimeField(source="decided_at")
+    by = serializers.CharField(source="decided_by.username", help_text="the officer who applied (or approved) it")
+    requested_by = serializers.CharField(
+        source="approval_requested_by_name", allow_null=True, help_text="under four-eyes, the first officer"
+    )
+
+
 class PositionOut(serializers.Serializer):
     strategy = serializers.CharField(source="strategy.slug")
     symbol = serializers.CharField()
@@ -269,6 +313,7 @@ class PositionOut(serializers.Serializer):
     )
     reconciled_at = serializers.DateTimeField(allow_null=True)
     breaks = BreakOut(many=True)
+    adjustments = AdjustmentOut(many=True, help_text="ledger adjustments that resolved breaks: entries of their own")
 
 
 class ReconciliationOut(serializers.Serializer):
@@ -296,7 +341,7 @@ class PositionList(APIView):
         query = PositionListQuery(data=request.query_params.dict())
         query.is_valid(raise_exception=True)
         run: ReconciliationRun | None = selectors.latest_reconciliation()
-        breaks = list(run.breaks.all()) if run else []
+        breaks = selectors.breaks_to_show(run)
         by_symbol: dict[str, list] = {}
         for item in breaks:
             by_symbol.setdefault(item.symbol, []).append(item)
@@ -304,6 +349,7 @@ class PositionList(APIView):
         valued = selectors.positions_valued(
             selectors.visible_positions(request.user), include_flat=query.validated_data["include_flat"]
         )
+        adjustments = selectors.adjustments_by_position([v.position for v in valued])
         results = [
             {
                 "strategy": v.position.strategy,
@@ -317,6 +363,7 @@ class PositionList(APIView):
                 "pct_of_equity": v.pct_of_equity,
                 "reconciled_at": reconciled_at,
                 "breaks": by_symbol.get(v.position.symbol, []),
+                "adjustments": adjustments.get(v.position.pk, []),
             }
             for v in valued
         ]
@@ -377,6 +424,11 @@ class RiskOut(serializers.Serializer):
     total_drawdown = serializers.DecimalField(max_digits=10, decimal_places=4, help_text="percent")
     circuit_breaker = BreakerOut()
     capital_deployed = serializers.DecimalField(max_digits=20, decimal_places=2)
+    unpriced_symbols = serializers.ListField(
+        child=serializers.CharField(),
+        help_text="symbols with a position or a working order but no fresh price: orders that add exposure are "
+        "denied stale_price until they have one",
+    )
     working_orders = serializers.IntegerField()
     limits = LimitOut(many=True)
     strategies = StrategyUsageOut(many=True, help_text="the caller's strategies (all of them for staff)")

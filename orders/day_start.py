@@ -11,7 +11,8 @@ A position is marked once per trading day: by the reconciliation job (every
 minute, so within a minute of the day's start, while the market is closed),
 or, if a fill reaches it first, just before that fill is applied, at the fill's
 price (the best price known at that moment). A position not yet marked today
-counts no unrealised change.
+counts its unrealised P&L since entry, as one opened today: a loss is never
+dropped for want of a mark.
 """
 
 from __future__ import annotations

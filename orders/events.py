@@ -40,6 +40,9 @@ class InvalidCursor(ValueError):
     """A cursor this feed did not hand out."""
 
 
+BIGINT_END = 2**63  # transaction ids and event ids are PostgreSQL bigints
+
+
 @dataclass(frozen=True)
 class Cursor:
     txid: int
@@ -58,7 +61,7 @@ class Cursor:
             cursor = cls(int(txid), int(event_id))
         except (ValueError, binascii.Error, UnicodeDecodeError):
             raise InvalidCursor("Invalid cursor: use the next cursor of a previous answer.") from None
-        if cursor.txid < 0 or cursor.id < 0:
+        if not (0 <= cursor.txid < BIGINT_END and 0 <= cursor.id < BIGINT_END):  # a forged 10**30 is not a 500
             raise InvalidCursor("Invalid cursor: use the next cursor of a previous answer.")
         return cursor
 

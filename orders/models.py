@@ -80,6 +80,15 @@ class Order(ConcurrentTransitionMixin, models.Model):
     # Stamped by each sync cycle that saw the order in a broker listing; the
     # orders a cycle did not see are the only ones it looks up one by one.
     last_seen_at = models.DateTimeField(null=True, blank=True)
+    # The cancel intent (SPEC 3.4, adr/0011): pending_cancel is the decision; these say how driving
+    # it to the broker is going. Each sync cycle re-sends a due cancel until the broker confirms
+    # cancelled or filled; a failed attempt moves the next one back (bounded; a 429 waits for the
+    # broker's X-RateLimit-Reset).
+    cancel_requested_at = models.DateTimeField(null=True, blank=True)
+    cancel_attempts = models.PositiveIntegerField(default=0)
+    cancel_last_attempt_at = models.DateTimeField(null=True, blank=True)
+    cancel_next_attempt_at = models.DateTimeField(null=True, blank=True)
+    cancel_last_error = models.CharField(max_length=300, blank=True)
     # Set when the back office closed the order because the broker showed no
     # order for its client_order_id: the one kind of terminal order the
     # broker's late truth may still correct (orders.states.CORRECTIONS).
@@ -267,16 +276,34 @@ class BreakStatus(models.TextChoices):
     OPEN = "open", "Open"
     ACKNOWLEDGED = "acknowledged", "Acknowledged"
     RESOLVED = "resolved", "Resolved"
+    CLOSED = "closed", "Closed (difference gone)"
+
+
+# A break in these states is the one open break of its symbol.
+OPEN_BREAK_STATES = (BreakStatus.OPEN, BreakStatus.ACKNOWLEDGED)
 
 
 class ReconciliationBreak(models.Model):
-    """Broker and ledger disagree on a symbol: stored and shown, never silently fixed."""
+    """Broker and ledger disagree on a symbol: stored and shown, never silently fixed.
+
+    One open break per symbol while the difference persists: each run updates
+    it with the latest quantities; it closes itself (audited) when the
+    difference disappears, or an officer resolves it (a note, or a ledger
+    adjustment that makes the ledger equal the broker).
+    """
 
     run = models.ForeignKey(ReconciliationRun, on_delete=models.PROTECT, related_name="breaks")
+    last_run = models.ForeignKey(
+        ReconciliationRun, null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        help_text="The last run that saw the difference.",
+    )
     symbol = models.CharField(max_length=16)
     broker_qty = models.DecimalField(**QTY)
     ledger_qty = models.DecimalField(**QTY)
     status = models.CharField(max_length=12, choices=BreakStatus.choices, default=BreakStatus.OPEN)
+    opened_at = models.DateTimeField(default=timezone.now)
+    changed_at = models.DateTimeField(default=timezone.now, help_text="When the difference last changed.")
+    closed_at = models.DateTimeField(null=True, blank=True)
     note = models.TextField(blank=True)
     handled_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
@@ -286,6 +313,11 @@ class ReconciliationBreak(models.Model):
     class Meta:
         ordering = ["-run__at", "symbol"]
         indexes = [models.Index(fields=["status", "symbol"])]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["symbol"], condition=Q(status__in=["open", "acknowledged"]), name="one_open_break_per_symbol"
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.symbol}: broker {self.broker_qty} vs ledger {self.ledger_qty}"
@@ -325,3 +357,56 @@ class OrderEvent(models.Model):
 
     def __str__(self) -> str:
         return f"event {self.pk} of {self.order_id}"
+
+
+class AdjustmentStatus(models.TextChoices):
+    PENDING = "pending", "Pending approval"
+    APPLIED = "applied", "Applied"
+    REJECTED = "rejected", "Rejected"
+
+
+class LedgerAdjustment(models.Model):
+    """An officer's entry that brings the ledger to the broker's truth for a break: a ledger entry of its own.
+
+    It moves one strategy's position by ``qty`` (signed) at ``price`` through
+    the same average-cost rule as a fill, and is listed with the position; the
+    position is never edited silently. Under four-eyes (``risk.approvals``,
+    prefix ``approval_``) a second officer approves it before it applies.
+    """
+
+    reconciliation_break = models.ForeignKey(ReconciliationBreak, on_delete=models.PROTECT, related_name="adjustments")
+    strategy = models.ForeignKey(Strategy, on_delete=models.PROTECT, related_name="+")
+    symbol = models.CharField(max_length=16)
+    qty = models.DecimalField(**QTY, help_text="Signed: positive adds to the position, negative takes away.")
+    price = models.DecimalField(**PRICE)
+    reason = models.TextField()
+    status = models.CharField(max_length=10, choices=AdjustmentStatus.choices, default=AdjustmentStatus.PENDING)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    # Four-eyes: the request that waits for a second officer.
+    approval_requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    approval_requested_at = models.DateTimeField(null=True, blank=True)
+    approval_reason = models.TextField(blank=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    position_qty_before = models.DecimalField(**QTY, null=True, blank=True)
+    position_qty_after = models.DecimalField(**QTY, null=True, blank=True)
+    realized_pnl = models.DecimalField(**MONEY, default=Decimal("0"))
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        permissions = [("adjust_ledger", "Can adjust the ledger to resolve a reconciliation break")]
+
+    def __str__(self) -> str:
+        return f"ledger adjustment {self.qty:+} {self.symbol} @ {self.price} ({self.strategy})"
+
+    @property
+    def approval_requested_by_name(self) -> str | None:
+        """Under four-eyes the officer who proposed it (its creator), when another one applied it."""
+        if self.decided_by_id is None or self.decided_by_id == self.created_by_id:
+            return None
+        return self.created_by.get_username()

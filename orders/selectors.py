@@ -12,6 +12,7 @@ import datetime as dt
 import logging
 import zoneinfo
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -23,7 +24,17 @@ from django.db.models.functions import Coalesce
 from brokers.exceptions import BrokerError
 from brokers.registry import get_broker
 from brokers.types import LastTrade
-from orders.models import Fill, Order, OrderEvent, Position, ReconciliationRun
+from orders.models import (
+    OPEN_BREAK_STATES,
+    AdjustmentStatus,
+    Fill,
+    LedgerAdjustment,
+    Order,
+    OrderEvent,
+    Position,
+    ReconciliationBreak,
+    ReconciliationRun,
+)
 from orders.states import WORKING, OrderStatus
 from risk import checks
 from risk.models import (
@@ -51,6 +62,10 @@ def trading_day_start(now: dt.datetime) -> dt.datetime:
     return local.replace(hour=0, minute=0, second=0, microsecond=0).astimezone(dt.UTC)
 
 
+class LookupRefused(Exception):
+    """The caller's budget of broker lookups is spent: the answer is not cached and the broker is not asked."""
+
+
 @dataclass(frozen=True)
 class AssetFlags:
     """What order entry needs of the broker's asset: tradable, and whether it may be sold short."""
@@ -60,12 +75,20 @@ class AssetFlags:
     easy_to_borrow: bool
 
 
-def asset_flags(symbol: str) -> AssetFlags:
-    """Asks the broker once per symbol per hour (shared cache), not on every order. Raises BrokerError."""
+def asset_flags(symbol: str, *, may_ask_broker: Callable[[], bool] | None = None) -> AssetFlags:
+    """Asks the broker once per symbol per hour (shared cache, "not tradable" included), not on every order.
+
+    ``may_ask_broker`` is consulted only when the answer is not cached: a
+    client naming new symbols spends its own lookup budget, not the
+    account's broker rate limit (which the kill switch's cancels need).
+    Raises BrokerError when the broker cannot answer.
+    """
     key = f"asset-flags:{get_broker().name}:{symbol}"
     cached = cache.get(key)
     if cached is not None:
         return AssetFlags(*cached)
+    if may_ask_broker is not None and not may_ask_broker():
+        raise LookupRefused(symbol)
     asset = get_broker().get_asset(symbol)
     flags = AssetFlags(
         tradable=asset is not None and asset.tradable,
@@ -76,8 +99,8 @@ def asset_flags(symbol: str) -> AssetFlags:
     return flags
 
 
-def symbol_is_tradable(symbol: str) -> bool:
-    return asset_flags(symbol).tradable
+def symbol_is_tradable(symbol: str, *, may_ask_broker: Callable[[], bool] | None = None) -> bool:
+    return asset_flags(symbol, may_ask_broker=may_ask_broker).tradable
 
 
 CLOCK_UNKNOWN = checks.MarketClock(is_open=False, extended_is_open=False, known=False)
@@ -200,8 +223,10 @@ def exposure_summary(
             result.strategy_position_value += value
             unrealised = (mark - row["avg_price"]) * row["qty"]
             result.strategy_unrealised += unrealised
-            if row["day_start_on"] == today:
-                result.strategy_unrealised_today += unrealised - row["day_start_unrealized_pnl"]
+            # Without today's mark (the day-start job has not reached it) it counts since entry:
+            # a loss is never dropped for want of a mark.
+            start = row["day_start_unrealized_pnl"] if row["day_start_on"] == today else ZERO
+            result.strategy_unrealised_today += unrealised - start
             if row["symbol"] == symbol:
                 result.strategy_position_qty = row["qty"]
     result.exposed_symbols = {s for s, q in net_by_symbol.items() if q != 0}
@@ -290,7 +315,10 @@ def build_snapshot(
     realised_today = Fill.objects.filter(strategy=strategy, at__gte=day_start).aggregate(
         total=Coalesce(Sum("realized_pnl"), ZERO)
     )["total"]
-    # One read of the strategy's recent orders serves the throttle and the duplicate check.
+    # One read of the strategy's recent orders serves the throttle and the duplicate check. The
+    # message throttle counts messages, not fills (FIA): a denied order counts too, or a client could
+    # hammer the pre-trade check without limit. Duplicates count orders that passed (a runaway loop
+    # sending the same order), not the ones already denied.
     duplicate_window = dt.timedelta(seconds=limits_row.duplicate_order_window_s)
     identical = Q(
         created_at__gte=now - duplicate_window,
@@ -299,10 +327,10 @@ def build_snapshot(
         qty=intent.qty,
         type=intent.type,
         limit_price=intent.limit_price,
-    )
+    ) & ~Q(status=OrderStatus.DENIED)
     recent = Order.objects.filter(
         strategy=strategy, created_at__gte=now - max(dt.timedelta(seconds=60), duplicate_window)
-    ).exclude(status=OrderStatus.DENIED).aggregate(
+    ).aggregate(
         minute=Count("id", filter=Q(created_at__gte=now - dt.timedelta(seconds=60))),
         second=Count("id", filter=Q(created_at__gte=now - dt.timedelta(seconds=1))),
         identical=Count("id", filter=identical),
@@ -392,7 +420,7 @@ def strategy_usage(
 
     The same figures the pre-trade check reads (exposure at market with
     working orders, today's realised plus unrealised P&L, orders of the last
-    minute that were not denied), from three aggregates over small sets.
+    minute), from three aggregates over small sets.
     """
     realised = dict(
         Fill.objects.filter(at__gte=trading_day_start(now))
@@ -400,9 +428,8 @@ def strategy_usage(
         .annotate(total=Sum("realized_pnl"))
         .values_list("strategy_id", "total")
     )
-    last_minute = dict(
+    last_minute = dict(  # as the throttle counts: every message, denied ones included
         Order.objects.filter(created_at__gte=now - dt.timedelta(seconds=60))
-        .exclude(status=OrderStatus.DENIED)
         .values("strategy_id")
         .annotate(count=Count("id"))
         .values_list("strategy_id", "count")
@@ -516,6 +543,9 @@ def risk_picture(*, now: dt.datetime | None = None) -> dict[str, object]:
         "total_drawdown": total_dd.quantize(Decimal("0.0001")),
         "circuit_breaker": {"state": state.breaker_state, "since": state.breaker_since, "reason": state.breaker_reason},
         "capital_deployed": deployed.quantize(Decimal("0.01")),
+        # Held or worked without a fresh price: not in capital_deployed at a real
+        # price, and every order that adds exposure is denied stale_price meanwhile.
+        "unpriced_symbols": sorted(exposure.unpriced_symbols),
         "working_orders": working_orders().count(),
         "limits": [
             item("daily_drawdown_warning", "percent", limits.daily_drawdown_warning_pct, daily_dd),
@@ -594,6 +624,30 @@ def value_positions(rows: list[Position]) -> list[ValuedPosition]:
     return valued
 
 
+def breaks_to_show(run: ReconciliationRun | None) -> list[ReconciliationBreak]:
+    """The open breaks, and those the latest run saw (one row per symbol while a difference persists)."""
+    condition = Q(status__in=OPEN_BREAK_STATES)
+    if run is not None:
+        condition |= Q(last_run=run)
+    return list(ReconciliationBreak.objects.filter(condition).order_by("symbol"))
+
+
+def adjustments_by_position(positions: list[Position]) -> dict[int, list[LedgerAdjustment]]:
+    """Applied ledger adjustments of these positions, oldest first (one query)."""
+    keys = {(p.strategy_id, p.symbol): p.pk for p in positions}
+    found: dict[int, list[LedgerAdjustment]] = {}
+    if not keys:
+        return found
+    rows = LedgerAdjustment.objects.filter(
+        status=AdjustmentStatus.APPLIED, strategy_id__in={s for s, _ in keys}, symbol__in={sym for _, sym in keys}
+    ).select_related("decided_by", "created_by").order_by("decided_at", "id")
+    for row in rows:
+        pk = keys.get((row.strategy_id, row.symbol))
+        if pk is not None:
+            found.setdefault(pk, []).append(row)
+    return found
+
+
 @dataclass(frozen=True)
 class StrategyPnl:
     """A strategy's P&L: realised today and since inception (fills), unrealised now (last prices)."""
@@ -603,6 +657,7 @@ class StrategyPnl:
     realised_total: Decimal
     unrealised: Decimal | None  # None when a held symbol has no price
     open_positions: int
+    unrealised_today: Decimal | None = None  # its change since the trading day began (orders/day_start.py)
 
     @property
     def total(self) -> Decimal | None:
@@ -610,14 +665,17 @@ class StrategyPnl:
 
     @property
     def today(self) -> Decimal | None:
-        return None if self.unrealised is None else self.realised_today + self.unrealised
+        """The daily P&L of the daily-loss limit: realised today + the change of unrealised since the day began."""
+        if self.unrealised is None or self.unrealised_today is None:
+            return None
+        return self.realised_today + self.unrealised_today
 
 
 def strategy_pnl(*, now: dt.datetime | None = None) -> list[StrategyPnl]:
     """Per strategy, from the positions (one row per strategy and symbol) and today's fills (index on strategy, at).
 
-    "Today" counts the unrealised P&L of open positions in full: the ledger
-    keeps no mark from yesterday's close to split it by day.
+    "Today" is the daily-loss limit's daily P&L: realised today plus the
+    change of unrealised P&L since the day's start mark (orders/day_start.py).
     """
     now = now or dt.datetime.now(dt.UTC)
     today = dict(
@@ -630,6 +688,8 @@ def strategy_pnl(*, now: dt.datetime | None = None) -> list[StrategyPnl]:
     realised: dict[str, Decimal] = dict.fromkeys(slugs, ZERO)
     unrealised: dict[str, Decimal | None] = dict.fromkeys(slugs, ZERO)
     open_positions: dict[str, int] = dict.fromkeys(slugs, 0)
+    unrealised_today: dict[str, Decimal | None] = dict.fromkeys(slugs, ZERO)
+    day = trading_day(now)
     for p in positions:
         slug = p.strategy.slug
         realised[slug] = realised.get(slug, ZERO) + p.realized_pnl
@@ -637,10 +697,15 @@ def strategy_pnl(*, now: dt.datetime | None = None) -> list[StrategyPnl]:
             open_positions[slug] = open_positions.get(slug, 0) + 1
             mark, so_far = valued[p.pk].unrealized_pnl, unrealised.get(slug, ZERO)
             unrealised[slug] = None if mark is None or so_far is None else so_far + mark
+            start = p.day_start_unrealized_pnl if p.day_start_on == day else ZERO  # the snapshot's rule
+            change = ZERO if mark is None else mark - start
+            today_so_far = unrealised_today.get(slug, ZERO)
+            unrealised_today[slug] = None if mark is None or today_so_far is None else today_so_far + change
     return [
         StrategyPnl(
             slug=slug, realised_today=today.get(slug) or ZERO, realised_total=realised[slug],
             unrealised=unrealised.get(slug, ZERO), open_positions=open_positions.get(slug, 0),
+            unrealised_today=unrealised_today.get(slug, ZERO),
         )
         for slug in sorted(realised)
     ]

@@ -129,6 +129,18 @@ def _fresh_broker_clients():
     registry.reset()
 
 
+def set_throttle_rates(settings, **rates: str) -> None:
+    """Override some per-client ceilings (``client_burst="3/s"``), keeping the others as configured."""
+    configured = settings.REST_FRAMEWORK
+    settings.REST_FRAMEWORK = {
+        **configured,
+        "DEFAULT_THROTTLE_RATES": {**configured["DEFAULT_THROTTLE_RATES"], **rates},
+    }
+
+
+NO_CEILING = {"client_burst": "1000000/s", "client_sustained": "1000000/min"}
+
+
 def order_body(**overrides) -> dict:
     body = {"strategy": "alpha", "symbol": "AAPL", "side": "buy", "qty": "10", "type": "market"}
     body.update(overrides)
@@ -156,11 +168,15 @@ def seeded(transactional_db):
         ("risk.migrations.0002_policy_defaults", "create_defaults", None),
         ("backoffice.migrations.0001_roles", "create_roles", ("backoffice", "0001_roles")),
         ("backoffice.migrations.0002_jobrun_in_core", "grant_core_jobrun", ("backoffice", "0002_jobrun_in_core")),
+        ("backoffice.migrations.0003_lockout_permissions", "grant", ("backoffice", "0003_lockout_permissions")),
+        ("risk.migrations.0006_alert_roles", "grant", None),
+        ("orders.migrations.0008_ledger_adjustment_roles", "grant", None),
+        ("backoffice.migrations.0004_end_of_day_report", "grant_view", None),
         ("brokers.migrations.0002_seed_simulated_market", "seed_market", None),
         (
-            "risk.migrations.0008_restricted_symbol_roles",
+            "risk.migrations.0009_restricted_symbol_roles",
             "grant_restricted_symbol_permissions",
-            ("risk", "0008_restricted_symbol_roles"),
+            ("risk", "0009_restricted_symbol_roles"),
         ),
     ]:
         getattr(importlib.import_module(module), function)(_apps_at(at) if at else apps, None)

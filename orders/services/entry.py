@@ -10,6 +10,7 @@ import hashlib
 import json
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -45,6 +46,13 @@ class InvalidOrder(BusinessRefusal):
 
     def problem_extra(self) -> dict[str, Any]:
         return {"errors": {self.field: [str(self)]}}
+
+
+class LookupBudgetSpent(BusinessRefusal):
+    """The client may not make the broker look up another new symbol now: 429, nothing stored."""
+
+    status_code = 429
+    slug = "throttled"
 
 
 class BrokerUnreachable(BusinessRefusal):
@@ -139,11 +147,14 @@ def _ensure_equity() -> None:
     equity_record(equity=account.equity, day_start_equity=account.last_equity, job="order_entry", account=account)
 
 
-def order_submit(*, acting_user: Any, request: OrderRequest) -> SubmitOutcome:
+def order_submit(
+    *, acting_user: Any, request: OrderRequest, may_ask_broker: Callable[[], bool] | None = None
+) -> SubmitOutcome:
     """validate -> serialise per account -> pre-trade check -> store -> send.
 
     Returns the stored order (``pending`` already moved on by the send) and
-    whether it was an idempotent replay.
+    whether it was an idempotent replay. ``may_ask_broker``: the caller's
+    budget for asset lookups the cache cannot answer (see selectors.symbol_is_tradable).
     """
     client_order_id = request.client_order_id or uuid.uuid4().hex
     existing = Order.objects.filter(client_order_id=client_order_id).first()
@@ -155,7 +166,11 @@ def order_submit(*, acting_user: Any, request: OrderRequest) -> SubmitOutcome:
             "an extended_hours order must be a limit order with time_in_force day", field="extended_hours"
         )
     try:
-        asset = selectors.asset_flags(request.symbol)
+        asset = selectors.asset_flags(request.symbol, may_ask_broker=may_ask_broker)
+    except selectors.LookupRefused:
+        raise LookupBudgetSpent(
+            f"too many new symbols to look up at the broker; retry {request.symbol} later"
+        ) from None
     except BrokerError as exc:
         raise BrokerUnreachable(f"the broker could not confirm {request.symbol} is tradable; retry") from exc
     if not asset.tradable:

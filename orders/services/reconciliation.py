@@ -13,11 +13,11 @@ from django.utils import timezone
 
 from brokers.registry import get_broker
 from core.exceptions import BusinessRefusal
-from orders.models import BreakStatus, Order, Position, ReconciliationBreak, ReconciliationRun
+from orders.models import OPEN_BREAK_STATES, BreakStatus, Order, Position, ReconciliationBreak, ReconciliationRun
 from orders.services.sync import orders_sync
 from orders.states import OrderStatus
 from risk import alerts
-from risk.models import KillSwitchSource, RiskEventKind
+from risk.models import AlertLevel, KillSwitchSource, RiskEventKind
 from risk.services import killswitch_activate, risk_event_record
 
 # Orders whose send has no stored outcome yet: the broker may know more than we do.
@@ -66,7 +66,7 @@ def _compare_at_a_cut(*, label: str, report_unknown_open: bool) -> _Cut:
     """
     in_flight = _symbols_in_flight()
     before = _broker_positions()
-    sync = orders_sync(label=label, report_unknown_open=report_unknown_open)
+    sync = orders_sync(label=label, report_unknown_open=report_unknown_open, drive=False)
     ledger = _ledger_positions()
     after = _broker_positions()
     in_flight |= _symbols_in_flight()
@@ -111,24 +111,11 @@ def positions_reconcile(*, label: str = "job:reconcile") -> ReconcileResult:
             positions_checked=checked, breaks_found=len(differences), unknown_broker_orders=unknown_broker_orders,
             unconfirmed_symbols=moving,
         )
-        breaks = [
-            ReconciliationBreak.objects.create(run=run, symbol=symbol, broker_qty=broker, ledger_qty=ledger)
-            for symbol, (broker, ledger) in sorted(differences.items())
-        ]
-        for item in breaks:
-            risk_event_record(
-                kind=RiskEventKind.RECONCILIATION_BREAK, acting_user=None, label=label,
-                reason=f"{item.symbol}: broker {_qty(item.broker_qty)} vs ledger {_qty(item.ledger_qty)}",
-                new={"symbol": item.symbol, "broker_qty": _qty(item.broker_qty), "ledger_qty": _qty(item.ledger_qty)},
-            )
-        if breaks or unknown_broker_orders:
-            summary = "; ".join(
-                f"{b.symbol}: broker {_qty(b.broker_qty)} vs ledger {_qty(b.ledger_qty)}" for b in breaks
-            )
-            if unknown_broker_orders:
-                summary += f"; {len(unknown_broker_orders)} open broker orders unknown to this system"
-            transaction.on_commit(lambda: alerts.alert("Reconciliation break", summary.strip("; ")))
-        if breaks and settings.HALT_ON_RECONCILIATION_BREAK:
+        breaks, news = _breaks_update(run, differences, moving, label=label)
+        _alert_unknown_broker_orders(unknown_broker_orders)
+        if news and settings.HALT_ON_RECONCILIATION_BREAK:
+            # Only a break that opens or changes halts: an officer's reset of the
+            # switch while a known break persists is not undone every minute.
             killswitch_activate(
                 acting_user=None,
                 job="reconcile",
@@ -136,6 +123,94 @@ def positions_reconcile(*, label: str = "job:reconcile") -> ReconcileResult:
                 reason=f"{len(breaks)} unresolved reconciliation break(s)",
             )
     return ReconcileResult(run=run, breaks=breaks)
+
+
+def break_alert_key(symbol: str) -> str:
+    return f"break:{symbol}"
+
+
+def _describe(item: ReconciliationBreak) -> str:
+    return f"{item.symbol}: broker {_qty(item.broker_qty)} vs ledger {_qty(item.ledger_qty)}"
+
+
+def _breaks_update(
+    run: ReconciliationRun, differences: dict[str, tuple[Decimal, Decimal]], moving: list[str], *, label: str
+) -> tuple[list[ReconciliationBreak], int]:
+    """The life cycle: one open break per symbol, updated while it persists, closed when it is gone.
+
+    Returns the open breaks this run saw and how many opened or changed.
+    """
+    now = timezone.now()
+    open_breaks = {
+        item.symbol: item
+        for item in ReconciliationBreak.objects.select_for_update().filter(status__in=OPEN_BREAK_STATES)
+    }
+    seen: list[ReconciliationBreak] = []
+    news = 0
+    for symbol, (broker, ledger) in sorted(differences.items()):
+        item = open_breaks.get(symbol)
+        quantities = {"symbol": symbol, "broker_qty": _qty(broker), "ledger_qty": _qty(ledger)}
+        if item is None:
+            item = ReconciliationBreak.objects.create(
+                run=run, last_run=run, symbol=symbol, broker_qty=broker, ledger_qty=ledger, opened_at=now,
+                changed_at=now,
+            )
+            risk_event_record(kind=RiskEventKind.RECONCILIATION_BREAK, acting_user=None, label=label,
+                              reason=_describe(item), new=quantities)
+            news += 1
+        elif (item.broker_qty, item.ledger_qty) != (broker, ledger):
+            old = {"symbol": symbol, "broker_qty": _qty(item.broker_qty), "ledger_qty": _qty(item.ledger_qty)}
+            item.broker_qty, item.ledger_qty, item.changed_at, item.last_run = broker, ledger, now, run
+            item.save(update_fields=["broker_qty", "ledger_qty", "changed_at", "last_run"])
+            risk_event_record(kind=RiskEventKind.BREAK_CHANGED, acting_user=None, label=label,
+                              reason=_describe(item), old=old, new=quantities)
+            news += 1
+        else:
+            item.last_run = run
+            item.save(update_fields=["last_run"])
+        seen.append(item)
+        # Said once per difference; while it stays the same, at most a daily reminder.
+        alerts.alert_raise(
+            key=break_alert_key(symbol), level=AlertLevel.CRITICAL, kind="reconciliation_break",
+            subject=f"Reconciliation break: {symbol}",
+            message=f"{_describe(item)} (difference {_qty(item.difference)}), open since "
+                    f"{item.opened_at:%Y-%m-%d %H:%M} UTC. Resolve it with a ledger adjustment in the admin.",
+            symbol=symbol, state=f"{_qty(broker)}|{_qty(ledger)}", remind_after=alerts.DAILY,
+        )
+    for symbol, item in open_breaks.items():
+        if symbol in differences or symbol in moving:
+            continue  # still there, or not judged this time
+        _break_close(item, label=label, reason="the difference disappeared: broker and ledger agree",
+                     status=BreakStatus.CLOSED, acting_user=None)
+    return seen, news
+
+
+def _break_close(
+    item: ReconciliationBreak, *, label: str | None, reason: str, status: str, acting_user: Any | None
+) -> None:
+    """An open break ends (locked by the caller): audited, and its alert condition cleared."""
+    old_status = item.status
+    item.status, item.closed_at = status, timezone.now()
+    if acting_user is not None:
+        item.handled_by, item.handled_at, item.note = acting_user, item.closed_at, reason
+    item.save()
+    kind = RiskEventKind.BREAK_CLOSED if status == BreakStatus.CLOSED else RiskEventKind.BREAK_RESOLVED
+    risk_event_record(kind=kind, acting_user=acting_user, label=label, reason=reason,
+                      old={"status": old_status, "symbol": item.symbol}, new={"status": status})
+    alerts.alert_clear(key=break_alert_key(item.symbol))
+
+
+def _alert_unknown_broker_orders(unknown: list[dict[str, str]]) -> None:
+    if not unknown:
+        alerts.alert_clear(key="unknown_broker_orders")
+        return
+    ids = sorted(str(o.get("broker_order_id") or o.get("id") or o) for o in unknown)
+    alerts.alert_raise(
+        key="unknown_broker_orders", level=AlertLevel.CRITICAL, kind="reconciliation_break",
+        subject="Open broker orders unknown to this system",
+        message=f"{len(unknown)} open broker order(s) are not ours: {', '.join(ids[:10])}",
+        state=",".join(ids), remind_after=alerts.DAILY,
+    )
 
 
 class BreakHandlingRefused(BusinessRefusal):
@@ -157,6 +232,9 @@ def break_handle(*, acting_user: Any, item: ReconciliationBreak, status: str, no
     item = ReconciliationBreak.objects.select_for_update().get(pk=item.pk)
     old = item.status
     item.status, item.note, item.handled_by, item.handled_at = status, note, acting_user, timezone.now()
+    if status == BreakStatus.RESOLVED:
+        item.closed_at = item.handled_at
+        alerts.alert_clear(key=break_alert_key(item.symbol))
     item.save()
     kind = RiskEventKind.BREAK_RESOLVED if status == BreakStatus.RESOLVED else RiskEventKind.BREAK_ACKNOWLEDGED
     risk_event_record(

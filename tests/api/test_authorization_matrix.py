@@ -293,6 +293,7 @@ ADMIN_PAGES: dict[str, str] = {
     "admin-risk-events": "/admin/risk/riskevent/",
     "admin-restricted-symbols": "/admin/risk/restrictedsymbol/",
     "admin-restricted-symbol-add": "/admin/risk/restrictedsymbol/add/",
+    "admin-lockouts": "/admin/axes/accessattempt/",
     "admin-users": "/admin/auth/user/",
     "admin-tokens": "/admin/authtoken/tokenproxy/",
 }

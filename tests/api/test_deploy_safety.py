@@ -140,6 +140,12 @@ REFUSALS: list[tuple[str, dict[str, str], tuple[str, ...], str]] = [
     ("ASSUMED_STOP_DISTANCE is NaN", {"ASSUMED_STOP_DISTANCE": "NaN"}, (), "ASSUMED_STOP_DISTANCE"),
     ("DJANGO_HSTS_SECONDS is a word", {"DJANGO_HSTS_SECONDS": "a year"}, (), "DJANGO_HSTS_SECONDS"),
     ("EMAIL_PORT is a word", {"EMAIL_PORT": "smtp"}, (), "EMAIL_PORT"),
+    ("API_CLIENT_RATE_PER_SECOND is zero", {"API_CLIENT_RATE_PER_SECOND": "0"}, (), "API_CLIENT_RATE_PER_SECOND"),
+    ("API_CLIENT_RATE_PER_MINUTE is a word", {"API_CLIENT_RATE_PER_MINUTE": "lots"}, (), "API_CLIENT_RATE_PER_MINUTE"),
+    ("API_CLIENT_ASSET_LOOKUPS_PER_MINUTE is negative", {"API_CLIENT_ASSET_LOOKUPS_PER_MINUTE": "-1"}, (),
+     "API_CLIENT_ASSET_LOOKUPS_PER_MINUTE"),
+    ("ADMIN_LOGIN_FAILURE_LIMIT is zero", {"ADMIN_LOGIN_FAILURE_LIMIT": "0"}, (), "ADMIN_LOGIN_FAILURE_LIMIT"),
+    ("ADMIN_LOCKOUT_MINUTES is a fraction", {"ADMIN_LOCKOUT_MINUTES": "0.5"}, (), "ADMIN_LOCKOUT_MINUTES"),
     # Other values
     ("LOG_LEVEL is not a level", {"LOG_LEVEL": "loud"}, (), "LOG_LEVEL"),
     ("DATABASE_URL of an unsupported engine", {"DATABASE_URL": "mysql://backoffice@db/backoffice"}, (), "DATABASE_URL"),

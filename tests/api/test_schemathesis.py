@@ -43,7 +43,7 @@ from orders import services
 from orders.models import Order, Position
 from orders.services import positions_reconcile
 from risk.models import RiskEvent, Strategy
-from tests.conftest import order_body, token_client
+from tests.conftest import NO_CEILING, order_body, set_throttle_rates, token_client
 
 EXAMPLES_PER_OPERATION = 25
 CONFIG = schemathesis.Config.from_dict(
@@ -104,9 +104,14 @@ TRADABLE = ["AAPL", "MSFT", "SPY", "SIRI"]
 
 
 @pytest.fixture
-def fuzz_world(wsgi_app_in_test_transaction, market, alice, bob, officer) -> dict[str, list[str]]:
-    """alpha (alice's) and beta (bob's), each with a working and a denied order; throttles out of the way."""
+def fuzz_world(wsgi_app_in_test_transaction, market, alice, bob, officer, settings) -> dict[str, list[str]]:
+    """alpha (alice's) and beta (bob's), each with a working and a denied order; throttles out of the way.
+
+    (The per-client request ceiling too: the fuzzer is one client sending far
+    more than 50 requests a second; tests/api/test_throttling.py proves the ceiling.)
+    """
     Strategy.objects.update(max_orders_per_second=1_000_000, max_orders_per_minute=1_000_000)
+    set_throttle_rates(settings, **NO_CEILING)
     for slug, client in (("alpha", alice), ("beta", bob)):
         strategy = Strategy.objects.get(slug=slug)
         for qty in (Decimal("1"), Decimal("100000")):

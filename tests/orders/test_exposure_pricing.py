@@ -102,3 +102,14 @@ def test_a_working_limit_order_without_a_fresh_price_counts_at_its_limit(alice_a
     response = alice_api.post("/v1/orders", order_body(symbol="AAPL", qty="230"), format="json")
 
     assert response.status_code == 201, response.content  # priced at its limit: $46k of $80k, no guess needed
+
+
+def test_the_risk_picture_names_the_symbols_without_a_fresh_price(alice_api, officer, hundred_dollar_market):
+    from tests.conftest import token_client
+
+    alice_api.post("/v1/orders", order_body(symbol="MSFT", qty="10"), format="json")
+    hundred_dollar_market.set_price("MSFT", Decimal("100.00"), at=utcnow() - dt.timedelta(hours=1))
+
+    picture = token_client(officer).get("/v1/risk").json()
+
+    assert picture["unpriced_symbols"] == ["MSFT"]

@@ -215,3 +215,43 @@ def test_an_order_the_broker_itself_rejected_is_never_corrected(alpha, market):
     order.refresh_from_db()
     assert order.status == "rejected"
     assert not Fill.objects.filter(order=order).exists()
+
+
+def test_an_unknown_order_is_looked_up_every_cycle_until_the_horizon_then_closed_as_never_received(alpha, market):
+    sent = timezone.now() - dt.timedelta(minutes=1)  # past the 30 s grace, within the 300 s horizon
+    order = Order.objects.create(
+        client_order_id="not-yet", strategy=alpha, symbol="AAPL", side="buy", qty=Decimal("1"), type="market",
+        fingerprint="x", status="unknown", created_at=sent, sent_at=sent,
+    )
+    broker = registry.get_broker()
+
+    for _ in range(3):
+        services.orders_sync()
+
+    order.refresh_from_db()
+    assert order.status == "unknown" and order.never_received_at is None
+    assert broker.counter.by_operation["get_order_by_client_id"] == 3
+    Order.objects.filter(pk=order.pk).update(sent_at=timezone.now() - dt.timedelta(minutes=6))  # the horizon passes
+
+    services.orders_sync()
+
+    order.refresh_from_db()
+    assert order.status == "rejected" and order.never_received_at is not None
+    assert "UNKNOWN_ORDER_HORIZON_S=300s" in order.transitions.last().reason
+    assert not SimOrder.objects.filter(client_order_id="not-yet").exists()  # never resent
+
+
+def test_a_listing_that_shows_the_order_saves_its_broker_id_even_when_nothing_else_changes(alpha, alice, market):
+    sent = timezone.now() - dt.timedelta(seconds=5)
+    order = Order.objects.create(
+        client_order_id="listed-id", strategy=alpha, symbol="AAPL", side="buy", qty=Decimal("1"), type="limit",
+        limit_price=Decimal("50"), fingerprint="x", status="unknown", created_at=sent, sent_at=sent,
+    )
+    services.order_cancel(acting_user=alice, order=order)  # pending_cancel without a broker id
+    sim = _broker_accepts_late(order, status="new")
+
+    services.orders_sync()  # the open listing names it; "new" is no answer to the cancel yet
+
+    order.refresh_from_db()
+    assert order.status == "pending_cancel"
+    assert order.broker_order_id == str(sim.broker_order_id)

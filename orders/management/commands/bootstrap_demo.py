@@ -11,6 +11,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandParser
 
+from backoffice.config import write_private_file
 from orders.accounts import api_client_create, random_password, risk_officer_create
 
 DEMO_STRATEGY = "demo"
@@ -35,9 +36,7 @@ class Command(BaseCommand):
         credentials, token_file = var_dir / "demo-credentials", var_dir / "demo-api-token"
         for path, content in ((credentials, f"admin user: officer\nadmin password: {password}\napi token: {token}\n"),
                               (token_file, token)):
-            path.touch(mode=0o600, exist_ok=True)
-            path.chmod(0o600)
-            path.write_text(content)
+            write_private_file(path, content)
         base = f"http://127.0.0.1:{port}"
         self.stdout.write(
             "\n".join(

@@ -26,7 +26,7 @@ def grant_restricted_symbol_permissions(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("risk", "0007_market_access"),
+        ("risk", "0008_market_access"),
         ("backoffice", "0002_jobrun_in_core"),
     ]
     operations = [migrations.RunPython(grant_restricted_symbol_permissions, migrations.RunPython.noop)]
