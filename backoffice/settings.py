@@ -266,6 +266,7 @@ UNKNOWN_ORDER_GRACE_S = CONFIG.unknown_order_grace_s
 UNKNOWN_ORDER_HORIZON_S = CONFIG.unknown_order_horizon_s
 MAX_PRICE_AGE_S = CONFIG.max_price_age_s
 ORDER_SYNC_INTERVAL_S = CONFIG.order_sync_interval_s
+CANCEL_RETRY_MAX_S = CONFIG.cancel_retry_max_s
 RECONCILE_INTERVAL_S = CONFIG.reconcile_interval_s
 RISK_EVAL_INTERVAL_S = CONFIG.risk_eval_interval_s
 SIM_TICK_INTERVAL_S = CONFIG.sim_tick_interval_s
