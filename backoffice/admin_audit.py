@@ -36,6 +36,12 @@ LIMIT_LABELS = {
     "max_price_deviation_pct": "Max price deviation from last (%)",
     "min_stock_price": "Min stock price ($)",
     "assumed_stop_distance_pct": "Assumed stop distance (%)",
+    "max_order_qty": "Max quantity per order (shares)",
+    "max_symbol_concentration_pct": "Max symbol concentration (% of equity)",
+    "duplicate_order_max": "Identical orders allowed in the window",
+    "duplicate_order_window_s": "Duplicate-order window (seconds)",
+    "allow_short_selling": "Allow short selling",
+    "market_closed_policy": "When the market is closed",
 }
 STRATEGY_LABELS = {
     "name": "Name",

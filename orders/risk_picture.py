@@ -14,7 +14,7 @@ from django.core.cache import cache
 from orders.models import (
     Position,
 )
-from orders.selectors import exposure_summary, working_orders
+from orders.selectors import exposure_summary, strategy_usage, working_orders
 from risk import checks
 from risk.models import RiskLimits, RiskState, trading_day
 
@@ -54,6 +54,7 @@ class PeakPicture:
 class RiskPicture:
     """Equity, drawdowns (percent), the breaker, capital deployed and every limit's use: typed, not text."""
 
+    strategies: list[dict[str, object]]  # each strategy's limits next to their use (selectors.strategy_usage)
     equity: Decimal
     day_start_equity: Decimal
     peak_equity: Decimal
@@ -117,6 +118,7 @@ def risk_picture(*, now: dt.datetime | None = None) -> RiskPicture:
         )
 
     return RiskPicture(
+        strategies=strategy_usage(exposure=exposure, day_start_equity=day_start, equity=equity, now=now),
         equity=equity,
         day_start_equity=day_start,
         peak_equity=peak,
