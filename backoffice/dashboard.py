@@ -510,7 +510,7 @@ class Dashboard:
             },
             "pending_resets": [p.what for p in self.alerts.pending_resets],
             "working_orders": self.working_total,
-            "strategies": self.picture["strategies"],
+            "strategies": self.picture.strategies,
             "open_breaks": self.open_breaks_count,
             "jobs": {job.name: {"last_success": job.last_success, "stale": job.stale, "disabled": job.disabled}
                      for job in self.jobs},
@@ -520,7 +520,7 @@ class Dashboard:
 def build(*, now: dt.datetime | None = None) -> Dashboard:
     now = now or timezone.now()
     picture = risk_picture(now=now)
-    usage = {row["strategy"]: row for row in picture["strategies"]}
+    usage = {row["strategy"]: row for row in picture.strategies}
     state = RiskState.objects.select_related("peak_reset_by").get(pk=1)  # risk_picture made sure it exists
     limits = RiskLimits.current()
     labels = dict(OrderStatus.choices)
