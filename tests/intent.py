@@ -53,7 +53,7 @@ def alpaca(settings) -> Iterator[FakeAlpacaServer]:
         registry.reset()
         for symbol, price in (("AAPL", "100.00"), ("MSFT", "400.00"), ("SPY", "500.00")):
             fake.set_price(symbol, price)
-        fake.configure(fill_mode="manual")
+        fake.configure(fill_mode="manual", market_open=True)  # whatever the hour: market_closed is not under test
         yield fake
         registry.reset()
 

@@ -173,6 +173,7 @@ def deployment(
         stack.env.update(ALPACA_BASE_URL=fake_url, ALPACA_DATA_URL=fake_url)
         point_this_process_at_the_fake(settings, fake_url)
         FakeAlpacaControl(fake_url).set_prices(dict(LAST_PRICES))
+        FakeAlpacaControl(fake_url).configure(market_open=True)  # trades at any hour: market_closed is not under test
         setup_periodic_tasks()  # committed: beat reads it from the database
         app.control.purge()  # nothing left over from an earlier run in this broker database
         web_urls = [stack.start_web("web-0"), stack.start_web("web-1")]
