@@ -8,7 +8,13 @@ helpers that read both ``orders`` and ``risk``, and ``risk`` must not import
 
 from django.contrib import admin
 
-from backoffice import admin_jobs, admin_lockouts, admin_orders, admin_risk  # noqa: F401  (registers the ModelAdmins)
+from backoffice import (  # noqa: F401  (registers the ModelAdmins)
+    admin_eod,
+    admin_jobs,
+    admin_lockouts,
+    admin_orders,
+    admin_risk,
+)
 from backoffice.admin_site import BackofficeAdminSite
 
 if not isinstance(admin.site, BackofficeAdminSite):

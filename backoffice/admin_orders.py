@@ -163,10 +163,13 @@ class OrderAdmin(CsvExportMixin, LargeTableAdminMixin, ReadOnlyAdminMixin, Backo
             label="Cancel order",
             run=cancel_order,
             allowed=has_perm(CANCEL_PERMISSION),
-            available=lambda user, o: o.status in WORKING and o.status != S.PENDING_CANCEL,
+            # pending_cancel too: asking again sends the cancel again now (adr/0011).
+            available=lambda user, o: o.status in WORKING,
             style="danger",
             explanation="Moves the order to pending cancel and asks the broker to cancel it; "
-                        "a fill that arrives first still counts.",
+                        "a fill that arrives first still counts. On an order already pending cancel, "
+                        "sends the cancel to the broker again now. Either way the status sync keeps "
+                        "sending it until the broker confirms.",
             submit_label="Request cancel",
         ),
     )
@@ -175,6 +178,10 @@ class OrderAdmin(CsvExportMixin, LargeTableAdminMixin, ReadOnlyAdminMixin, Backo
                               "time_in_force", "stop_loss", "extended_hours", "origin", "submitted_by"]}),
         ("State", {"fields": ["status_badge", "filled_qty", "filled_avg_price", "broker_order_id", "reject_reason",
                               "violation_list"]}),
+        ("Cancel (driven by the status sync until the broker confirms)", {"fields": [
+            timestamp_column("cancel_requested_at", "cancel requested"), "cancel_attempts",
+            timestamp_column("cancel_last_attempt_at", "last attempt"),
+            timestamp_column("cancel_next_attempt_at", "next attempt"), "cancel_last_error"]}),
         ("Times (UTC)", {"fields": [timestamp_column("created_at", "created"), timestamp_column("sent_at", "sent"),
                                     timestamp_column("broker_updated_at", "broker update"),
                                     timestamp_column("updated_at", "updated"),
@@ -252,7 +259,8 @@ class OrderAdmin(CsvExportMixin, LargeTableAdminMixin, ReadOnlyAdminMixin, Backo
     @admin.action(description="Cancel selected working orders…", permissions=["cancel"])
     def cancel_orders(self, request: HttpRequest, queryset: QuerySet[Order]) -> HttpResponse | None:
         require_cancel_permission(request)
-        working = list(queryset.filter(status__in=WORKING).exclude(status=S.PENDING_CANCEL)
+        # pending_cancel orders included: asking again sends their cancel again (adr/0011).
+        working = list(queryset.filter(status__in=WORKING)
                        .select_related("strategy").order_by("-created_at")[: MAX_BULK_CANCEL + 1])
         if len(working) > MAX_BULK_CANCEL:
             self.message_user(request, f"More than {MAX_BULK_CANCEL} working orders selected: "

@@ -385,6 +385,10 @@ def reject_switch_reset(request: HttpRequest, switch: KillSwitch, reason: str) -
 
 
 def activation_explanation(user: Any, switch: KillSwitch) -> str:
+    if switch.active:
+        return ("The switch is already active, and the status sync already cancels what is still open in its "
+                "scope every cycle. Activating it again sends those cancels (and flatten, net of the flatten "
+                "orders working) to the broker now, is audited, and voids a pending reset request.")
     if switch.strategy_id is None:
         cancels = "every working order (one cancel-all call at the broker)"
     else:
@@ -401,7 +405,8 @@ KILL_SWITCH_ACTIONS = (
         label="Activate kill switch",
         run=activate_switch,
         allowed=lambda user, s: user.is_active and services.can_activate_kill_switch(user, s.strategy),
-        available=lambda user, s: not s.active,
+        # An active switch may be activated again: it re-sends its cancels now (adr/0011).
+        available=lambda user, s: True,
         style="danger",
         explanation=activation_explanation,
         submit_label="Activate: stop trading",

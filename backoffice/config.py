@@ -87,6 +87,7 @@ class Config:
     unknown_order_horizon_s: int
     max_price_age_s: int
     order_sync_interval_s: int
+    cancel_retry_max_s: Decimal
     reconcile_interval_s: int
     risk_eval_interval_s: int
     sim_tick_interval_s: int
@@ -361,6 +362,11 @@ def from_environ(env: Mapping[str, str], *, base_dir: Path) -> Config:
         allowed_hosts = ["localhost", "127.0.0.1"]
 
     timeout = _positive_number(env, "ALPACA_TIMEOUT_S", "10")
+    sync_interval_s = _int(env, "ORDER_SYNC_INTERVAL_S", 5)
+    # A cancel the back office decided is retried with a back-off that never waits longer than
+    # this; by default one sync interval, so a cancel goes out again within a cycle of the
+    # broker answering (adr/0011). A 429's X-RateLimit-Reset may push one attempt further.
+    cancel_retry_max_s = _positive_number(env, "CANCEL_RETRY_MAX_S", str(sync_interval_s))
     grace = _int(env, "UNKNOWN_ORDER_GRACE_S", 30)
     horizon = _unknown_order_horizon(env, timeout=timeout, grace=grace)
     approvals = _int(env, "KILL_SWITCH_RESET_APPROVALS", 1, minimum=1, maximum=2)
@@ -387,7 +393,8 @@ def from_environ(env: Mapping[str, str], *, base_dir: Path) -> Config:
         unknown_order_grace_s=grace,
         unknown_order_horizon_s=horizon,
         max_price_age_s=_int(env, "MAX_PRICE_AGE_S", 900),
-        order_sync_interval_s=_int(env, "ORDER_SYNC_INTERVAL_S", 5),
+        order_sync_interval_s=sync_interval_s,
+        cancel_retry_max_s=cancel_retry_max_s,
         reconcile_interval_s=_int(env, "RECONCILE_INTERVAL_S", 60),
         risk_eval_interval_s=_int(env, "RISK_EVAL_INTERVAL_S", 15),
         sim_tick_interval_s=_int(env, "SIM_TICK_INTERVAL_S", 2),

@@ -12,6 +12,7 @@ from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
 # Alerts are first sent by their own task as they are raised; this job only re-drives the ones it lost.
 ALERT_SWEEP_INTERVAL_S = 30
+EOD_REPORT_INTERVAL_S = 300
 
 
 def schedule() -> dict[str, tuple[str, int]]:
@@ -21,6 +22,8 @@ def schedule() -> dict[str, tuple[str, int]]:
         "equity and circuit breaker": ("risk.tasks.evaluate_risk", settings.RISK_EVAL_INTERVAL_S),
         "alert delivery": ("risk.tasks.deliver_pending_alerts", ALERT_SWEEP_INTERVAL_S),
         "risk job watch": ("backoffice.tasks.watch_risk_jobs", ALERT_SWEEP_INTERVAL_S),
+        # Runs all day; it acts once the close is past (EOD_REPORT_AFTER) and retries unsent e-mails.
+        "end-of-day report": ("backoffice.tasks.produce_end_of_day_reports", EOD_REPORT_INTERVAL_S),
     }
     if settings.BROKER == "simulated":
         jobs["simulated market tick"] = ("brokers.tasks.simulated_market_tick", settings.SIM_TICK_INTERVAL_S)

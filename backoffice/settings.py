@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 from backoffice import config as _config
 
@@ -144,6 +146,10 @@ USE_I18N = True
 USE_TZ = True
 # Daily limits reset on the exchange's trading day, not UTC midnight.
 TRADING_DAY_TIME_ZONE = "America/New_York"
+# The end-of-day report is produced once this exchange time has passed (after the 16:00 close).
+EOD_REPORT_AFTER = os.environ.get("EOD_REPORT_AFTER", "16:15")
+if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", EOD_REPORT_AFTER):
+    raise ImproperlyConfigured(f"EOD_REPORT_AFTER must be HH:MM (exchange time), not {EOD_REPORT_AFTER!r}")
 
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
@@ -260,6 +266,7 @@ UNKNOWN_ORDER_GRACE_S = CONFIG.unknown_order_grace_s
 UNKNOWN_ORDER_HORIZON_S = CONFIG.unknown_order_horizon_s
 MAX_PRICE_AGE_S = CONFIG.max_price_age_s
 ORDER_SYNC_INTERVAL_S = CONFIG.order_sync_interval_s
+CANCEL_RETRY_MAX_S = CONFIG.cancel_retry_max_s
 RECONCILE_INTERVAL_S = CONFIG.reconcile_interval_s
 RISK_EVAL_INTERVAL_S = CONFIG.risk_eval_interval_s
 SIM_TICK_INTERVAL_S = CONFIG.sim_tick_interval_s

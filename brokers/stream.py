@@ -22,14 +22,21 @@ def broker_order_from_update(message: Any) -> BrokerOrder | None:
     """The order inside a trade update (raw JSON from TradingStream(raw_data=True)); None when there is none."""
     from brokers.alpaca import _order  # the one Alpaca order parser, shared with the REST adapter
 
+    if isinstance(message, dict) and isinstance(message.get("data"), dict):
+        # TradingStream(raw_data=True) hands over the whole frame: {"stream": "trade_updates", "data": {...}}.
+        message = message["data"]
     raw = message.get("order") if isinstance(message, dict) else None
     if not isinstance(raw, dict):
         return None
     return _order(raw)
 
 
-def run_trade_updates(handler: Callable[[Any], Awaitable[None]]) -> None:
-    """Block, feeding every trade update to ``handler``; alpaca-py reconnects with backoff."""
+def trade_updates_stream(handler: Callable[[Any], Awaitable[None]]) -> Any:
+    """A TradingStream feeding every trade update to ``handler``; ``run()`` blocks, ``stop()`` ends it.
+
+    alpaca-py's stream reconnects by itself after a dropped connection or a
+    failed handshake, waiting 1 s, 2 s, 4 s ... up to 30 s between attempts.
+    """
     from alpaca.trading.stream import TradingStream
 
     stream = TradingStream(
@@ -40,4 +47,5 @@ def run_trade_updates(handler: Callable[[Any], Awaitable[None]]) -> None:
         url_override=stream_url(settings.ALPACA_BASE_URL),
     )
     stream.subscribe_trade_updates(handler)
-    stream.run()
+    return stream
+

@@ -60,6 +60,9 @@ class OrderOut(serializers.ModelSerializer):
             "id", "client_order_id", "strategy", "symbol", "side", "qty", "type", "limit_price", "time_in_force",
             "stop_loss", "extended_hours", "status", "filled_qty", "filled_avg_price", "broker_order_id",
             "reject_reason", "violations", "created_at", "updated_at", "sent_at",
+            # While the order is pending_cancel, how driving the cancel to the broker is going (adr/0011).
+            "cancel_requested_at", "cancel_attempts", "cancel_last_attempt_at", "cancel_next_attempt_at",
+            "cancel_last_error",
         ]
         read_only_fields = fields
 

@@ -80,6 +80,15 @@ class Order(ConcurrentTransitionMixin, models.Model):
     # Stamped by each sync cycle that saw the order in a broker listing; the
     # orders a cycle did not see are the only ones it looks up one by one.
     last_seen_at = models.DateTimeField(null=True, blank=True)
+    # The cancel intent (SPEC 3.4, adr/0011): pending_cancel is the decision; these say how driving
+    # it to the broker is going. Each sync cycle re-sends a due cancel until the broker confirms
+    # cancelled or filled; a failed attempt moves the next one back (bounded; a 429 waits for the
+    # broker's X-RateLimit-Reset).
+    cancel_requested_at = models.DateTimeField(null=True, blank=True)
+    cancel_attempts = models.PositiveIntegerField(default=0)
+    cancel_last_attempt_at = models.DateTimeField(null=True, blank=True)
+    cancel_next_attempt_at = models.DateTimeField(null=True, blank=True)
+    cancel_last_error = models.CharField(max_length=300, blank=True)
     # Set when the back office closed the order because the broker showed no
     # order for its client_order_id: the one kind of terminal order the
     # broker's late truth may still correct (orders.states.CORRECTIONS).

@@ -195,6 +195,12 @@ class KillSwitch(FourEyesRequestFields):
     )
     source = models.CharField(max_length=20, choices=KillSwitchSource.choices, blank=True)
     reason = models.TextField(blank=True)
+    # How driving the switch's cancels to the broker is going (adr/0011): each sync cycle cancels
+    # every open broker order in scope while the switch is active; these show the last attempt.
+    cancel_attempts = models.PositiveIntegerField(default=0)
+    cancel_last_attempt_at = models.DateTimeField(null=True, blank=True)
+    cancel_next_attempt_at = models.DateTimeField(null=True, blank=True)
+    cancel_last_error = models.CharField(max_length=300, blank=True)
 
     class Meta:
         verbose_name = "kill switch"

@@ -182,13 +182,25 @@ def killswitch_activate(
     so taking it FOR UPDATE here waits for every send in flight: once this
     commits, no order in scope can reach the broker (the senders that come
     after see the switch and cancel locally).
+
+    The active row is the stored intent: every sync cycle cancels what is
+    still open in scope (and flattens, if configured) until the switch is
+    reset, whatever happened to the cancels sent after this commit (adr/0011).
+    Activating an active switch again (a person, not a job re-checking its
+    rule) is audited, voids a pending reset request and sends the cancels
+    again at once.
     """
     if not can_activate_kill_switch(acting_user, strategy):
         raise PermissionDenied("activating this kill switch needs a risk officer or a client of the strategy")
     reason = _require_reason(reason)
     switch = _kill_switch_row(strategy)
     if switch.active:
-        return switch
+        if job is not None:
+            # A job (the drawdown rule, reconciliation) that finds its switch already active
+            # every run is not a new decision: no event, no alert, the reset request stands.
+            return switch
+        return _killswitch_activate_again(switch, acting_user=acting_user, strategy=strategy, reason=reason,
+                                          source=source)
     user = acting_user if getattr(acting_user, "is_authenticated", False) else None
     switch.active = True
     switch.activated_at = timezone.now()
@@ -227,6 +239,33 @@ KILL_SWITCH_RESET = FourEyes(
     requested_event=RiskEventKind.KILL_SWITCH_RESET_REQUESTED,
     rejected_event=RiskEventKind.KILL_SWITCH_RESET_REJECTED,
 )
+def _killswitch_activate_again(
+    switch: KillSwitch, *, acting_user: Any | None, strategy: Strategy | None, reason: str, source: str
+) -> KillSwitch:
+    """The switch is active and someone activates it again: they want the cancels sent again now."""
+    reset_pending = KILL_SWITCH_RESET.pending(switch)
+    KILL_SWITCH_RESET.clear_request(switch)  # the officers asked to stop again: a pending reset is void
+    switch.save()
+    risk_event_record(
+        kind=RiskEventKind.KILL_SWITCH_ACTIVATED,
+        acting_user=acting_user,
+        strategy=strategy,
+        reason=reason,
+        old={"active": True, "reset_pending": reset_pending},
+        new={"active": True, "source": source, "scope": switch.scope, "repeated": True},
+    )
+    label = actor_label(acting_user)
+    strategy_id = strategy.pk if strategy else None
+    scope = switch.scope_label
+    voided = " (a pending reset request is void)" if reset_pending else ""
+
+    def after_commit() -> None:
+        kill_switch_activated.send(sender=KillSwitch, strategy_id=strategy_id, actor_label=label)
+        alerts.alert(f"KILL SWITCH ACTIVATED AGAIN ({scope})", f"Activated again by {label} ({source}): {reason}"
+                     f"{voided}")
+
+    transaction.on_commit(after_commit)
+    return switch
 
 
 @dataclass(frozen=True)

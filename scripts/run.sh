@@ -164,10 +164,18 @@ fi
 start web "$PY" manage.py runserver "127.0.0.1:$PORT" --noreload
 start worker "$CELERY" -A backoffice worker --pool=threads --concurrency=2 --loglevel=INFO
 start beat "$CELERY" -A backoffice beat --loglevel=INFO
+# With Alpaca as the broker, its trade_updates stream brings fills to the
+# ledger as they happen; the status sync stays the safety net.
+broker=$("$PY" manage.py shell -c 'from django.conf import settings; print(settings.BROKER)' </dev/null 2>/dev/null) \
+    || broker=unknown
+if [ "$broker" = alpaca ]; then
+    NAMES+=(stream)
+    start stream "$PY" manage.py stream_trade_updates
+fi
 # From here on a broken stdout pipe must not kill this script (and with it
 # the supervision); set after the starts so the children keep default SIGPIPE.
 trap '' PIPE
-say "started web (pid ${PID[web]}), worker (pid ${PID[worker]}), beat (pid ${PID[beat]}); logs in var/log/{web,worker,beat}.log"
+say "started web (pid ${PID[web]}), worker (pid ${PID[worker]}), beat (pid ${PID[beat]})${PID[stream]:+, stream (pid ${PID[stream]})}; logs in var/log/"
 
 # --- 3. supervise -----------------------------------------------------------
 
@@ -206,7 +214,7 @@ PY
 # Stream one status line per component as it becomes ready.
 declare -A READY=()
 ready_deadline=$((SECONDS + 120))
-while (( ${#READY[@]} < 3 )); do
+while (( ${#READY[@]} < ${#NAMES[@]} )); do
     check_children
     if [ -z "${READY[web]:-}" ] && health_ok; then
         READY[web]=1; say "web ready: http://127.0.0.1:$PORT/admin/ and http://127.0.0.1:$PORT/v1/health"
@@ -216,6 +224,9 @@ while (( ${#READY[@]} < 3 )); do
     fi
     if [ -z "${READY[beat]:-}" ] && new_output beat | grep 'beat: Starting' >/dev/null; then
         READY[beat]=1; say "beat running"
+    fi
+    if [ -n "${PID[stream]:-}" ] && [ -z "${READY[stream]:-}" ] && new_output stream | grep 'consuming trade_updates' >/dev/null; then
+        READY[stream]=1; say "stream consuming Alpaca's trade_updates"
     fi
     if (( SECONDS > ready_deadline )); then
         say "still waiting for: $(for n in "${NAMES[@]}"; do [ -n "${READY[$n]:-}" ] || printf '%s ' "$n"; done)(see var/log/)" >&2

@@ -171,6 +171,7 @@ def seeded(transactional_db):
         ("backoffice.migrations.0003_lockout_permissions", "grant", ("backoffice", "0003_lockout_permissions")),
         ("risk.migrations.0006_alert_roles", "grant", None),
         ("orders.migrations.0008_ledger_adjustment_roles", "grant", None),
+        ("backoffice.migrations.0004_end_of_day_report", "grant_view", None),
         ("brokers.migrations.0002_seed_simulated_market", "seed_market", None),
     ]:
         getattr(importlib.import_module(module), function)(_apps_at(at) if at else apps, None)

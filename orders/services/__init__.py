@@ -2,8 +2,10 @@
 
 - ``entry``: submit and send (the pre-trade pipeline, the kill-switch fence);
 - ``execution``: broker updates, fills, the position ledger;
-- ``cancel``: a client's cancel, settling ambiguous sends, the kill switch's
-  cancels and flatten;
+- ``cancel``: a client's cancel and each attempt to get it to the broker,
+  settling ambiguous sends;
+- ``intent``: the kill switch's cancels and flatten, and each sync cycle's
+  push of every stored intent to the broker (adr/0011);
 - ``sync``: status polling;
 - ``reconciliation``: broker positions vs the ledger, and break handling;
 - ``adjustments``: ledger adjustments that resolve a break (four-eyes);
@@ -21,13 +23,7 @@ from orders.services.adjustments import (
     ledger_adjustment_reject,
     ledger_adjustment_request,
 )
-from orders.services.cancel import (
-    OrderNotCancellable,
-    order_cancel,
-    order_resolve,
-    orders_cancel_for_kill_switch,
-    positions_flatten,
-)
+from orders.services.cancel import OrderNotCancellable, order_cancel, order_cancel_attempt, order_resolve
 from orders.services.entry import (
     BrokerUnreachable,
     IdempotencyConflict,
@@ -39,6 +35,7 @@ from orders.services.entry import (
     order_submit,
 )
 from orders.services.execution import order_apply_broker_update
+from orders.services.intent import DriveResult, intents_drive, orders_cancel_for_kill_switch, positions_flatten
 from orders.services.reconciliation import ReconcileResult, break_handle, positions_reconcile
 from orders.services.sync import CLOSED_LISTING_WINDOW, SyncResult, orders_sync
 
@@ -46,6 +43,7 @@ __all__ = [
     "CLOSED_LISTING_WINDOW",
     "AdjustmentRefused",
     "BrokerUnreachable",
+    "DriveResult",
     "IdempotencyConflict",
     "InvalidOrder",
     "LookupBudgetSpent",
@@ -55,11 +53,13 @@ __all__ = [
     "SubmitOutcome",
     "SyncResult",
     "break_handle",
+    "intents_drive",
     "ledger_adjustment_approve",
     "ledger_adjustment_reject",
     "ledger_adjustment_request",
     "order_apply_broker_update",
     "order_cancel",
+    "order_cancel_attempt",
     "order_resolve",
     "order_send",
     "order_submit",

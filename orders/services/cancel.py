@@ -1,8 +1,11 @@
-"""Cancels: a client's cancel, settling ambiguous sends, the kill switch's cancels and flatten."""
+"""Cancels: a client's cancel and each attempt to get it to the broker; settling ambiguous sends.
+
+The kill switch's cancels and flatten, and the sync's push of every stored
+cancel, are in ``orders.services.intent``.
+"""
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import logging
 import uuid
@@ -10,18 +13,18 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F, Q
 from django.utils import timezone
 
-from brokers.exceptions import BrokerError, BrokerRejected
+from brokers import types as bt
+from brokers.exceptions import BrokerError, BrokerRateLimited, BrokerRejected
 from brokers.registry import get_broker
 from core.actors import actor_label
 from core.exceptions import BusinessRefusal
-from orders.models import Order, OrderOrigin, Position
-from orders.services.entry import order_send
-from orders.services.execution import _apply_broker_order, _record_fill
-from orders.services.transitions import S, _log_transition, _transition
-from orders.states import TERMINAL, WORKING
-from risk import alerts
+from orders.models import Order
+from orders.services.execution import _apply_broker_order
+from orders.services.transitions import S, _transition
+from orders.states import TERMINAL
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +41,12 @@ class OrderNotCancellable(BusinessRefusal):
 
 
 def order_cancel(*, acting_user: Any, order: Order, reason: str = "cancel requested") -> Order:
-    """Request a cancel: pending_cancel now, the broker's cancel after commit.
+    """Request a cancel: pending_cancel now (the stored intent), the broker's cancel right after commit.
+
+    Whatever happens to that call, the status sync sends the cancel again
+    each cycle until the broker confirms (adr/0011). Asking again for an order
+    already pending_cancel sends the cancel again now (idempotent: one state
+    change, one more attempt).
 
     Allowed to a client granted the order's strategy, to holders of
     orders.cancel_any_order (risk officers), and to the system (None).
@@ -55,39 +63,118 @@ def order_cancel(*, acting_user: Any, order: Order, reason: str = "cancel reques
         order = Order.objects.select_for_update().get(pk=order.pk)
         if order.status in TERMINAL:
             raise OrderNotCancellable(f"order is {order.status}")
-        if order.status == S.PENDING_CANCEL:
-            return order
-        _transition(order, S.PENDING_CANCEL, label=label, reason=reason, actor=acting_user)
+        if order.status != S.PENDING_CANCEL:
+            request_cancel(order, label=label, reason=reason, actor=acting_user)
     if order.broker_order_id:
-        _cancel_at_broker(order, label=label)
+        order_cancel_attempt(order_id=order.pk, label=label, force=True)
+    # Without a broker id (an ambiguous send) the sync finds the order by client_order_id first.
     return Order.objects.get(pk=order.pk)
 
 
-def _cancel_at_broker(order: Order, *, label: str) -> None:
+def request_cancel(order: Order, *, label: str, reason: str, actor: Any = None) -> None:
+    """Move a locked working order to pending_cancel: the stored intent the sync drives (adr/0011)."""
+    order.cancel_requested_at = timezone.now()
+    order.cancel_next_attempt_at = None
+    _transition(order, S.PENDING_CANCEL, label=label, reason=reason, actor=actor)
+
+# --- Driving a cancel to the broker (adr/0011) ---------------------------------
+
+# How a cancel the broker refused (422: filled, or already being cancelled) is recorded: not a failure.
+REFUSED = "refused by the broker: "
+# The first retry waits this long; each failure doubles it, up to settings.CANCEL_RETRY_MAX_S.
+CANCEL_RETRY_FIRST_S = 1.0
+
+
+def cancel_backoff(attempts: int) -> dt.timedelta:
+    """How long after the ``attempts``-th failed cancel the next one is due.
+
+    Doubling from one second, never beyond CANCEL_RETRY_MAX_S (by default one
+    sync interval): a cancel is a safety action, so once the broker answers
+    again it goes out within a cycle.
+    """
+    cap = float(settings.CANCEL_RETRY_MAX_S)
+    return dt.timedelta(seconds=min(cap, CANCEL_RETRY_FIRST_S * 2.0 ** max(0, attempts - 1)))
+
+
+def retry_at(exc: BrokerError, *, attempts: int, now: dt.datetime) -> dt.datetime:
+    """When a broker call that failed with ``exc`` may be tried again: the back-off, or the broker's reset."""
+    at = now + cancel_backoff(attempts)
+    if isinstance(exc, BrokerRateLimited) and exc.reset_at is not None:
+        at = max(at, exc.reset_at)  # the broker said when it listens again
+    return at
+
+
+def describe_failure(exc: BrokerError) -> str:
+    """One line for officers (admin, API): the kind of failure and the adapter's message (no secrets in it)."""
+    return f"{type(exc).__name__}: {exc}"[:300]
+
+
+def _claim_cancel_attempt(order_id: uuid.UUID, *, now: dt.datetime, force: bool) -> bool:
+    """Compare-and-set: this process sends the order's next cancel; False when it is not due or taken.
+
+    Until the attempt reports, it counts as failed: the next one is due after
+    the back-off, so a second cycle does not send it again meanwhile, and a
+    process killed mid-attempt delays the cancel by one back-off at most.
+    """
+    due = Order.objects.filter(pk=order_id, status=S.PENDING_CANCEL, broker_order_id__isnull=False)
+    if not force:
+        due = due.filter(Q(cancel_next_attempt_at__isnull=True) | Q(cancel_next_attempt_at__lte=now))
+    attempts = due.values_list("cancel_attempts", flat=True).first()
+    if attempts is None:
+        return False
+    return bool(due.filter(cancel_attempts=attempts).update(
+        cancel_attempts=F("cancel_attempts") + 1,
+        cancel_last_attempt_at=now,
+        cancel_next_attempt_at=now + cancel_backoff(attempts + 1),
+    ))
+
+
+def order_cancel_attempt(
+    *, order_id: uuid.UUID, label: str, force: bool = False, confirm: bool = True
+) -> str | None:
+    """Send one cancel for a ``pending_cancel`` order the broker has, and record how it went.
+
+    Due orders only, unless ``force`` (a person asked again). The attempt is
+    claimed first (compare-and-set), so two cycles, or a cycle and the API,
+    do not both send it. Success or failure, the order stays pending_cancel
+    until the broker says cancelled or filled; the next attempt is scheduled
+    by the back-off (a 429 waits for its reset). With ``confirm`` the order is
+    looked up afterwards, so the caller sees what it became; the sync does not
+    need to (its next listing shows it). Returns None when no cancel was
+    sent (not due, or another process has it), else the attempt's error
+    ("" when the broker took the cancel).
+    """
+    now = timezone.now()
+    if not _claim_cancel_attempt(order_id, now=now, force=force):
+        return None
+    order = Order.objects.get(pk=order_id)
+    assert order.broker_order_id is not None  # claimed only with a broker id
     broker = get_broker()
-    assert order.broker_order_id is not None  # the caller sends a cancel only for an order the broker has
+    error, next_at = "", now + cancel_backoff(order.cancel_attempts)
+    broker_order: bt.BrokerOrder | None = None
     try:
         broker.cancel_order(order.broker_order_id)
-    except BrokerRejected:
-        pass  # not cancelable any more (filled, expired): the broker's order below says what it became
+    except BrokerRejected as exc:
+        # Not cancelable now: it filled, or the broker is already cancelling it. What it
+        # became comes from the lookup below or the next listing; the intent stands.
+        error = f"{REFUSED}{exc.message}"[:300]
+        confirm = True
     except BrokerError as exc:
-        logger.warning("cancel of %s at the broker: outcome unknown (%s); sync will converge", order.pk, exc)
-        return
-    try:
-        broker_order = broker.get_order(order.broker_order_id)
-    except BrokerError:
-        return
+        logger.warning("cancel of %s: %s; the sync sends it again", order.client_order_id, exc)
+        error, next_at = describe_failure(exc), retry_at(exc, attempts=order.cancel_attempts, now=now)
+        confirm = False
+    if confirm:
+        try:
+            broker_order = broker.get_order(order.broker_order_id)
+        except BrokerError:
+            broker_order = None
     with transaction.atomic():
-        locked = Order.objects.select_for_update().get(pk=order.pk)
-        if locked.status == S.PENDING_CANCEL and broker_order.status in {"new", "accepted", "partially_filled"}:
-            # The broker refused and the order still works there: put it back to work.
-            target = S.PARTIALLY_FILLED if broker_order.filled_qty > 0 else S.SUBMITTED
-            fill = _record_fill(locked, broker_order.filled_qty, broker_order.filled_avg_price, timezone.now())
-            _transition(
-                locked, target, label=label, reason="cancel refused by the broker; order still working", fill=fill
-            )
-            return
-        _apply_broker_order(locked, broker_order, label=label)
+        locked = Order.objects.select_for_update().get(pk=order_id)
+        locked.cancel_last_error = error
+        locked.cancel_next_attempt_at = next_at
+        if broker_order is None or not _apply_broker_order(locked, broker_order, label=label):
+            locked.save(update_fields=["cancel_last_error", "cancel_next_attempt_at", "updated_at"])
+    return error
 
 
 # --- Ambiguous sends ---------------------------------------------------------
@@ -139,70 +226,5 @@ def order_resolve(*, order_id: uuid.UUID, label: str = "job:order_sync") -> Orde
                 _transition(order, S.REJECTED, label=label, reason=order.reject_reason)
             wants_cancel = False
     if wants_cancel and order.broker_order_id:
-        _cancel_at_broker(order, label=label)
+        order_cancel_attempt(order_id=order.pk, label=label)
     return order
-
-
-# --- Kill switch -------------------------------------------------------------
-
-
-def orders_cancel_for_kill_switch(*, strategy_id: int | None, label: str) -> None:
-    """Cancel every working order in scope at the broker; flatten if configured.
-
-    Global: the one cancel-all call goes out first, before anything is
-    recorded locally (every millisecond before it is a chance to fill).
-    Strategy: one cancel per working order of it (the broker has no
-    per-strategy cancel). Local orders then go pending_cancel; the sync
-    records what each became.
-    """
-    scope = Order.objects.filter(status__in=WORKING).exclude(origin=OrderOrigin.FLATTEN)
-    if strategy_id is not None:
-        scope = scope.filter(strategy_id=strategy_id)
-    broker = get_broker()
-    try:
-        if strategy_id is None:
-            broker.cancel_all_orders()
-        else:
-            for broker_order_id in scope.exclude(broker_order_id=None).exclude(status=S.PENDING).values_list(
-                "broker_order_id", flat=True
-            ):
-                with contextlib.suppress(BrokerRejected):  # already done at the broker; sync records what it became
-                    broker.cancel_order(broker_order_id)
-    except BrokerError as exc:
-        # Once per failure kind while it lasts: the sync retries the cancels every cycle.
-        alerts.alert_raise(
-            key=f"kill_switch_cancel_failed:{'global' if strategy_id is None else strategy_id}",
-            level="critical", kind="kill_switch", subject="Kill switch: broker cancel failed",
-            message=f"{type(exc).__name__}; the sync will retry the cancels", state=type(exc).__name__,
-        )
-    with transaction.atomic():
-        for order in scope.select_for_update().exclude(status__in=[S.PENDING, S.PENDING_CANCEL]):
-            _transition(order, S.PENDING_CANCEL, label=label, reason="kill switch activated")
-    if settings.KILL_SWITCH_FLATTEN:
-        positions_flatten(strategy_id=strategy_id, label=label)
-
-
-def positions_flatten(*, strategy_id: int | None, label: str) -> list[Order]:
-    """Close ledger positions with market orders of our own, so the ledger sees every fill."""
-    positions = Position.objects.exclude(qty=0).select_related("strategy")
-    if strategy_id is not None:
-        positions = positions.filter(strategy_id=strategy_id)
-    sent = []
-    for position in positions:
-        side = "sell" if position.qty > 0 else "buy"
-        with transaction.atomic():
-            order = Order.objects.create(
-                client_order_id=f"flatten-{uuid.uuid4().hex}",
-                strategy=position.strategy,
-                symbol=position.symbol,
-                side=side,
-                qty=abs(position.qty),
-                type="market",
-                time_in_force="day",
-                origin=OrderOrigin.FLATTEN,
-                fingerprint="flatten",
-                status=S.PENDING,
-            )
-            _log_transition(order, "", actor=None, label=label, reason="flatten on kill switch")
-        sent.append(order_send(order_id=order.pk, label=label))
-    return sent

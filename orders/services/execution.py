@@ -99,6 +99,7 @@ def _apply_broker_order(order: Order, broker_order: bt.BrokerOrder, *, label: st
     )
     changed = fill is not None
     if order.broker_order_id is None:
+        # Saved even if nothing else changed: the id is what a cancel needs (adr/0011).
         order.broker_order_id = broker_order.broker_order_id
         changed = True
     order.broker_updated_at = broker_order.updated_at
@@ -113,9 +114,11 @@ def _apply_broker_order(order: Order, broker_order: bt.BrokerOrder, *, label: st
         if fill is not None:
             event_record(order=order, fill=fill)
         return changed
-    # A cancel request stays pending until the broker confirms or refuses it:
-    # the broker still saying "new" only means it has not processed it yet.
-    if order.status == S.PENDING_CANCEL and target == S.SUBMITTED:
+    # A cancel request stays pending until the broker says cancelled (or the order
+    # fills): the broker still saying "new" or "partially_filled" only means it has
+    # not cancelled it yet, and the sync keeps sending the cancel (adr/0011). Fills
+    # on the way are recorded all the same.
+    if order.status == S.PENDING_CANCEL and target in {S.SUBMITTED, S.PARTIALLY_FILLED}:
         target = S.PENDING_CANCEL
     if target != order.status:
         _transition(order, target, label=label, reason=_broker_says(broker_order), fill=fill)
@@ -170,9 +173,9 @@ def _adopt_late_truth(order: Order, broker_order: bt.BrokerOrder, *, label: str)
         order_id = order.pk
 
         def cancel_after_commit() -> None:
-            from orders.services.cancel import _cancel_at_broker  # cancel imports this module
+            from orders.services.cancel import order_cancel_attempt  # cancel imports this module
 
-            _cancel_at_broker(Order.objects.get(pk=order_id), label=label)
+            order_cancel_attempt(order_id=order_id, label=label)
 
         transaction.on_commit(cancel_after_commit)
     logger.warning("%s (a fill adopted now: %s)", summary, fill is not None)

@@ -66,7 +66,7 @@ def _compare_at_a_cut(*, label: str, report_unknown_open: bool) -> _Cut:
     """
     in_flight = _symbols_in_flight()
     before = _broker_positions()
-    sync = orders_sync(label=label, report_unknown_open=report_unknown_open)
+    sync = orders_sync(label=label, report_unknown_open=report_unknown_open, drive=False)
     ledger = _ledger_positions()
     after = _broker_positions()
     in_flight |= _symbols_in_flight()

@@ -18,8 +18,10 @@ from brokers.registry import get_broker
 from orders.models import Order
 from orders.services.cancel import order_resolve
 from orders.services.execution import _apply_broker_order, order_apply_broker_update
+from orders.services.intent import DriveResult, OpenBrokerOrder, intents_drive, open_broker_orders
 from orders.services.transitions import S
 from orders.states import WORKING
+from risk.models import KillSwitch
 
 logger = logging.getLogger(__name__)
 CLOSED_LISTING_WINDOW = dt.timedelta(minutes=15)
@@ -34,6 +36,8 @@ class SyncResult:
     broker_calls: int = 0
     # Open broker orders no local order has, when the caller asked (reconciliation reports them).
     unknown_open: list[dict[str, str]] = field(default_factory=list)
+    # What the cycle pushed to the broker after pulling its state in (adr/0011).
+    drive: DriveResult | None = None
 
 
 def _pages(broker_orders: Iterable[bt.BrokerOrder], size: int = 500) -> Iterable[list[bt.BrokerOrder]]:
@@ -90,8 +94,8 @@ def _collect_unknown(page: list[bt.BrokerOrder], result: SyncResult) -> None:
     ]
 
 
-def orders_sync(*, label: str = "job:order_sync", report_unknown_open: bool = False) -> SyncResult:
-    """Move every local working order to the broker's state.
+def orders_sync(*, label: str = "job:order_sync", report_unknown_open: bool = False, drive: bool = True) -> SyncResult:
+    """Move every local working order to the broker's state, then push the broker toward our intent.
 
     Broker calls grow with pages of 500, not with orders: one paged listing
     of orders closed since the oldest working order was created, and one of
@@ -109,6 +113,13 @@ def orders_sync(*, label: str = "job:order_sync", report_unknown_open: bool = Fa
     Orders closed as never received stay watched while the closed listing
     can reach them (CLOSED_LISTING_WINDOW): any listing that shows one, like
     reconciliation's open listing at any age, has its late truth adopted.
+
+    Then, with ``drive`` (the beat job's cycle), ``intents_drive`` pushes
+    what was decided and is not yet true at the broker: pending cancels,
+    active kill switches, flatten (adr/0011). The open listing is then read
+    while a global switch is active even with nothing local working, since
+    an order we do not know is in its scope too. Reconciliation syncs without
+    the drive, so that its two position reads are not moved by it.
     """
     broker = get_broker()
     calls_before = broker.counter.calls
@@ -117,10 +128,11 @@ def orders_sync(*, label: str = "job:order_sync", report_unknown_open: bool = Fa
     cycle_start = timezone.now()
     local = Order.objects.filter(status__in=WORKING)
     result.checked = local.count()  # the working set, through its partial index
+    switches = set(KillSwitch.objects.filter(active=True).values_list("strategy_id", flat=True)) if drive else set()
     watched = Order.objects.filter(
         never_received_at__isnull=False, created_at__gte=cycle_start - CLOSED_LISTING_WINDOW
     )
-    if not result.checked and not report_unknown_open and not watched.exists():
+    if not result.checked and not report_unknown_open and not switches and not watched.exists():
         return result
     oldest = min(
         (
@@ -133,8 +145,10 @@ def orders_sync(*, label: str = "job:order_sync", report_unknown_open: bool = Fa
         ),
         default=None,
     )
-    if oldest is not None or report_unknown_open:
+    open_orders: list[OpenBrokerOrder] = []
+    if oldest is not None or report_unknown_open or None in switches:
         for page in _pages(broker.iter_orders(status="open")):
+            open_orders += open_broker_orders(page)
             if report_unknown_open:
                 _collect_unknown(page, result)
             # Applied even when nothing local is working: an order closed as
@@ -169,5 +183,7 @@ def orders_sync(*, label: str = "job:order_sync", report_unknown_open: bool = Fa
                 result.changed += 1
             except BrokerError as exc:
                 logger.warning("order %s is in no listing and its lookup failed: %s", client_order_id, exc)
+    if drive:
+        result.drive = intents_drive(open_orders=open_orders, label=label)
     result.broker_calls = broker.counter.calls - calls_before
     return result

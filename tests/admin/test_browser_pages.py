@@ -1,8 +1,8 @@
 """Every admin page a risk officer opens, in a real browser at 1440x900: readable, and no console error.
 
 Chromium (Debian's, headless) against pytest-django's live server. The run
-saves screenshots of the dashboard, positions and strategies under
-var/screenshots/.
+saves screenshots of the dashboard, positions, strategies, fills and the
+end-of-day report under var/screenshots/.
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ from django.contrib import admin
 from django.urls import reverse
 from django.utils import timezone
 
+from backoffice.eod import eod_report_produce
+from backoffice.models import EndOfDayReport
 from core.models import JobRun
 from orders.models import Order, Position, ReconciliationBreak, ReconciliationRun
 from orders.services import order_apply_broker_update
@@ -52,6 +54,7 @@ def book(equity_history, alpha, beta, market) -> list[Order]:
         JobRun.objects.create(name=name, last_succeeded_at=now - dt.timedelta(seconds=5))
     run = ReconciliationRun.objects.create(positions_checked=2, breaks_found=1, at=now - dt.timedelta(minutes=1))
     ReconciliationBreak.objects.create(run=run, symbol="MSFT", broker_qty=Decimal("2"), ledger_qty=Decimal("1"))
+    eod_report_produce(trading_day=timezone.now().date())
     return orders
 
 
@@ -118,7 +121,7 @@ def test_the_order_list_shows_status_and_fills_without_scrolling_on_a_laptop(bro
     assert errors == []
 
 
-def test_screenshots_of_dashboard_positions_and_strategies(browser, live_server, officer, book):
+def test_screenshots_of_dashboard_positions_strategies_fills_and_the_eod_report(browser, live_server, officer, book):
     page = new_page(browser, **LAPTOP)
     errors = _errors_on(page)
     log_in(page, live_server, "olivia")
@@ -129,6 +132,7 @@ def test_screenshots_of_dashboard_positions_and_strategies(browser, live_server,
         ("positions", reverse("admin:orders_position_changelist")),
         ("strategies", reverse("admin:risk_strategy_changelist")),
         ("fills", reverse("admin:orders_fill_changelist")),
+        ("eod-report", reverse("admin:backoffice_endofdayreport_change", args=[EndOfDayReport.objects.get().pk])),
     ):
         page.goto(f"{live_server.url}{path}")
         page.wait_for_load_state("networkidle")

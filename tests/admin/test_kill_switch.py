@@ -175,3 +175,16 @@ def test_the_reset_permission_alone_does_not_allow_activation(officer, stan, sta
     activate(officer)
     assert stan_client.post(url(switch, "reset"), {"reason": "allowed"}).status_code == 302
     assert not global_switch().active
+
+
+def test_an_active_switch_can_be_activated_again_which_is_audited(officer, officer_client):
+    switch = activate(officer)
+
+    page = officer_client.get(f"/admin/risk/killswitch/{switch.pk}/change/").content.decode()
+    officer_client.post(url(switch, "activate"), {"reason": "orders still open at the broker"})
+
+    assert f'href="{url(switch, "activate")}"' in page
+    assert 'data-state="cancel-drive"' in page
+    assert RiskEvent.objects.filter(kind=RiskEventKind.KILL_SWITCH_ACTIVATED).count() == 2
+    again = RiskEvent.objects.filter(kind=RiskEventKind.KILL_SWITCH_ACTIVATED).latest("at")
+    assert again.reason == "orders still open at the broker" and again.new["repeated"] is True

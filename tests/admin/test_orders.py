@@ -171,6 +171,39 @@ def test_the_order_list_pages_with_previous_and_next_links(officer_client, alpha
     assert "Show all" not in first
 
 
+def test_a_pending_cancel_order_keeps_its_cancel_button_and_asking_again_sends_the_cancel(
+    officer_client, alpha, market
+):
+    """adr/0011: the admin no longer hides pending_cancel orders from its cancel action; asking again re-sends."""
+    from brokers.models import SimOrder
+
+    order = working_book(alpha, 1)[0]
+    Order.objects.filter(pk=order.pk).update(status="pending_cancel")  # its first cancel was lost
+
+    page = officer_client.get(f"{LIST}{order.pk}/change/").content.decode()
+    officer_client.post(f"{LIST}{order.pk}/cancel/", {"reason": "still working at the broker"}, follow=True)
+
+    assert f'href="{LIST}{order.pk}/cancel/"' in page
+    assert "Cancel (driven by the status sync until the broker confirms)" in page
+    assert SimOrder.objects.get(client_order_id=order.client_order_id).status == "canceled"
+    order.refresh_from_db()
+    assert order.status == "cancelled" and order.cancel_attempts == 1
+
+
+def test_the_cancel_action_includes_pending_cancel_orders(officer_client, alpha, market):
+    from brokers.models import SimOrder
+
+    book = working_book(alpha, 2)
+    Order.objects.filter(pk=book[0].pk).update(status="pending_cancel")
+    action = {"action": "cancel_orders", "index": "0", "_selected_action": [str(o.pk) for o in book]}
+
+    confirm = officer_client.post(LIST, action).content.decode()
+    officer_client.post(LIST, {**action, "confirm": "yes", "reason": "stop both"})
+
+    assert "Request cancel of 2 working orders?" in confirm
+    assert set(SimOrder.objects.values_list("status", flat=True)) == {"canceled"}
+
+
 def test_an_officer_sees_when_an_order_was_closed_as_never_received_and_its_late_truth_row(
     officer_client, alpha, market
 ):

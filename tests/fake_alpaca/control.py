@@ -40,6 +40,11 @@ class FakeAlpacaControl:
         """Same options as FakeAlpacaServer.set_fault: method, path, count, probability, seconds, apply..."""
         return self._object("POST", "faults", {"kind": kind, **options})
 
+    def faults_fired(self, rule_ids: list[int]) -> int:
+        """How many requests the rules with these ids have caught so far (cheap to poll)."""
+        rules = cast(list[JsonObject], self._call("GET", "faults"))
+        return sum(int(rule["fired"]) for rule in rules if rule["id"] in rule_ids)
+
     def clear_faults(self) -> None:
         self._call("DELETE", "faults")
 
@@ -78,6 +83,14 @@ class FakeAlpacaControl:
     @property
     def orders(self) -> list[JsonObject]:
         return cast(list[JsonObject], self._call("GET", "orders"))
+
+    def order(self, order_id: str | None = None, *, client_order_id: str | None = None) -> JsonObject | None:
+        """One order as Alpaca would answer it, or None (cheap to poll, unlike ``orders``)."""
+        query = {"id": order_id} if order_id else {"client_order_id": client_order_id}
+        response = self._session.get(f"{self.base_url}/_fake/order", params=query, timeout=self._timeout_s)
+        if response.status_code >= 400:
+            raise RuntimeError(f"fake alpaca control GET order: {response.status_code} {response.text}")
+        return cast(JsonObject | None, response.json()) if response.content else None
 
     @property
     def requests(self) -> list[JsonObject]:

@@ -24,12 +24,15 @@ FAULT_KINDS: dict[str, bool] = {
     "http_429": False,  # rate limited: never processed
     "slow": True,  # processed at once, answered after `seconds` (past the client's timeout)
     "drop_connection": False,  # the socket closes before processing: nothing created
+    # A gateway that hangs: the request is held `seconds` unprocessed, then the connection
+    # closes. The caller times out not knowing; a process killed meanwhile left nothing done.
+    "stall": False,
     # A slow gateway: the request is held `seconds` (past the client's timeout),
     # THEN processed and answered to a client long gone. An order appears late.
     "slow_accept": False,
 }
 # Kinds whose "processed or not" is the point of the kind, so apply cannot flip it.
-_FIXED_APPLY = {"lose_response", "http_429", "slow", "drop_connection", "slow_accept"}
+_FIXED_APPLY = {"lose_response", "http_429", "slow", "drop_connection", "stall", "slow_accept"}
 
 
 @dataclass

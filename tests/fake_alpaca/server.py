@@ -278,6 +278,10 @@ class FakeAlpacaServer:
     def faults_injected(self) -> dict[str, int]:
         return dict(self.faults.injected)
 
+    def faults_fired(self, rule_ids: list[int]) -> int:
+        """How many requests the rules with these ids have caught so far (cheap to poll)."""
+        return sum(rule.fired for rule in self.faults.rules if rule.id in rule_ids)
+
     def set_price(self, symbol: str, price: Decimal | str | float, *, at_ns: int | None = None) -> None:
         self.venue.set_price(symbol, Decimal(str(price)), at_ns=at_ns)
 
@@ -412,6 +416,10 @@ class FakeAlpacaServer:
         record.fault = rule.kind if rule else None
 
         if rule and rule.kind == "drop_connection":
+            connection.abort()
+            return
+        if rule and rule.kind == "stall":
+            self._stopping.wait(rule.seconds)
             connection.abort()
             return
         if rule and rule.kind == "slow_accept":
@@ -675,6 +683,10 @@ _CONTROL_ROUTES: dict[tuple[str, str], _ControlRoute] = {
     ("GET", "/_fake/state"): lambda fake, payload, query: _Answer(200, fake.state()),
     ("GET", "/_fake/orders"): lambda fake, payload, query: _Answer(200, fake.orders),
     ("GET", "/_fake/requests"): lambda fake, payload, query: _Answer(200, [asdict(r) for r in fake.requests]),
+    ("GET", "/_fake/faults"): lambda fake, payload, query: _Answer(200, [r.to_json() for r in fake.faults.rules]),
+    ("GET", "/_fake/order"): lambda fake, payload, query: _Answer(
+        200, fake.order(query.get("id"), client_order_id=query.get("client_order_id"))
+    ),
     ("POST", "/_fake/faults"): _control_faults_add,
     ("DELETE", "/_fake/faults"): _control_faults_clear,
     ("POST", "/_fake/prices"): _control_prices,

@@ -8,8 +8,9 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
+from django.db import close_old_connections
 
-from brokers.stream import broker_order_from_update, run_trade_updates
+from brokers.stream import broker_order_from_update, trade_updates_stream
 from orders.services import order_apply_broker_update
 
 logger = logging.getLogger(__name__)
@@ -23,6 +24,15 @@ def handle_trade_update(message: Any) -> None:
         order_apply_broker_update(broker_order=broker_order, label=LABEL)
 
 
+def _apply(message: Any) -> None:
+    try:
+        handle_trade_update(message)
+    finally:
+        # A long-lived consumer is not a request: drop a connection past its age
+        # (or broken) after each update, as Django does at the end of a request.
+        close_old_connections()
+
+
 class Command(BaseCommand):
     help = "Consume Alpaca's trade_updates stream and apply each update (deduplicated, like polling)."
 
@@ -32,9 +42,10 @@ class Command(BaseCommand):
 
         async def on_update(message: Any) -> None:
             try:
-                await sync_to_async(handle_trade_update, thread_sensitive=True)(message)
+                await sync_to_async(_apply, thread_sensitive=True)(message)
             except Exception:
                 logger.exception("trade update not applied; polling will converge")
 
+        self.stream = trade_updates_stream(on_update)
         self.stdout.write("consuming trade_updates; Ctrl-C to stop")
-        run_trade_updates(on_update)
+        self.stream.run()
