@@ -54,6 +54,7 @@ from risk.models import (
     KillSwitch,
     KillSwitchSource,
     Mode,
+    RestrictedSymbol,
     RiskEvent,
     RiskEventKind,
     RiskLimits,
@@ -75,6 +76,12 @@ LIMIT_LABELS = {
     "max_price_deviation_pct": "Max price deviation from last (%)",
     "min_stock_price": "Min stock price ($)",
     "assumed_stop_distance_pct": "Assumed stop distance (%)",
+    "max_order_qty": "Max quantity per order (shares)",
+    "max_symbol_concentration_pct": "Max symbol concentration (% of equity)",
+    "duplicate_order_max": "Identical orders allowed in the window",
+    "duplicate_order_window_s": "Duplicate-order window (seconds)",
+    "allow_short_selling": "Allow short selling",
+    "market_closed_policy": "When the market is closed",
 }
 STRATEGY_LABELS = {
     "name": "Name",
@@ -149,6 +156,8 @@ def _explained(name: str, validator: MinValueValidator | MaxValueValidator) -> M
                    else "A percentage is at most 100 (type 3 for 3 %%, not 0.03).")
     elif isinstance(validator, MaxValueValidator):
         return validator
+    elif isinstance(limit, Decimal) and name.endswith("_qty"):
+        message = "Must be a positive quantity."
     elif isinstance(limit, Decimal):
         message = "Must be a positive dollar amount." if limit > 0 else "Cannot be negative."
     else:
@@ -279,6 +288,11 @@ class RiskLimitsAdmin(SingletonAdminMixin, ReasonedChangeAdmin):
         ("Exposure", {"fields": ["max_capital_deployed_pct", "max_open_positions"]}),
         ("Per order", {"fields": ["max_risk_per_trade_pct", "max_notional", "max_price_deviation_pct",
                                   "min_stock_price", "assumed_stop_distance_pct"]}),
+        ("Market access (SEC 15c3-5, FIA)", {
+            "fields": ["max_order_qty", "max_symbol_concentration_pct", "duplicate_order_max",
+                       "duplicate_order_window_s", "allow_short_selling", "market_closed_policy"],
+            "description": "The restricted list has its own page: Restricted symbols, under Risk.",
+        }),
         ("Why this change", {"fields": ["reason"]}),
     ]
 
@@ -293,6 +307,78 @@ class RiskLimitsAdmin(SingletonAdminMixin, ReasonedChangeAdmin):
 
     def audit_trail_url(self, obj: Model) -> str:
         return reverse("admin:risk_riskevent_changelist") + f"?kind__exact={K.LIMIT_UPDATED}"
+
+
+# --- The restricted list ------------------------------------------------------------
+
+
+class RestrictedSymbolForm(forms.ModelForm):  # type: ignore[type-arg]
+    reason = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 2, "cols": 60}), max_length=2000, help_text=REASON_HELP,
+        error_messages={"required": "A reason is required to restrict a symbol."},
+    )
+
+    class Meta:
+        model = RestrictedSymbol
+        fields = ["symbol", "reason"]
+        help_texts = {"symbol": "No order may trade it (buys and sells alike) until it is removed."}
+
+    def clean_symbol(self) -> str:
+        symbol = self.cleaned_data["symbol"].strip().upper()
+        if not services.SYMBOL_PATTERN.fullmatch(symbol):
+            raise forms.ValidationError("Not a symbol: use e.g. AAPL or BRK.B.")
+        if RestrictedSymbol.objects.filter(symbol=symbol).exists():
+            raise forms.ValidationError(f"{symbol} is already restricted.")
+        return symbol
+
+
+def unrestrict(request: HttpRequest, row: RestrictedSymbol, reason: str) -> str:
+    services.restricted_symbol_remove(acting_user=request.user, symbol=row.symbol, reason=reason)
+    return f"{row.symbol} removed from the restricted list; orders may trade it again."
+
+
+@admin.register(RestrictedSymbol)
+class RestrictedSymbolAdmin(AuditTrailMixin, BackofficeModelAdmin):
+    """Added with a reason (restricted_symbol_add), removed with one (restricted_symbol_remove): both audited."""
+
+    form = RestrictedSymbolForm
+    list_display = ["symbol", "reason", "added_by", timestamp_column("added_at", "added (UTC)")]
+    list_select_related = ["added_by"]
+    search_fields = ["=symbol"]
+    actions = None
+    object_actions = (
+        ObjectAction(
+            name="remove", label="Remove from the restricted list", run=unrestrict,
+            allowed=has_perm("risk.delete_restrictedsymbol"), style="danger", back_to_list=True,
+            explanation="Orders in this symbol are checked and sent again.",
+        ),
+    )
+
+    def get_fields(self, request: HttpRequest, obj: Model | None = None) -> list[str]:
+        return ["symbol", "reason"] if obj is None else ["symbol", "reason", "added_by", "added_at"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Model | None = None) -> list[str]:
+        return [] if obj is None else ["symbol", "reason", "added_by", "added_at"]
+
+    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return False  # a restriction is added or removed, never edited
+
+    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return False  # removal needs a reason: the "Remove" control, not Django's delete
+
+    def save_model(self, request: HttpRequest, obj: Model, form: forms.ModelForm, change: bool) -> None:  # type: ignore[type-arg]
+        row = services.restricted_symbol_add(
+            acting_user=request.user, symbol=form.cleaned_data["symbol"], reason=form.cleaned_data["reason"]
+        )
+        obj.pk = row.pk
+
+    def log_addition(self, request: HttpRequest, obj: Model, message: Any) -> Any:
+        return None  # the service's RiskEvent is the audit record
+
+    def audit_trail(self, obj: Any) -> QuerySet[RiskEvent] | None:
+        return RiskEvent.objects.filter(
+            kind__in=[K.RESTRICTED_SYMBOL_ADDED, K.RESTRICTED_SYMBOL_REMOVED], new__symbol=obj.symbol
+        ).select_related("strategy")
 
 
 # --- Kill switches -------------------------------------------------------------------

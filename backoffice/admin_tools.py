@@ -120,6 +120,7 @@ class ObjectAction:
     reason_label: str = "Reason"
     reason_help: str = "Written to the audit trail with your name and the time."
     label_for: Callable[[Any, Any], str] | None = None  # a label that depends on state (e.g. four-eyes)
+    back_to_list: bool = False  # the action removes the object: come back to the list, not to its page
     # An action that needs more than a reason (a ledger adjustment's qty and
     # price): a ReasonForm subclass built as form_class(data, obj=..., **kwargs),
     # and run_with_form(request, obj, cleaned_data) called instead of run.
@@ -212,6 +213,10 @@ class BackofficeModelAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
                     form.add_error(None, refusal_message(exc))
                 else:
                     messages.success(request, message)
+                    if action.back_to_list:
+                        return HttpResponseRedirect(
+                            reverse(f"admin:{self._url_name('changelist')}", current_app=self.admin_site.name)
+                        )
                     return HttpResponseRedirect(change_url)
         else:
             form = form_class(**form_kwargs)

@@ -91,6 +91,7 @@ class Config:
     reconcile_interval_s: int
     risk_eval_interval_s: int
     sim_tick_interval_s: int
+    sim_market_clock: str
     kill_switch_flatten: bool
     kill_switch_reset_approvals: int
     halt_on_reconciliation_break: bool
@@ -398,6 +399,7 @@ def from_environ(env: Mapping[str, str], *, base_dir: Path) -> Config:
         reconcile_interval_s=_int(env, "RECONCILE_INTERVAL_S", 60),
         risk_eval_interval_s=_int(env, "RISK_EVAL_INTERVAL_S", 15),
         sim_tick_interval_s=_int(env, "SIM_TICK_INTERVAL_S", 2),
+        sim_market_clock=_choice(env, "SIM_MARKET_CLOCK", "open", ("open", "extended", "closed")),
         kill_switch_flatten=_bool(env, "KILL_SWITCH_FLATTEN", False),
         kill_switch_reset_approvals=approvals,
         halt_on_reconciliation_break=_bool(env, "HALT_ON_RECONCILIATION_BREAK", False),

@@ -573,6 +573,50 @@ def charts(*, now: dt.datetime, state: RiskState, limits: RiskLimits) -> list[Ch
 
 
 @dataclass
+class StrategyRow:
+    """A strategy with its limits in use: the same figures as /v1/risk's ``strategies``."""
+
+    strategy: Strategy
+    usage: dict[str, Any]
+
+    @property
+    def allocation_used(self) -> str:
+        return money(self.usage["allocation_used"])
+
+    @property
+    def allocation(self) -> str:
+        return money(self.usage["allocation"])
+
+    @property
+    def daily_pnl(self) -> str:
+        return signed_money(self.usage["daily_pnl"])
+
+    @property
+    def daily_loss_limit(self) -> str:
+        return money(self.usage["daily_loss_limit"])
+
+    @property
+    def allocation_pct(self) -> Decimal | None:
+        allocation = self.usage["allocation"]
+        return self.usage["allocation_used"] / allocation * HUNDRED if allocation else None
+
+    @property
+    def allocation_level(self) -> str:
+        pct = self.allocation_pct
+        return "breach" if pct is not None and pct >= HUNDRED else "warn" if pct is not None and pct >= 80 else "ok"
+
+    @property
+    def loss_level(self) -> str:
+        loss, limit = -self.usage["daily_pnl"], self.usage["daily_loss_limit"]
+        return "breach" if limit and loss >= limit else "warn" if limit and loss >= limit * Decimal("0.8") else "ok"
+
+    @property
+    def throttle_level(self) -> str:
+        used, limit = self.usage["orders_last_minute"], self.usage["max_orders_per_minute"]
+        return "breach" if used >= limit else "warn" if used >= limit * 0.8 else "ok"
+
+
+@dataclass
 class Dashboard:
     now: dt.datetime
     picture: dict[str, Any]
@@ -586,7 +630,7 @@ class Dashboard:
     open_breaks: list[ReconciliationBreak]
     open_breaks_count: int
     last_reconciliation: ReconciliationRun | None
-    strategies: list[Strategy]
+    strategies: list[StrategyRow]
     recent_events: list[RiskEvent]
     global_switch_pk: int | None
 
@@ -668,6 +712,7 @@ class Dashboard:
             },
             "pending_resets": [p.what for p in self.alerts.pending_resets],
             "working_orders": self.working_total,
+            "strategies": self.picture["strategies"],
             "open_breaks": self.open_breaks_count,
             "jobs": {job.name: {"last_success": job.last_success, "stale": job.stale, "disabled": job.disabled}
                      for job in self.jobs},
@@ -677,6 +722,7 @@ class Dashboard:
 def build(*, now: dt.datetime | None = None) -> Dashboard:
     now = now or timezone.now()
     picture = risk_picture(now=now)
+    usage = {row["strategy"]: row for row in picture["strategies"]}
     state = RiskState.objects.select_related("peak_reset_by").get(pk=1)  # risk_picture made sure it exists
     limits = RiskLimits.current()
     labels = dict(OrderStatus.choices)
@@ -697,7 +743,11 @@ def build(*, now: dt.datetime | None = None) -> Dashboard:
         open_breaks=list(open_breaks_qs.select_related("run").order_by("-run__at", "symbol")[:OPEN_BREAKS_SHOWN]),
         open_breaks_count=open_breaks_qs.count(),
         last_reconciliation=ReconciliationRun.objects.order_by("-at").first(),
-        strategies=list(Strategy.objects.select_related("kill_switch").order_by("slug")),
+        strategies=[
+            StrategyRow(strategy=strategy, usage=usage[strategy.slug])
+            for strategy in Strategy.objects.select_related("kill_switch").order_by("slug")
+            if strategy.slug in usage
+        ],
         recent_events=list(RiskEvent.objects.select_related("strategy").order_by("-at", "-id")[:RECENT_EVENTS_SHOWN]),
         global_switch_pk=KillSwitch.objects.filter(strategy__isnull=True).values_list("pk", flat=True).first(),
     )

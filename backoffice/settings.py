@@ -270,6 +270,8 @@ CANCEL_RETRY_MAX_S = CONFIG.cancel_retry_max_s
 RECONCILE_INTERVAL_S = CONFIG.reconcile_interval_s
 RISK_EVAL_INTERVAL_S = CONFIG.risk_eval_interval_s
 SIM_TICK_INTERVAL_S = CONFIG.sim_tick_interval_s
+# The simulated broker's clock: open (default), extended (only the extended session), closed.
+SIM_MARKET_CLOCK = CONFIG.sim_market_clock
 KILL_SWITCH_FLATTEN = CONFIG.kill_switch_flatten
 KILL_SWITCH_RESET_APPROVALS = CONFIG.kill_switch_reset_approvals
 HALT_ON_RECONCILIATION_BREAK = CONFIG.halt_on_reconciliation_break

@@ -34,10 +34,15 @@ def officer() -> Any:
 
 
 def fast_strategy(slug: str, *, client: Any | None = None) -> Strategy:
-    """A strategy whose throttles are raised through risk.services.strategy_update (audited)."""
+    """A strategy whose throttles (and the duplicate-order limit) are raised through the services (audited)."""
     strategy, _ = Strategy.objects.get_or_create(slug=slug, defaults={"name": slug})
     if client is not None:
         strategy.clients.add(client)
+    # The benchmarks send the same small order again and again on purpose: the duplicate-order
+    # check (5 identical within 1 s) would deny most of them and the figures would time denials.
+    risk_services.limit_update(
+        acting_user=officer(), changes={"duplicate_order_max": 1_000_000}, reason="benchmark: identical orders"
+    )
     return risk_services.strategy_update(
         acting_user=officer(), strategy=strategy, changes=dict(FAST_THROTTLE), reason="benchmark: raise throttles"
     )
@@ -61,7 +66,7 @@ def ensure_equity() -> Decimal:
     """Equity from the simulated account ($100,000 at start), recorded as the risk job would."""
     account = SimulatedBroker().get_account()
     state = risk_services.equity_record(
-        equity=account.equity, day_start_equity=account.last_equity, job="bench"
+        equity=account.equity, day_start_equity=account.last_equity, job="bench", account=account
     )
     assert isinstance(state, RiskState)
     return account.equity

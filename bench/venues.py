@@ -143,6 +143,7 @@ class FakeAlpacaVenue(Venue):
         self.base_url = line.rsplit(" ", 1)[-1].strip()
         self.control = FakeAlpacaControl(self.base_url, timeout_s=60)
         self.control.wait_until_up()
+        self.control.configure(market_open=True)  # measured at any hour: the market_closed check must not deny
         self._seeders = [FakeAlpacaControl(self.base_url, timeout_s=60) for _ in range(4)]
         return self
 

@@ -36,6 +36,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
 
 import requests
 from alpaca.common.exceptions import APIError
@@ -561,22 +562,59 @@ def _account(raw: Mapping[str, Any]) -> Account:
         cash=_decimal(raw["cash"]),
         buying_power=_decimal(raw["buying_power"]),
         status=str(raw.get("status") or "ACTIVE"),
+        # Absent means not blocked; anything but a plain false is read as blocked (fail closed).
+        trading_blocked=raw.get("trading_blocked", False) is not False,
+        account_blocked=raw.get("account_blocked", False) is not False,
     )
 
 
+NEW_YORK = ZoneInfo("America/New_York")
+EXTENDED_OPEN, REGULAR_OPEN, REGULAR_CLOSE, EXTENDED_CLOSE = (
+    dt.time(4, 0), dt.time(9, 30), dt.time(16, 0), dt.time(20, 0)
+)
+
+
+def extended_session_open(*, timestamp: dt.datetime, is_open: bool, next_open: dt.datetime) -> bool:
+    """Whether Alpaca takes extended_hours orders now: pre-market 04:00-09:30, after-hours 16:00-20:00 New York.
+
+    Alpaca's clock names only the regular session. Pre-market is the four
+    hours before a ``next_open`` that falls today; after-hours is read from
+    the weekday (the clock cannot tell an exchange holiday's evening from a
+    trading day's, and on one the broker refuses the order itself).
+    """
+    if is_open:
+        return True
+    local = timestamp.astimezone(NEW_YORK)
+    if local.weekday() >= 5:
+        return False
+    if EXTENDED_OPEN <= local.time() < REGULAR_OPEN:
+        return next_open.astimezone(NEW_YORK).date() == local.date()
+    return REGULAR_CLOSE <= local.time() < EXTENDED_CLOSE
+
+
 def _clock(raw: Mapping[str, Any]) -> Clock:
+    timestamp = _timestamp(raw["timestamp"])
+    is_open = bool(raw["is_open"])
+    next_open = _timestamp(raw["next_open"])
     return Clock(
-        timestamp=_timestamp(raw["timestamp"]),
-        is_open=bool(raw["is_open"]),
-        next_open=_timestamp(raw["next_open"]),
+        timestamp=timestamp,
+        is_open=is_open,
+        next_open=next_open,
         next_close=_timestamp(raw["next_close"]),
+        extended_is_open=extended_session_open(timestamp=timestamp, is_open=is_open, next_open=next_open),
     )
 
 
 def _asset(raw: Mapping[str, Any]) -> Asset:
     # An inactive asset cannot be traded whatever its tradable flag says.
     tradable = raw.get("tradable") is True and raw.get("status", "active") == "active"
-    return Asset(symbol=str(raw["symbol"]), tradable=tradable, name=str(raw.get("name") or ""))
+    return Asset(
+        symbol=str(raw["symbol"]),
+        tradable=tradable,
+        name=str(raw.get("name") or ""),
+        shortable=raw.get("shortable") is True,
+        easy_to_borrow=raw.get("easy_to_borrow") is True,
+    )
 
 
 def _close_failures(items: Any) -> list[tuple[str, int, str, int | None]]:

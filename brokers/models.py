@@ -63,6 +63,9 @@ class SimAsset(models.Model):
     symbol = models.CharField(max_length=16, unique=True)
     name = models.CharField(max_length=200, blank=True)
     tradable = models.BooleanField(default=True)
+    # Alpaca's asset fields for the short-sale check.
+    shortable = models.BooleanField(default=True)
+    easy_to_borrow = models.BooleanField(default=True)
 
     class Meta:
         ordering = ["symbol"]
@@ -167,6 +170,10 @@ class SimAccount(models.Model):
     # day), Alpaca's ``last_equity``: the base of the daily drawdown.
     last_equity = models.DecimalField(max_digits=MAX_DIGITS, decimal_places=MONEY_PLACES, default=STARTING_CASH)
     last_equity_day = models.DateField(null=True, blank=True)
+    # Alpaca's account status fields, so the account_blocked check can be exercised against this venue.
+    status = models.CharField(max_length=40, default="ACTIVE")
+    trading_blocked = models.BooleanField(default=False)
+    account_blocked = models.BooleanField(default=False)
 
     class Meta:
         verbose_name = "simulated account"

@@ -701,23 +701,41 @@ class SimulatedBroker(BrokerClient):
             last_equity=account.last_equity,
             cash=account.cash,
             buying_power=_buying_power(account.cash),
+            status=account.status,
+            trading_blocked=account.trading_blocked,
+            account_blocked=account.account_blocked,
         )
 
     def get_clock(self) -> Clock:
         self.counter.record("get_clock")
         now = timezone.now()
-        # The simulated market is always open, so that the embedded default can
-        # trade at any hour. Its trading day still ends at New York midnight
+        # The simulated market is open by default, so that the embedded default
+        # can trade at any hour; SIM_MARKET_CLOCK=extended or closed shuts the
+        # regular session (and, for closed, the extended one) to exercise the
+        # market_closed check. Its trading day still ends at New York midnight
         # (day orders expire, day-start equity rolls), and the next begins at once.
+        session = settings.SIM_MARKET_CLOCK
         boundary = _next_trading_day_start(now)
-        return Clock(timestamp=now, is_open=True, next_open=boundary, next_close=boundary)
+        return Clock(
+            timestamp=now,
+            is_open=session == "open",
+            next_open=boundary,
+            next_close=boundary,
+            extended_is_open=session in {"open", "extended"},
+        )
 
     def get_asset(self, symbol: str) -> Asset | None:
         self.counter.record("get_asset")
         asset = SimAsset.objects.filter(symbol=symbol).first()
         if asset is None:
             return None
-        return Asset(symbol=asset.symbol, tradable=asset.tradable, name=asset.name)
+        return Asset(
+            symbol=asset.symbol,
+            tradable=asset.tradable,
+            name=asset.name,
+            shortable=asset.shortable,
+            easy_to_borrow=asset.easy_to_borrow,
+        )
 
 
 class SimulatedMarketData(MarketData):

@@ -84,6 +84,8 @@ class Account:
     cash: Decimal
     buying_power: Decimal
     status: str = "ACTIVE"
+    trading_blocked: bool = False
+    account_blocked: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +94,8 @@ class Clock:
     is_open: bool
     next_open: dt.datetime
     next_close: dt.datetime
+    # The extended session (pre-market and after-hours, 04:00-20:00 New York), which takes extended_hours orders.
+    extended_is_open: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +103,8 @@ class Asset:
     symbol: str
     tradable: bool
     name: str = ""
+    shortable: bool = False
+    easy_to_borrow: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -388,6 +388,21 @@ class BreakerOut(serializers.Serializer):
     reason = serializers.CharField(allow_blank=True)
 
 
+class StrategyUsageOut(serializers.Serializer):
+    strategy = serializers.CharField()
+    mode = serializers.CharField()
+    paused = serializers.BooleanField()
+    allocation = serializers.DecimalField(max_digits=20, decimal_places=2, help_text="dollars")
+    allocation_used = serializers.DecimalField(
+        max_digits=20, decimal_places=2, help_text="positions at market plus working orders that add exposure"
+    )
+    daily_pnl = serializers.DecimalField(max_digits=20, decimal_places=2, help_text="realised today plus unrealised")
+    daily_loss_limit = serializers.DecimalField(max_digits=20, decimal_places=2, help_text="dollars")
+    orders_last_minute = serializers.IntegerField()
+    max_orders_per_minute = serializers.IntegerField(help_text="the throttle")
+    max_orders_per_second = serializers.IntegerField()
+
+
 class PeakOut(serializers.Serializer):
     equity = serializers.DecimalField(max_digits=20, decimal_places=2, help_text="the high-water mark")
     since = serializers.DateTimeField(help_text="when it last restarted (an officer's reset)")
@@ -416,9 +431,14 @@ class RiskOut(serializers.Serializer):
     )
     working_orders = serializers.IntegerField()
     limits = LimitOut(many=True)
+    strategies = StrategyUsageOut(many=True, help_text="the caller's strategies (all of them for staff)")
 
 
 class RiskView(APIView):
     @extend_schema(operation_id="risk_retrieve", responses={200: RiskOut, **COMMON_ERRORS})
     def get(self, request: Request) -> Response:
-        return Response(RiskOut(selectors.risk_picture()).data)
+        picture = selectors.risk_picture()
+        if not request.user.has_perm("risk.view_strategy"):
+            mine = set(request.user.strategies.values_list("slug", flat=True))
+            picture["strategies"] = [s for s in picture["strategies"] if s["strategy"] in mine]  # type: ignore[attr-defined]
+        return Response(RiskOut(picture).data)

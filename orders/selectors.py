@@ -9,6 +9,7 @@ number of historical orders or fills.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import zoneinfo
 from collections import defaultdict
 from collections.abc import Callable
@@ -20,6 +21,7 @@ from django.core.cache import cache
 from django.db.models import Count, F, Q, QuerySet, Sum
 from django.db.models.functions import Coalesce
 
+from brokers.exceptions import BrokerError
 from brokers.registry import get_broker
 from brokers.types import LastTrade
 from orders.models import (
@@ -33,12 +35,23 @@ from orders.models import (
     ReconciliationBreak,
     ReconciliationRun,
 )
-from orders.states import WORKING
+from orders.states import WORKING, OrderStatus
 from risk import checks
-from risk.models import BreakerState, KillSwitch, Mode, RiskLimits, RiskState, Strategy, trading_day
+from risk.models import (
+    BreakerState,
+    KillSwitch,
+    Mode,
+    RestrictedSymbol,
+    RiskLimits,
+    RiskState,
+    Strategy,
+    trading_day,
+)
 
+logger = logging.getLogger(__name__)
 ZERO = Decimal(0)
 ASSET_CACHE_SECONDS = 3600
+CLOCK_CACHE_SECONDS = 60
 RISK_PICTURE_PRICE_CACHE_S = 3
 
 
@@ -53,23 +66,67 @@ class LookupRefused(Exception):
     """The caller's budget of broker lookups is spent: the answer is not cached and the broker is not asked."""
 
 
-def symbol_is_tradable(symbol: str, *, may_ask_broker: Callable[[], bool] | None = None) -> bool:
+@dataclass(frozen=True)
+class AssetFlags:
+    """What order entry needs of the broker's asset: tradable, and whether it may be sold short."""
+
+    tradable: bool
+    shortable: bool
+    easy_to_borrow: bool
+
+
+def asset_flags(symbol: str, *, may_ask_broker: Callable[[], bool] | None = None) -> AssetFlags:
     """Asks the broker once per symbol per hour (shared cache, "not tradable" included), not on every order.
 
     ``may_ask_broker`` is consulted only when the answer is not cached: a
     client naming new symbols spends its own lookup budget, not the
     account's broker rate limit (which the kill switch's cancels need).
+    Raises BrokerError when the broker cannot answer.
     """
-    key = f"asset-tradable:{get_broker().name}:{symbol}"
+    key = f"asset-flags:{get_broker().name}:{symbol}"
     cached = cache.get(key)
     if cached is not None:
-        return bool(cached)
+        return AssetFlags(*cached)
     if may_ask_broker is not None and not may_ask_broker():
         raise LookupRefused(symbol)
     asset = get_broker().get_asset(symbol)
-    tradable = asset is not None and asset.tradable
-    cache.set(key, tradable, ASSET_CACHE_SECONDS)
-    return tradable
+    flags = AssetFlags(
+        tradable=asset is not None and asset.tradable,
+        shortable=asset is not None and asset.shortable,
+        easy_to_borrow=asset is not None and asset.easy_to_borrow,
+    )
+    cache.set(key, (flags.tradable, flags.shortable, flags.easy_to_borrow), ASSET_CACHE_SECONDS)
+    return flags
+
+
+def symbol_is_tradable(symbol: str, *, may_ask_broker: Callable[[], bool] | None = None) -> bool:
+    return asset_flags(symbol, may_ask_broker=may_ask_broker).tradable
+
+
+CLOCK_UNKNOWN = checks.MarketClock(is_open=False, extended_is_open=False, known=False)
+
+
+def market_clock(*, now: dt.datetime | None = None) -> checks.MarketClock:
+    """The broker's clock, read at most once a minute across every process (the shared cache).
+
+    The cached reading also expires at the session's next open or close, so it
+    is never a minute late at the bell. A clock the broker cannot answer is
+    unknown (not cached): the market_closed check denies rather than guess.
+    """
+    key = f"market-clock:{get_broker().name}"
+    cached = cache.get(key)
+    if cached is not None:
+        return checks.MarketClock(is_open=cached[0], extended_is_open=cached[1])
+    try:
+        clock = get_broker().get_clock()
+    except BrokerError as exc:
+        logger.warning("market clock unavailable: %s", exc)
+        return CLOCK_UNKNOWN
+    now = now or dt.datetime.now(dt.UTC)
+    edge = clock.next_close if clock.is_open else clock.next_open
+    ttl = max(1, min(CLOCK_CACHE_SECONDS, int((edge - now).total_seconds())))
+    cache.set(key, (clock.is_open, clock.extended_is_open), ttl)
+    return checks.MarketClock(is_open=clock.is_open, extended_is_open=clock.extended_is_open)
 
 
 def working_orders() -> QuerySet[Order]:
@@ -104,6 +161,16 @@ class Exposure:
     strategy_position_qty: Decimal = ZERO
     working_buy: Decimal = ZERO
     working_sell: Decimal = ZERO
+    # The account (every strategy) in the order's symbol: concentration and short-sale checks.
+    symbol_position_value: Decimal = ZERO
+    symbol_working_add: Decimal = ZERO
+    symbol_net_qty: Decimal = ZERO
+    symbol_working_sell: Decimal = ZERO
+    # Notional of working buys sent after ``buys_since`` (the account reading): buying power not yet reserved.
+    working_buy_since: Decimal = ZERO
+    # Every strategy's exposure (|positions at market| + adding working orders) and unrealised P&L.
+    exposure_by_strategy: dict[int, Decimal] = field(default_factory=lambda: defaultdict(lambda: ZERO))
+    unrealised_by_strategy: dict[int, Decimal] = field(default_factory=lambda: defaultdict(lambda: ZERO))
 
     @property
     def open_positions(self) -> int:
@@ -116,6 +183,7 @@ def exposure_summary(
     now: dt.datetime,
     strategy_id: int | None = None,
     symbol: str | None = None,
+    buys_since: dt.datetime | None = None,
 ) -> Exposure:
     """Positions marked at the last price plus working orders that add exposure (FIA).
 
@@ -146,6 +214,11 @@ def exposure_summary(
         result.gross_position_value += value
         net_by_symbol[row["symbol"]] += row["qty"]
         positions_by_key[(row["strategy_id"], row["symbol"])] = row["qty"]
+        result.exposure_by_strategy[row["strategy_id"]] += value
+        result.unrealised_by_strategy[row["strategy_id"]] += (mark - row["avg_price"]) * row["qty"]
+        if row["symbol"] == symbol:
+            result.symbol_position_value += value
+            result.symbol_net_qty += row["qty"]
         if row["strategy_id"] == strategy_id:
             result.strategy_position_value += value
             unrealised = (mark - row["avg_price"]) * row["qty"]
@@ -158,6 +231,7 @@ def exposure_summary(
                 result.strategy_position_qty = row["qty"]
     result.exposed_symbols = {s for s, q in net_by_symbol.items() if q != 0}
 
+    sent_since = Q(created_at__gt=buys_since) if buys_since is not None else Q(pk__isnull=False)
     working = (
         Order.objects.filter(status__in=WORKING)
         .values("strategy_id", "symbol", "side")
@@ -165,6 +239,7 @@ def exposure_summary(
             remaining=Sum(F("qty") - F("filled_qty")),
             limit_notional=Sum((F("qty") - F("filled_qty")) * F("limit_price")),
             unlimited=Count("id", filter=Q(limit_price__isnull=True)),
+            remaining_since=Sum(F("qty") - F("filled_qty"), filter=sent_since),
         )
     )
     for row in working:
@@ -188,6 +263,13 @@ def exposure_summary(
         result.working_add += adding * price
         if adding > 0:
             result.exposed_symbols.add(row["symbol"])
+        result.exposure_by_strategy[row["strategy_id"]] += adding * price
+        if row["side"] == "buy" and row["remaining_since"]:
+            result.working_buy_since += row["remaining_since"] * price
+        if row["symbol"] == symbol:
+            result.symbol_working_add += adding * price
+            if row["side"] == "sell":
+                result.symbol_working_sell += remaining
         if row["strategy_id"] == strategy_id:
             result.strategy_working_add += adding * price
             if row["symbol"] == symbol:
@@ -205,10 +287,20 @@ def build_snapshot(
     prices: dict[str, LastTrade],
     now: dt.datetime,
     state: RiskState | None = None,
+    clock: checks.MarketClock | None = None,
+    asset: AssetFlags | None = None,
 ) -> checks.RiskSnapshot:
-    """Everything the pure check needs, read inside the account lock (``state`` is the locked row)."""
+    """Everything the pure check needs, read inside the account lock (``state`` is the locked row).
+
+    The broker is not asked here: the account comes from the last equity
+    reading (``state``), the clock and the asset from the shared cache
+    (``clock`` and ``asset`` when the caller read them before taking the lock).
+    """
     limits_row = RiskLimits.current()
     state = state or RiskState.current()
+    clock = clock or market_clock(now=now)
+    asset = asset or asset_flags(intent.symbol)
+    restriction = RestrictedSymbol.objects.filter(symbol=intent.symbol).values_list("reason", flat=True).first()
     switches: dict[int | None, bool] = {
         strategy_id: active
         for strategy_id, active in KillSwitch.objects.filter(
@@ -216,16 +308,32 @@ def build_snapshot(
         ).values_list("strategy_id", "active")
     }
 
-    exposure = exposure_summary(prices=prices, now=now, strategy_id=strategy.pk, symbol=intent.symbol)
+    exposure = exposure_summary(
+        prices=prices, now=now, strategy_id=strategy.pk, symbol=intent.symbol, buys_since=state.equity_at
+    )
     day_start = trading_day_start(now)
     realised_today = Fill.objects.filter(strategy=strategy, at__gte=day_start).aggregate(
         total=Coalesce(Sum("realized_pnl"), ZERO)
     )["total"]
-    # The message throttle counts messages, not fills (FIA): a denied order
-    # counts too, or a client could hammer the pre-trade check without limit.
-    recent = Order.objects.filter(strategy=strategy, created_at__gte=now - dt.timedelta(seconds=60)).aggregate(
-        minute=Count("id"),
+    # One read of the strategy's recent orders serves the throttle and the duplicate check. The
+    # message throttle counts messages, not fills (FIA): a denied order counts too, or a client could
+    # hammer the pre-trade check without limit. Duplicates count orders that passed (a runaway loop
+    # sending the same order), not the ones already denied.
+    duplicate_window = dt.timedelta(seconds=limits_row.duplicate_order_window_s)
+    identical = Q(
+        created_at__gte=now - duplicate_window,
+        symbol=intent.symbol,
+        side=intent.side,
+        qty=intent.qty,
+        type=intent.type,
+        limit_price=intent.limit_price,
+    ) & ~Q(status=OrderStatus.DENIED)
+    recent = Order.objects.filter(
+        strategy=strategy, created_at__gte=now - max(dt.timedelta(seconds=60), duplicate_window)
+    ).aggregate(
+        minute=Count("id", filter=Q(created_at__gte=now - dt.timedelta(seconds=60))),
         second=Count("id", filter=Q(created_at__gte=now - dt.timedelta(seconds=1))),
+        identical=Count("id", filter=identical),
     )
 
     deployment_mode = Mode.LIVE if settings.TRADING_MODE == "live" else Mode.PAPER
@@ -268,6 +376,12 @@ def build_snapshot(
             max_price_deviation_pct=limits_row.max_price_deviation_pct,
             min_stock_price=limits_row.min_stock_price,
             assumed_stop_distance_pct=limits_row.assumed_stop_distance_pct,
+            max_order_qty=limits_row.max_order_qty,
+            max_symbol_concentration_pct=limits_row.max_symbol_concentration_pct,
+            duplicate_order_max=limits_row.duplicate_order_max,
+            duplicate_order_window_s=limits_row.duplicate_order_window_s,
+            allow_short_selling=limits_row.allow_short_selling,
+            market_closed_policy=limits_row.market_closed_policy,
         ),
         global_kill_switch_active=bool(switches.get(None, False)),
         breaker_state=state.breaker_state,
@@ -278,7 +392,73 @@ def build_snapshot(
         open_positions=exposure.open_positions,
         symbol_has_position=intent.symbol in exposure.exposed_symbols,
         unpriced_symbols=tuple(sorted(exposure.unpriced_symbols)),
+        symbol=checks.SymbolState(
+            restricted=restriction is not None,
+            restriction_reason=restriction or "",
+            exposure=exposure.symbol_position_value + exposure.symbol_working_add,
+            net_position_qty=exposure.symbol_net_qty,
+            working_sell_qty=exposure.symbol_working_sell,
+            shortable=asset.shortable,
+            easy_to_borrow=asset.easy_to_borrow,
+        ),
+        account=checks.AccountStatus(
+            status=state.account_status or "ACTIVE",
+            trading_blocked=state.trading_blocked,
+            account_blocked=state.account_blocked,
+            buying_power=state.buying_power,
+        ),
+        clock=clock,
+        working_buy_notional=exposure.working_buy_since,
+        identical_recent_orders=recent["identical"],
     )
+
+
+def strategy_usage(
+    *, exposure: Exposure, equity: Decimal, day_start_equity: Decimal, now: dt.datetime
+) -> list[dict[str, object]]:
+    """Each strategy's limits next to their use: allocation, daily loss, the message throttle.
+
+    The same figures the pre-trade check reads (exposure at market with
+    working orders, today's realised plus unrealised P&L, orders of the last
+    minute), from three aggregates over small sets.
+    """
+    realised = dict(
+        Fill.objects.filter(at__gte=trading_day_start(now))
+        .values("strategy_id")
+        .annotate(total=Sum("realized_pnl"))
+        .values_list("strategy_id", "total")
+    )
+    last_minute = dict(  # as the throttle counts: every message, denied ones included
+        Order.objects.filter(created_at__gte=now - dt.timedelta(seconds=60))
+        .values("strategy_id")
+        .annotate(count=Count("id"))
+        .values_list("strategy_id", "count")
+    )
+    hundred = Decimal(100)
+    cents = Decimal("0.01")
+    usage = []
+    for strategy in Strategy.objects.order_by("slug"):
+        allocation = (
+            strategy.max_allocation_amount
+            if strategy.max_allocation_amount is not None
+            else equity * strategy.max_allocation_pct / hundred
+        )
+        daily_pnl = (realised.get(strategy.pk) or ZERO) + exposure.unrealised_by_strategy.get(strategy.pk, ZERO)
+        usage.append(
+            {
+                "strategy": strategy.slug,
+                "mode": strategy.mode,
+                "paused": strategy.paused,
+                "allocation": allocation.quantize(cents),
+                "allocation_used": exposure.exposure_by_strategy.get(strategy.pk, ZERO).quantize(cents),
+                "daily_pnl": daily_pnl.quantize(cents),
+                "daily_loss_limit": (day_start_equity * strategy.max_daily_loss_pct / hundred).quantize(cents),
+                "orders_last_minute": last_minute.get(strategy.pk, 0),
+                "max_orders_per_minute": strategy.max_orders_per_minute,
+                "max_orders_per_second": strategy.max_orders_per_second,
+            }
+        )
+    return usage
 
 
 def latest_reconciliation() -> ReconciliationRun | None:
@@ -347,6 +527,7 @@ def risk_picture(*, now: dt.datetime | None = None) -> dict[str, object]:
         }
 
     return {
+        "strategies": strategy_usage(exposure=exposure, day_start_equity=day_start, equity=equity, now=now),
         "equity": equity,
         "day_start_equity": day_start,
         "peak_equity": peak,

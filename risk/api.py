@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
@@ -14,7 +16,7 @@ from rest_framework.views import APIView
 
 from core.api import BODY_ERRORS, COMMON_ERRORS, PROBLEM, StrictSerializer, problem
 from risk import services
-from risk.models import KillSwitch, KillSwitchSource, Mode, Strategy
+from risk.models import KillSwitch, KillSwitchSource, Mode, RiskLimits, Strategy
 
 
 class KillSwitchOut(serializers.Serializer):
@@ -158,3 +160,84 @@ class ModeView(APIView):
     )
     def get(self, request: Request, slug: str) -> Response:
         return Response(ModeOut(_strategy(request.user, slug)).data)
+
+
+# --- /v1/risk/limits ------------------------------------------------------------------
+
+LIMIT_FIELDS = [
+    f.name for f in RiskLimits._meta.get_fields() if getattr(f, "editable", False) and f.name not in {"id"}
+]
+
+
+class LimitsOut(serializers.ModelSerializer):
+    """Every portfolio and order limit by its field name, and the restricted list."""
+
+    restricted_symbols = serializers.ListField(child=serializers.CharField())
+
+    class Meta:
+        model = RiskLimits
+        fields = [*LIMIT_FIELDS, "restricted_symbols", "updated_at"]
+
+
+class LimitsIn(StrictSerializer, serializers.ModelSerializer):
+    """Any subset of the limits, the whole restricted list if it changes, and the reason (required)."""
+
+    restricted_symbols = serializers.ListField(
+        child=serializers.RegexField(rf"^{services.SYMBOL_PATTERN.pattern}$", max_length=16),
+        required=False,
+        max_length=1000,
+    )
+    reason = serializers.CharField(max_length=2000)
+
+    class Meta:
+        model = RiskLimits
+        fields = [*LIMIT_FIELDS, "restricted_symbols", "reason"]
+        extra_kwargs = {name: {"required": False} for name in LIMIT_FIELDS}
+
+    def validate_reason(self, value: str) -> str:
+        if not value.strip():
+            raise ValidationError("A reason is required.")
+        return value
+
+
+def _limits() -> dict[str, Any]:
+    limits = RiskLimits.current()
+    limits.restricted_symbols = services.restricted_symbols()  # type: ignore[attr-defined]
+    return LimitsOut(limits).data
+
+
+class LimitsView(APIView):
+    @extend_schema(operation_id="risk_limits_retrieve", responses={200: LimitsOut, **COMMON_ERRORS})
+    def get(self, request: Request) -> Response:
+        return Response(_limits())
+
+    @extend_schema(
+        operation_id="risk_limits_update",
+        request=LimitsIn,
+        responses={
+            200: LimitsOut,
+            (400, PROBLEM): problem("Malformed, no reason, or an invalid value (nothing changed)"),
+            **BODY_ERRORS,
+            **COMMON_ERRORS,
+        },
+    )
+    def patch(self, request: Request) -> Response:
+        # Authority first: an API client learns nothing about what a valid change would be.
+        if not request.user.has_perm("risk.change_risklimits"):
+            raise PermissionDenied("Changing limits needs the risk officers' limits permission.")
+        data = LimitsIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        changes = dict(data.validated_data)
+        reason = changes.pop("reason")
+        for name, value in changes.items():
+            if isinstance(value, Decimal):
+                # As typed (the serializer pads to the field's places): the audit trail then reads
+                # "2500", as it does for the same change made in the admin.
+                changes[name] = Decimal(str(request.data[name]))
+        # A missing permission or a RiskActionError is answered by core.problems.exception_handler; the
+        # model's own validation (e.g. the daily limit above the total) is a 400 on the fields it names.
+        try:
+            services.limit_update(acting_user=request.user, changes=changes, reason=reason)
+        except DjangoValidationError as exc:
+            raise ValidationError(exc.message_dict if hasattr(exc, "error_dict") else exc.messages) from None
+        return Response(_limits())

@@ -2,8 +2,11 @@
 
 No database, no broker, no clock: everything it needs is in the snapshot, so
 it is fast, deterministic and testable on its own. It reports every violation,
-not only the first, in the order of SPEC 4.3: kill switch -> circuit breaker
--> strategy -> order limits -> portfolio limits.
+not only the first, in the order of SPEC 4.3: kill switch (and the market-access
+gates: account, market clock) -> circuit breaker -> strategy -> order limits
+(restricted list, size, duplicates, stop side, short sale, risk, notional,
+price) -> portfolio limits (capital, positions, symbol concentration, buying
+power). Each market-access control is a named function ``check_<code>``.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ class OrderIntent:
     type: str  # "market" | "limit"
     limit_price: Decimal | None = None
     stop_loss: Decimal | None = None
+    extended_hours: bool = False
 
     @property
     def signed_qty(self) -> Decimal:
@@ -60,6 +64,52 @@ class Limits:
     max_price_deviation_pct: Decimal = Decimal("5")
     min_stock_price: Decimal = Decimal("5.00")
     assumed_stop_distance_pct: Decimal = Decimal("5")
+    # Market access (SEC 15c3-5, FIA).
+    max_order_qty: Decimal = Decimal("10000")
+    max_symbol_concentration_pct: Decimal = Decimal("30")
+    duplicate_order_max: int = 5
+    duplicate_order_window_s: int = 1
+    allow_short_selling: bool = True
+    market_closed_policy: str = "deny"  # "deny" | "allow" (let the broker queue it)
+
+
+@dataclass(frozen=True, slots=True)
+class AccountStatus:
+    """The broker account as last read (Alpaca's account fields)."""
+
+    status: str = "ACTIVE"
+    trading_blocked: bool = False
+    account_blocked: bool = False
+    # None: not read yet (an equity reading from before these fields were stored); not checked.
+    buying_power: Decimal | None = None
+
+    @property
+    def blocked(self) -> bool:
+        return self.status != "ACTIVE" or self.trading_blocked or self.account_blocked
+
+
+@dataclass(frozen=True, slots=True)
+class MarketClock:
+    """The broker's clock, as the cache last read it: the regular session, and the extended one (04:00-20:00 ET)."""
+
+    is_open: bool = True
+    extended_is_open: bool = True
+    known: bool = True  # False: the broker could not be asked; a deny policy denies
+
+
+@dataclass(frozen=True, slots=True)
+class SymbolState:
+    """The account (all strategies) in the order's symbol, and the broker's asset flags for it."""
+
+    restricted: bool = False
+    restriction_reason: str = ""
+    # |market value| of every strategy's position in the symbol plus working orders there that add exposure.
+    exposure: Decimal = ZERO
+    # Net position of the account (the broker's view) and its working sells, for the short-sale check.
+    net_position_qty: Decimal = ZERO
+    working_sell_qty: Decimal = ZERO
+    shortable: bool = True
+    easy_to_borrow: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +163,13 @@ class RiskSnapshot:
     # After a circuit-breaker reset today: the equity the officer acknowledged,
     # from which the daily drawdown is measured for the rest of the day.
     drawdown_base_equity: Decimal | None = None
+    symbol: SymbolState = field(default_factory=SymbolState)
+    account: AccountStatus = field(default_factory=AccountStatus)
+    clock: MarketClock = field(default_factory=MarketClock)
+    # Working buys the broker's buying_power does not include yet (sent after the account was read).
+    working_buy_notional: Decimal = ZERO
+    # Orders of the strategy identical to this one (symbol, side, qty, type, limit) in the duplicate window.
+    identical_recent_orders: int = 0
     # Symbols holding a position or an exposure-adding working order that have
     # no fresh last price (a working limit order is priced at its limit): their
     # exposure cannot be counted, so nothing that adds exposure may pass.
@@ -163,6 +220,153 @@ def order_price(intent: OrderIntent, snapshot: RiskSnapshot) -> Decimal | None:
     return snapshot.last_price.price if snapshot.last_price else None
 
 
+# --- Market-access checks (SEC 15c3-5, FIA) -----------------------------------
+# Each is a pure function of the intent and the snapshot, named for its code:
+# None when the order passes it, its Violation when it does not.
+
+
+def check_account_blocked(intent: OrderIntent, snapshot: RiskSnapshot) -> Violation | None:
+    account = snapshot.account
+    if not account.blocked:
+        return None
+    actual = ", ".join(
+        flag
+        for flag, on in (
+            (f"status {account.status}", account.status != "ACTIVE"),
+            ("trading_blocked", account.trading_blocked),
+            ("account_blocked", account.account_blocked),
+        )
+        if on
+    )
+    return Violation("account_blocked", "The broker account may not trade.", "ACTIVE", actual)
+
+
+def check_market_closed(intent: OrderIntent, snapshot: RiskSnapshot) -> Violation | None:
+    if snapshot.limits.market_closed_policy != "deny":
+        return None  # "allow": the broker queues the order for the next session
+    clock = snapshot.clock
+    if not clock.known:
+        return Violation("market_closed", "The broker's market clock could not be read.", "open", "unknown")
+    if clock.is_open or (intent.extended_hours and clock.extended_is_open):
+        return None
+    if intent.extended_hours:
+        return Violation(
+            "market_closed", "The market is closed, extended hours included.", "extended session open", "closed"
+        )
+    return Violation("market_closed", "The market is closed.", "open", "closed")
+
+
+def check_restricted_symbol(intent: OrderIntent, snapshot: RiskSnapshot) -> Violation | None:
+    if not snapshot.symbol.restricted:
+        return None
+    reason = f" ({snapshot.symbol.restriction_reason})" if snapshot.symbol.restriction_reason else ""
+    return Violation(
+        "restricted_symbol", f"{intent.symbol} is on the restricted list{reason}.", "not restricted", intent.symbol
+    )
+
+
+def check_max_order_qty(intent: OrderIntent, snapshot: RiskSnapshot) -> Violation | None:
+    if intent.qty <= snapshot.limits.max_order_qty:
+        return None
+    return Violation(
+        "max_order_qty", "The order's quantity is above the limit.", snapshot.limits.max_order_qty, intent.qty
+    )
+
+
+def check_duplicate_order(intent: OrderIntent, snapshot: RiskSnapshot) -> Violation | None:
+    """More than duplicate_order_max identical orders in the window: a runaway loop, not a slicing strategy."""
+    limits = snapshot.limits
+    if snapshot.identical_recent_orders < limits.duplicate_order_max:
+        return None
+    return Violation(
+        "duplicate_order",
+        f"More than {limits.duplicate_order_max} identical orders (strategy, symbol, side, qty, type, limit price) "
+        f"within {limits.duplicate_order_window_s}s.",
+        Decimal(limits.duplicate_order_max),
+        Decimal(snapshot.identical_recent_orders + 1),
+    )
+
+
+def check_stop_loss_wrong_side(intent: OrderIntent, price: Decimal | None) -> Violation | None:
+    stop = intent.stop_loss
+    if stop is None or price is None:
+        return None
+    if intent.side == "buy" and stop >= price:
+        return Violation("stop_loss_wrong_side", "A buy's stop_loss must be below the order price.", price, stop)
+    if intent.side == "sell" and stop <= price:
+        return Violation("stop_loss_wrong_side", "A sell's stop_loss must be above the order price.", price, stop)
+    return None
+
+
+def check_short_not_allowed(intent: OrderIntent, snapshot: RiskSnapshot) -> Violation | None:
+    """A sell beyond the account's long position (less its working sells) opens or increases a short."""
+    if intent.side != "sell":
+        return None
+    symbol = snapshot.symbol
+    long_available = max(ZERO, symbol.net_position_qty - symbol.working_sell_qty)
+    if intent.qty <= long_available:
+        return None
+    if not snapshot.limits.allow_short_selling:
+        reason = "short selling is off for this deployment"
+    elif not symbol.shortable:
+        reason = f"the broker does not allow shorting {intent.symbol}"
+    elif not symbol.easy_to_borrow:
+        reason = f"{intent.symbol} is not easy to borrow"
+    else:
+        return None
+    return Violation(
+        "short_not_allowed",
+        f"The sell would open or increase a short position, and {reason}.",
+        long_available,
+        intent.qty,
+    )
+
+
+def check_buying_power(intent: OrderIntent, snapshot: RiskSnapshot, notional: Decimal | None) -> Violation | None:
+    buying_power = snapshot.account.buying_power
+    if intent.side != "buy" or notional is None or buying_power is None:
+        return None
+    needed = notional + snapshot.working_buy_notional
+    if needed <= buying_power:
+        return None
+    return Violation(
+        "buying_power",
+        "The buy's cost plus working buys exceeds the account's buying power.",
+        buying_power,
+        needed.quantize(Decimal("0.01")),
+    )
+
+
+def check_max_symbol_concentration(
+    intent: OrderIntent, snapshot: RiskSnapshot, notional: Decimal | None, adds_exposure: bool
+) -> Violation | None:
+    if notional is None or not adds_exposure:
+        return None
+    concentration = _pct(snapshot.symbol.exposure + notional, snapshot.equity)
+    if concentration <= snapshot.limits.max_symbol_concentration_pct:
+        return None
+    return Violation(
+        "max_symbol_concentration",
+        f"{intent.symbol}: position and working orders would exceed the share of equity one symbol may take.",
+        snapshot.limits.max_symbol_concentration_pct,
+        concentration.quantize(Decimal("0.01")),
+    )
+
+
+def risk_per_trade(
+    intent: OrderIntent, price: Decimal, notional: Decimal, assumed_stop_distance_pct: Decimal
+) -> Decimal:
+    """The larger of the declared stop's risk and the assumed stop distance's.
+
+    Until stops are placed at the broker, a declared stop is a promise, not a
+    protection: it may only make the assumed risk larger, never smaller.
+    """
+    assumed = notional * assumed_stop_distance_pct / HUNDRED
+    if intent.stop_loss is None:
+        return assumed
+    return max(assumed, intent.qty * abs(price - intent.stop_loss))
+
+
 def evaluate(intent: OrderIntent, snapshot: RiskSnapshot) -> list[Violation]:
     """Every violation of ``intent`` against ``snapshot``; empty means the order may go."""
     violations: list[Violation] = []
@@ -189,6 +393,11 @@ def evaluate(intent: OrderIntent, snapshot: RiskSnapshot) -> list[Violation]:
                 strategy.mode,
             )
         )
+
+    # Market access: the account may trade, the market takes the order.
+    for gate in (check_account_blocked(intent, snapshot), check_market_closed(intent, snapshot)):
+        if gate is not None:
+            violations.append(gate)
 
     if snapshot.equity <= 0 or snapshot.day_start_equity <= 0:
         # Without equity no percentage limit means anything: deny, and say why.
@@ -298,11 +507,17 @@ def evaluate(intent: OrderIntent, snapshot: RiskSnapshot) -> list[Violation]:
         )
 
     # 4. Order limits.
-    if notional is not None and adds_exposure:
-        if intent.stop_loss is not None and price is not None:
-            risk = intent.qty * abs(price - intent.stop_loss)
-        else:
-            risk = notional * limits.assumed_stop_distance_pct / HUNDRED
+    for order_check in (
+        check_restricted_symbol(intent, snapshot),
+        check_max_order_qty(intent, snapshot),
+        check_duplicate_order(intent, snapshot),
+        check_stop_loss_wrong_side(intent, price),
+        check_short_not_allowed(intent, snapshot),
+    ):
+        if order_check is not None:
+            violations.append(order_check)
+    if notional is not None and price is not None and adds_exposure:
+        risk = risk_per_trade(intent, price, notional, limits.assumed_stop_distance_pct)
         risk_pct = _pct(risk, snapshot.equity)
         if risk_pct > limits.max_risk_per_trade_pct:
             violations.append(
@@ -360,4 +575,10 @@ def evaluate(intent: OrderIntent, snapshot: RiskSnapshot) -> list[Violation]:
                 Decimal(snapshot.open_positions + 1),
             )
         )
+    for portfolio_check in (
+        check_max_symbol_concentration(intent, snapshot, notional, adds_exposure),
+        check_buying_power(intent, snapshot, notional),
+    ):
+        if portfolio_check is not None:
+            violations.append(portfolio_check)
     return violations

@@ -100,6 +100,11 @@ class Strategy(models.Model):
         return "paused" if self.paused else "active"
 
 
+class MarketClosedPolicy(models.TextChoices):
+    DENY = "deny", "Deny"
+    ALLOW = "allow", "Allow (the broker queues it)"
+
+
 class RiskLimits(models.Model):
     """Portfolio and order limits: one row (pk=1), created by a migration, edited through limit_update."""
 
@@ -123,7 +128,38 @@ class RiskLimits(models.Model):
         help_text="Orders that add exposure in stocks below this price are denied.",
     )
     assumed_stop_distance_pct = percent_field(
-        "5", "Stop distance assumed for risk per trade when an order carries no stop_loss."
+        "5", "Stop distance assumed for risk per trade (the floor of a declared stop_loss's risk)."
+    )
+    # Market access (SEC 15c3-5, FIA).
+    max_order_qty = models.DecimalField(
+        max_digits=20,
+        decimal_places=8,
+        default=Decimal("10000"),
+        validators=[MinValueValidator(Decimal("0.00000001"))],
+        help_text="Largest quantity (shares) of one order.",
+    )
+    max_symbol_concentration_pct = percent_field(
+        "30", "One symbol's positions at market plus working orders that add exposure, as percent of equity."
+    )
+    duplicate_order_window_s = models.PositiveIntegerField(
+        default=1,
+        validators=[MinValueValidator(1), MaxValueValidator(3600)],
+        help_text="Window (seconds) in which identical orders of a strategy are counted.",
+    )
+    duplicate_order_max = models.PositiveIntegerField(
+        default=5,
+        validators=[MinValueValidator(1)],
+        help_text="Identical orders (strategy, symbol, side, qty, type, limit price) allowed within the window.",
+    )
+    allow_short_selling = models.BooleanField(
+        default=True,
+        help_text="Off: a sell that would open or increase a short position is denied.",
+    )
+    market_closed_policy = models.CharField(
+        max_length=5,
+        choices=MarketClosedPolicy.choices,
+        default=MarketClosedPolicy.DENY,
+        help_text="When the broker's clock says closed: deny the order, or allow it (the broker queues it).",
     )
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -146,6 +182,24 @@ class RiskLimits(models.Model):
     @classmethod
     def current(cls) -> RiskLimits:
         return cls.objects.get_or_create(pk=1)[0]
+
+
+class RestrictedSymbol(models.Model):
+    """A symbol no order may trade; added and removed by officers with a reason (restricted_symbol_add/remove)."""
+
+    symbol = models.CharField(max_length=16, unique=True)
+    reason = models.TextField()
+    added_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    added_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["symbol"]
+        verbose_name = "restricted symbol"
+
+    def __str__(self) -> str:
+        return self.symbol
 
 
 class KillSwitchSource(models.TextChoices):
@@ -264,6 +318,11 @@ class RiskState(models.Model):
     # measured from this equity until the trading day ends.
     daily_base_equity = models.DecimalField(**MONEY, null=True, blank=True)
     daily_base_on = models.DateField(null=True, blank=True)
+    # The broker account as last read with the equity (market-access checks read these, not the broker).
+    buying_power = models.DecimalField(**MONEY, null=True, blank=True)
+    account_status = models.CharField(max_length=40, blank=True)
+    trading_blocked = models.BooleanField(default=False)
+    account_blocked = models.BooleanField(default=False)
 
     class Meta:
         verbose_name = "circuit breaker"
@@ -300,6 +359,8 @@ class EquitySnapshot(models.Model):
 
 class RiskEventKind(models.TextChoices):
     LIMIT_UPDATED = "limit_updated", "Limit updated"
+    RESTRICTED_SYMBOL_ADDED = "restricted_symbol_added", "Restricted symbol added"
+    RESTRICTED_SYMBOL_REMOVED = "restricted_symbol_removed", "Restricted symbol removed"
     STRATEGY_UPDATED = "strategy_updated", "Strategy updated"
     KILL_SWITCH_ACTIVATED = "kill_switch_activated", "Kill switch activated"
     KILL_SWITCH_RESET_REQUESTED = "kill_switch_reset_requested", "Kill switch reset requested"

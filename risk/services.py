@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -14,6 +15,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from brokers.types import Account
 from core.actors import actor_label
 from risk import alerts
 from risk.approvals import FourEyes, four_eyes_reject, four_eyes_request_or_approve
@@ -27,6 +29,7 @@ from risk.models import (
     KillSwitch,
     KillSwitchSource,
     Mode,
+    RestrictedSymbol,
     RiskEventKind,
     RiskLimits,
     RiskState,
@@ -76,19 +79,94 @@ def _apply_changes(instance: Any, changes: dict[str, Any]) -> tuple[dict[str, An
     return old, new
 
 
+RESTRICTED_SYMBOLS = "restricted_symbols"
+SYMBOL_PATTERN = re.compile(r"[A-Z][A-Z0-9.]{0,15}")
+
+
+def restricted_symbols() -> list[str]:
+    return list(RestrictedSymbol.objects.order_by("symbol").values_list("symbol", flat=True))
+
+
+def _symbol(raw: str) -> str:
+    symbol = (raw or "").strip().upper()
+    if not SYMBOL_PATTERN.fullmatch(symbol):
+        raise ValidationError({RESTRICTED_SYMBOLS: f"{raw!r} is not a symbol (e.g. AAPL, BRK.B)"})
+    return symbol
+
+
+def _restrict(*, acting_user: Any, symbol: str, reason: str) -> RestrictedSymbol | None:
+    """Add one symbol, audited; None when it is already restricted."""
+    _require_perm(acting_user, "risk.add_restrictedsymbol")
+    user = acting_user if getattr(acting_user, "is_authenticated", False) else None
+    row, created = RestrictedSymbol.objects.get_or_create(
+        symbol=symbol, defaults={"reason": reason, "added_by": user}
+    )
+    if not created:
+        return None
+    risk_event_record(
+        kind=RiskEventKind.RESTRICTED_SYMBOL_ADDED, acting_user=acting_user, reason=reason,
+        old={"restricted": False, "symbol": symbol}, new={"restricted": True, "symbol": symbol},
+    )
+    return row
+
+
+def _unrestrict(*, acting_user: Any, symbol: str, reason: str) -> bool:
+    _require_perm(acting_user, "risk.delete_restrictedsymbol")
+    deleted, _ = RestrictedSymbol.objects.filter(symbol=symbol).delete()
+    if not deleted:
+        return False
+    risk_event_record(
+        kind=RiskEventKind.RESTRICTED_SYMBOL_REMOVED, acting_user=acting_user, reason=reason,
+        old={"restricted": True, "symbol": symbol}, new={"restricted": False, "symbol": symbol},
+    )
+    return True
+
+
+@transaction.atomic
+def restricted_symbol_add(*, acting_user: Any, symbol: str, reason: str) -> RestrictedSymbol:
+    """Put a symbol on the restricted list (no order may trade it), with a reason, audited."""
+    reason = _require_reason(reason)
+    symbol = _symbol(symbol)
+    row = _restrict(acting_user=acting_user, symbol=symbol, reason=reason)
+    if row is None:
+        raise RiskActionError(f"{symbol} is already restricted")
+    return row
+
+
+@transaction.atomic
+def restricted_symbol_remove(*, acting_user: Any, symbol: str, reason: str) -> None:
+    reason = _require_reason(reason)
+    symbol = _symbol(symbol)
+    if not _unrestrict(acting_user=acting_user, symbol=symbol, reason=reason):
+        raise RiskActionError(f"{symbol} is not restricted")
+
+
 @transaction.atomic
 def limit_update(*, acting_user: Any, changes: dict[str, Any], reason: str) -> RiskLimits:
-    """Change portfolio/order limits; validated as a whole, audited field by field."""
+    """Change portfolio/order limits and the restricted list; validated as a whole, audited field by field.
+
+    ``restricted_symbols``, when given, is the whole list: symbols not on it
+    are removed, new ones added, each audited exactly as restricted_symbol_add
+    and restricted_symbol_remove audit it, with this change's reason.
+    """
     _require_perm(acting_user, "risk.change_risklimits")
     reason = _require_reason(reason)
+    changes = dict(changes)
+    wanted = changes.pop(RESTRICTED_SYMBOLS, None)
     RiskLimits.current()
     limits = RiskLimits.objects.select_for_update().get(pk=1)
     old, new = _apply_changes(limits, changes)
-    if not new:
-        return limits
-    limits.full_clean()
-    limits.save()
-    risk_event_record(kind=RiskEventKind.LIMIT_UPDATED, acting_user=acting_user, reason=reason, old=old, new=new)
+    if new:
+        limits.full_clean()
+        limits.save()
+        risk_event_record(kind=RiskEventKind.LIMIT_UPDATED, acting_user=acting_user, reason=reason, old=old, new=new)
+    if wanted is not None:
+        target = {_symbol(symbol) for symbol in wanted}
+        current = set(RestrictedSymbol.objects.select_for_update().values_list("symbol", flat=True))
+        for symbol in sorted(current - target):
+            _unrestrict(acting_user=acting_user, symbol=symbol, reason=reason)
+        for symbol in sorted(target - current):
+            _restrict(acting_user=acting_user, symbol=symbol, reason=reason)
     return limits
 
 
@@ -333,13 +411,28 @@ def _locked_state() -> RiskState:
 
 @transaction.atomic
 def equity_record(
-    *, equity: Decimal, day_start_equity: Decimal, at: dt.datetime | None = None, job: str = "risk_eval"
+    *,
+    equity: Decimal,
+    day_start_equity: Decimal,
+    at: dt.datetime | None = None,
+    job: str = "risk_eval",
+    account: Account | None = None,
 ) -> RiskState:
-    """Store an equity reading, move the high-water mark, and evaluate the circuit breaker."""
+    """Store an equity reading, move the high-water mark, and evaluate the circuit breaker.
+
+    With ``account`` (the broker's account as read with the equity) its status
+    and buying power are stored too: the market-access checks read them from
+    this row, so order entry makes no account call of its own.
+    """
     at = at or timezone.now()
     state = _locked_state()
     state.equity = equity
     state.day_start_equity = day_start_equity
+    if account is not None:
+        state.buying_power = account.buying_power
+        state.account_status = account.status
+        state.trading_blocked = account.trading_blocked
+        state.account_blocked = account.account_blocked
     state.peak_equity = max(equity, state.peak_equity or equity)
     state.equity_at = at
     state.save()

@@ -20,7 +20,9 @@ def evaluate_risk(self) -> str:  # noqa: ANN001
     try:
         with exclusive_job("risk_eval", ttl_s=60):
             account = get_broker().get_account()
-            services.equity_record(equity=account.equity, day_start_equity=account.last_equity, job="risk_eval")
+            services.equity_record(
+                equity=account.equity, day_start_equity=account.last_equity, job="risk_eval", account=account
+            )
     except JobBusy:
         return "busy"
     except BrokerError as exc:

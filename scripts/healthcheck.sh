@@ -3,6 +3,7 @@
 #   scripts/healthcheck.sh web      GET /v1/health answers {"status": "ok"}
 #   scripts/healthcheck.sh worker   this container's Celery worker answers a ping
 #   scripts/healthcheck.sh beat     the beat process in its pidfile is alive
+#   scripts/healthcheck.sh stream   the trade_updates consumer (profile "alpaca") is running
 # Prints nothing secret: no environment, no URLs.
 set -euo pipefail
 
@@ -41,8 +42,14 @@ beat)
     kill -0 "$pid" 2>/dev/null || { echo "beat (pid $pid) is not running"; exit 1; }
     echo "beat pid $pid alive"
     ;;
+stream)
+    # The consumer reconnects by itself (alpaca-py's back-off): healthy while it runs.
+    if grep -qs stream_trade_updates /proc/[0-9]*/cmdline; then echo "stream consumer running"; exit 0; fi
+    echo "no stream_trade_updates process"
+    exit 1
+    ;;
 *)
-    echo "usage: $0 web|worker|beat" >&2
+    echo "usage: $0 web|worker|beat|stream" >&2
     exit 2
     ;;
 esac

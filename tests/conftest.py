@@ -173,6 +173,11 @@ def seeded(transactional_db):
         ("orders.migrations.0008_ledger_adjustment_roles", "grant", None),
         ("backoffice.migrations.0004_end_of_day_report", "grant_view", None),
         ("brokers.migrations.0002_seed_simulated_market", "seed_market", None),
+        (
+            "risk.migrations.0009_restricted_symbol_roles",
+            "grant_restricted_symbol_permissions",
+            ("risk", "0009_restricted_symbol_roles"),
+        ),
     ]:
         getattr(importlib.import_module(module), function)(_apps_at(at) if at else apps, None)
 

@@ -53,7 +53,7 @@ def alpaca(settings) -> Iterator[FakeAlpacaServer]:
         registry.reset()
         for symbol, price in (("AAPL", "100.00"), ("MSFT", "400.00"), ("SPY", "500.00")):
             fake.set_price(symbol, price)
-        fake.configure(fill_mode="manual")
+        fake.configure(fill_mode="manual", market_open=True)  # whatever the hour: market_closed is not under test
         yield fake
         registry.reset()
 
@@ -124,6 +124,8 @@ def killed_right_after_the_commit(
         "LOG_LEVEL": "WARNING",
         **(env or {}),
         "ALPACA_TIMEOUT_S": str(timeout_s),  # blocked in the stalled call, not timed out, when killed
+        # The start-up check wants the horizon to cover 3 timeouts; this process resolves nothing.
+        "UNKNOWN_ORDER_HORIZON_S": str(int(3 * timeout_s)),
     }
     script = "import django\ndjango.setup()\n" + textwrap.dedent(code)
     log = log_dir / "crashed-process.log"

@@ -40,8 +40,12 @@ class InvalidOrder(BusinessRefusal):
     slug = "invalid-order"
     title = "Invalid order"
 
+    def __init__(self, message: str, *, field: str = "symbol") -> None:
+        super().__init__(message)
+        self.field = field
+
     def problem_extra(self) -> dict[str, Any]:
-        return {"errors": {"symbol": [str(self)]}}
+        return {"errors": {self.field: [str(self)]}}
 
 
 class LookupBudgetSpent(BusinessRefusal):
@@ -140,7 +144,7 @@ def _ensure_equity() -> None:
         return
     from risk.services import equity_record
 
-    equity_record(equity=account.equity, day_start_equity=account.last_equity, job="order_entry")
+    equity_record(equity=account.equity, day_start_equity=account.last_equity, job="order_entry", account=account)
 
 
 def order_submit(
@@ -156,20 +160,26 @@ def order_submit(
     existing = Order.objects.filter(client_order_id=client_order_id).first()
     if existing is not None:
         return _replay(existing, request)
+    if request.extended_hours and (request.type != "limit" or request.time_in_force != "day"):
+        # The broker's own rule for the extended session; refused here so nothing is stored.
+        raise InvalidOrder(
+            "an extended_hours order must be a limit order with time_in_force day", field="extended_hours"
+        )
     try:
-        tradable = selectors.symbol_is_tradable(request.symbol, may_ask_broker=may_ask_broker)
+        asset = selectors.asset_flags(request.symbol, may_ask_broker=may_ask_broker)
     except selectors.LookupRefused:
         raise LookupBudgetSpent(
             f"too many new symbols to look up at the broker; retry {request.symbol} later"
         ) from None
     except BrokerError as exc:
         raise BrokerUnreachable(f"the broker could not confirm {request.symbol} is tradable; retry") from exc
-    if not tradable:
+    if not asset.tradable:
         raise InvalidOrder(f"{request.symbol} is not a tradable asset at the broker")
 
     # The order's symbol and every held or working one, priced before the lock.
     priced = selectors.symbols_for_snapshot(request.symbol)
     prices = _fetch_prices(priced)
+    clock = selectors.market_clock()  # cached for a minute across processes
     _ensure_equity()
     label = actor_label(acting_user)
     intent = checks.OrderIntent(
@@ -180,6 +190,7 @@ def order_submit(
         type=request.type,
         limit_price=request.limit_price,
         stop_loss=request.stop_loss,
+        extended_hours=request.extended_hours,
     )
     try:
         with transaction.atomic():
@@ -191,7 +202,9 @@ def order_submit(
                 return _replay(existing, request)
             now = timezone.now()
             strategy = Strategy.objects.get(pk=request.strategy.pk)
-            snapshot = selectors.build_snapshot(strategy=strategy, intent=intent, prices=prices, now=now, state=state)
+            snapshot = selectors.build_snapshot(
+                strategy=strategy, intent=intent, prices=prices, now=now, state=state, clock=clock, asset=asset
+            )
             late = set(snapshot.unpriced_symbols) - priced
             if late:
                 # An order that committed after our prices were fetched works in a
@@ -200,7 +213,7 @@ def order_submit(
                 # rather than denying stale_price or counting that order at $0.
                 prices = {**prices, **_fetch_prices(late)}
                 snapshot = selectors.build_snapshot(
-                    strategy=strategy, intent=intent, prices=prices, now=now, state=state
+                    strategy=strategy, intent=intent, prices=prices, now=now, state=state, clock=clock, asset=asset
                 )
             violations = checks.evaluate(intent, snapshot)
             order = Order.objects.create(

@@ -227,3 +227,21 @@ def test_it_lists_no_pending_reset_once_the_second_officer_decided(officer, seco
 
     assert "data-pending-reset" not in page
     assert officer_client.get("/admin/dashboard.json").json()["pending_resets"] == []
+
+
+def test_each_strategy_shows_its_allocation_daily_loss_and_throttle_in_use(officer_client, equity, alpha, market):
+    from risk.models import Strategy
+
+    Strategy.objects.filter(pk=alpha.pk).update(max_allocation_amount=Decimal("500"), max_orders_per_minute=5)
+    make_orders(alpha, 4, status="submitted", prefix="w")  # 4 working buys of 1 AAPL at $100, all this minute
+
+    page = officer_client.get("/admin/").content.decode()
+    row = page[page.index('data-strategy="alpha"') :]
+    row = row[: row.index("</tr>")]
+
+    assert '<span class="bo-badge bo-warn">$400.00</span> of $500.00' in row  # 80 % of the allocation used
+    assert '<span class="bo-badge bo-ok">$0.00</span> of −$3,000.00' in row  # 3 % of $100,000 day-start equity
+    assert '<span class="bo-badge bo-warn">4</span> of 5/min' in row
+    board = officer_client.get("/admin/dashboard.json").json()
+    alpha_usage = next(s for s in board["strategies"] if s["strategy"] == "alpha")
+    assert (alpha_usage["allocation_used"], alpha_usage["orders_last_minute"]) == ("400.00", 4)

@@ -25,7 +25,7 @@ from orders import services
 from orders.models import Fill, Order, Position
 from orders.states import OrderStatus
 from risk import services as risk_services
-from risk.models import KillSwitch, Mode, Strategy
+from risk.models import KillSwitch, Mode, RiskLimits, Strategy
 from tests.conftest import order_body, token_client
 from tests.factories import UserFactory, in_group
 
@@ -239,6 +239,12 @@ API_PROBES: dict[str, Probe] = {
     "fills": Probe(("GET", "/v1/fills"), lambda api, w: api.get("/v1/fills")),
     "events": Probe(("GET", "/v1/events"), lambda api, w: api.get("/v1/events")),
     "risk": Probe(("GET", "/v1/risk"), lambda api, w: api.get("/v1/risk")),
+    "risk-limits-read": Probe(("GET", "/v1/risk/limits"), lambda api, w: api.get("/v1/risk/limits")),
+    "risk-limits-update": Probe(
+        ("PATCH", "/v1/risk/limits"),
+        lambda api, w: api.patch("/v1/risk/limits", {"max_order_qty": "500", "reason": "matrix"}, format="json"),
+        state=lambda w: RiskLimits.current().max_order_qty,
+    ),
     "kill-switch-state": Probe(("GET", "/v1/controls/kill-switch"), lambda api, w: api.get("/v1/controls/kill-switch")),
     "kill-switch-activate-alpha": Probe(
         ("POST", "/v1/controls/kill-switch"), _kill_switch("activate", "strategy", "alpha"),
@@ -285,6 +291,8 @@ ADMIN_PAGES: dict[str, str] = {
     "admin-strategy-add": "/admin/risk/strategy/add/",
     "admin-kill-switches": "/admin/risk/killswitch/",
     "admin-risk-events": "/admin/risk/riskevent/",
+    "admin-restricted-symbols": "/admin/risk/restrictedsymbol/",
+    "admin-restricted-symbol-add": "/admin/risk/restrictedsymbol/add/",
     "admin-lockouts": "/admin/axes/accessattempt/",
     "admin-users": "/admin/auth/user/",
     "admin-tokens": "/admin/authtoken/tokenproxy/",
@@ -301,7 +309,7 @@ def _grid(rows: list[PolicyRow]) -> list[Any]:
 
 
 def _listed_strategies(case: str, body: dict[str, Any]) -> set[str]:
-    items = body["strategies"] if case == "kill-switch-state" else body["results"]
+    items = body["strategies"] if case in {"kill-switch-state", "risk"} else body["results"]
     return {item["strategy"] for item in items}
 
 

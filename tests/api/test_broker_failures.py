@@ -30,6 +30,7 @@ def alpaca(settings) -> Iterator[FakeAlpacaServer]:
         settings.ALPACA_API_KEY, settings.ALPACA_SECRET_KEY = DEFAULT_API_KEY, DEFAULT_SECRET_KEY
         settings.ALPACA_BASE_URL = settings.ALPACA_DATA_URL = fake.base_url
         settings.ALPACA_TIMEOUT_S = 0.5
+        fake.configure(market_open=True)  # whatever the hour: this test is about failures, not the clock
         registry.reset()
         for symbol, price in (("AAPL", "100.00"), ("MSFT", "400.00")):
             fake.set_price(symbol, price)

@@ -28,6 +28,7 @@ def alpaca(settings) -> Iterator[FakeAlpacaServer]:
         settings.ALPACA_BASE_URL = settings.ALPACA_DATA_URL = fake.base_url
         registry.reset()
         fake.set_price("AAPL", "100.00")
+        fake.configure(market_open=True)  # whatever the hour: market_closed is not under test
         yield fake
         registry.reset()
 

@@ -19,7 +19,7 @@ from orders import services
 from orders.events import event_record
 from orders.models import Order, OrderEvent
 from orders.services import transitions
-from risk.models import Strategy
+from risk.models import RiskLimits, Strategy
 from tests.conftest import token_client
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -115,6 +115,7 @@ def test_a_client_following_the_feed_while_orders_change_concurrently_misses_not
 ):
     strategy = Strategy.objects.get(slug="alpha")
     Strategy.objects.filter(pk=strategy.pk).update(max_orders_per_second=1000, max_orders_per_minute=1000)
+    RiskLimits.objects.filter(pk=1).update(duplicate_order_max=1000)  # identical orders from many threads, on purpose
     strategy.refresh_from_db()
     market.set_volatility(Decimal("0"))
     market.set_max_fill_qty_per_tick(Decimal("1"))

@@ -29,7 +29,7 @@ from rest_framework.authtoken.models import Token
 
 from orders.models import Order
 from orders.states import OrderStatus
-from risk.models import Strategy
+from risk.models import RiskLimits, Strategy
 from risk.services import limit_update
 from tests.api.fakes import FAKE_ALPACA_API_KEY, FAKE_ALPACA_SECRET_KEY, FAKE_SECRET_KEY, leaked_secrets
 from tests.factories import UserFactory
@@ -167,6 +167,8 @@ def _violation_codes(response: requests.Response) -> list[str]:
 
 def test_the_per_minute_throttle_holds_across_two_web_processes(two_web_processes, alice) -> None:
     Strategy.objects.filter(slug="alpha").update(max_orders_per_minute=10, max_orders_per_second=1000)
+    # 40 identical orders on purpose: the duplicate-order check is not what this test races.
+    RiskLimits.objects.filter(pk=1).update(duplicate_order_max=1000)
     token = Token.objects.create(user=alice).key
     requests_sent = 40
 
@@ -187,7 +189,12 @@ def test_two_orders_that_fit_the_room_only_one_at_a_time_sent_to_two_processes_a
 ) -> None:
     officer = UserFactory(username="limits-officer", is_staff=True, is_superuser=True)
     # Equity $100,000 (the simulated account); capital deployed limit 30%: $30,000 of room.
-    limit_update(acting_user=officer, changes={"max_capital_deployed_pct": "30"}, reason="multi-process race")
+    # (One symbol may take all of it: the concentration limit is not what this test races.)
+    limit_update(
+        acting_user=officer,
+        changes={"max_capital_deployed_pct": "30", "max_symbol_concentration_pct": "100"},
+        reason="multi-process race",
+    )
     # The message throttle counts denied orders too (FIA): out of the way, this test is about the capital room.
     Strategy.objects.filter(slug="alpha").update(max_orders_per_second=1000, max_orders_per_minute=1000)
     token = Token.objects.create(user=alice).key

@@ -42,6 +42,7 @@ def fake_alpaca_with_fake_keys() -> Iterator[FakeAlpacaServer]:
     with FakeAlpacaServer(seed=7, api_key=FAKE_ALPACA_API_KEY, secret_key=FAKE_ALPACA_SECRET_KEY) as fake:
         for symbol, price in (("AAPL", "100.00"), ("MSFT", "400.00")):
             fake.set_price(symbol, price)
+        fake.configure(market_open=True)
         yield fake
 
 

@@ -84,3 +84,18 @@ def test_after_a_dropped_connection_the_consumer_reconnects_and_applies_the_next
 
     assert feed.connections == 2
     assert Order.objects.get(pk=second.pk).status == "partially_filled"
+
+
+def test_stream_fill_to_ledger_latency_p50_p99(alpha, market, feed, consumer):
+    """A benchmark figure, printed (never asserted): push to ledger row, one update at a time."""
+    orders = working_book(alpha, 40)
+    latencies = []
+    for order in orders:
+        feed.push(alpaca_update(order, event="fill", status="filled", filled_qty="1", avg="49.9"))
+        latencies.append(_until(lambda order=order: Fill.objects.filter(order=order).exists()))
+
+    latencies.sort()
+    p50, p99 = latencies[len(latencies) // 2], latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
+    print(f"\nstream fill-to-ledger over {len(latencies)} fills: p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms "
+          "(polling: up to ORDER_SYNC_INTERVAL_S, 5 s by default, plus the sync itself)")
+    assert Fill.objects.filter(order__in=orders).count() == len(orders)

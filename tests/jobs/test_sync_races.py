@@ -11,7 +11,7 @@ from django.utils import timezone
 from brokers import registry
 from orders import services
 from orders.models import Order, ReconciliationBreak
-from risk.models import RiskEvent, Strategy
+from risk.models import RiskEvent, RiskLimits, Strategy
 from tests.conftest import order_body
 from tests.fake_alpaca.fixtures import fake_alpaca  # noqa: F401  (fixture)
 from tests.fake_alpaca.server import DEFAULT_API_KEY, DEFAULT_SECRET_KEY
@@ -27,13 +27,15 @@ def alpaca(fake_alpaca, settings):  # noqa: F811
     settings.ALPACA_TIMEOUT_S = 0.5
     registry.reset()
     fake_alpaca.set_price("AAPL", "100.00")
-    fake_alpaca.configure(fill_mode="manual")
+    # Open whatever the hour, so the market_closed check lets the orders through.
+    fake_alpaca.configure(fill_mode="manual", market_open=True)
     yield fake_alpaca
     registry.reset()
 
 
 def submitted(api, count: int) -> list[str]:
     Strategy.objects.filter(slug="alpha").update(max_orders_per_second=100)
+    RiskLimits.objects.filter(pk=1).update(duplicate_order_max=100)  # a burst of identical orders, on purpose
     ids = []
     for index in range(count):
         body = api.post("/v1/orders", order_body(client_order_id=f"race-{index}", qty="1"), format="json").json()

@@ -126,7 +126,7 @@ def test_compose_config_parses_and_is_valid_against_the_compose_specification(tm
     cfg = resolved(filled_env())
 
     jsonschema.Draft7Validator(json.loads(SCHEMA.read_text())).validate(cfg)
-    assert set(cfg["services"]) == {"postgres", "redis", "migrate", "web", "worker", "beat"}
+    assert set(cfg["services"]) == {"postgres", "redis", "migrate", "web", "worker", "beat", "stream"}
 
     docker = shutil.which("docker")
     has_compose_v2 = docker and subprocess.run([docker, "compose", "version"], capture_output=True).returncode == 0
@@ -151,7 +151,8 @@ def test_the_image_is_built_once_and_every_application_service_runs_it() -> None
 
     builders = [name for name, svc in cfg["services"].items() if "build" in svc]
     assert builders == ["migrate"], builders
-    assert set(app_services(cfg)) == {"migrate", "web", "worker", "beat"}
+    assert set(app_services(cfg)) == {"migrate", "web", "worker", "beat", "stream"}
+    assert cfg["services"]["stream"]["profiles"] == ["alpaca"]  # only when Alpaca is the broker
     for name, svc in app_services(cfg).items():
         assert svc["env_file"] == ".env", name
         if name != "migrate":

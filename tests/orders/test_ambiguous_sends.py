@@ -27,7 +27,8 @@ def alpaca(fake_alpaca, settings):  # noqa: F811
     settings.UNKNOWN_ORDER_HORIZON_S = 0
     registry.reset()
     fake_alpaca.set_price("AAPL", "100.00")
-    fake_alpaca.configure(fill_mode="manual")
+    # Open whatever the hour, so the market_closed check lets the orders through.
+    fake_alpaca.configure(fill_mode="manual", market_open=True)
     yield fake_alpaca
     registry.reset()
 

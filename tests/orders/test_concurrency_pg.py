@@ -61,7 +61,12 @@ def test_two_orders_that_each_fit_the_notional_room_but_not_together_only_one_pa
 
     admin = UserFactory(username="limits-admin", is_superuser=True, is_staff=True)
     # Equity $100,000; capital deployed limit 30% => $30,000 of room. Each order is $20,000.
-    limit_update(acting_user=admin, changes={"max_capital_deployed_pct": "30"}, reason="concurrency test")
+    # (One symbol may take all of it: the concentration limit is not what this test races.)
+    limit_update(
+        acting_user=admin,
+        changes={"max_capital_deployed_pct": "30", "max_symbol_concentration_pct": "100"},
+        reason="concurrency test",
+    )
     strategy = Strategy.objects.get(slug="alpha")
 
     def submit(index: int):

@@ -41,7 +41,7 @@ def alpaca(fake_alpaca, settings):  # noqa: F811
     settings.UNKNOWN_ORDER_HORIZON_S = 60
     registry.reset()
     fake_alpaca.set_price("AAPL", "100.00")
-    fake_alpaca.configure(fill_mode="manual")
+    fake_alpaca.configure(fill_mode="manual", market_open=True)  # whatever the hour: market_closed is not under test
     yield fake_alpaca
     registry.reset()
 

@@ -130,10 +130,12 @@ def test_several_violations_are_all_reported_in_the_order_of_evaluation():
         "kill_switch_active",
         "strategy_paused",
         "max_allocation",
+        "max_order_qty",  # 30,000 shares against 10,000
         "max_risk_per_trade",
         "max_notional",
         "min_price",
         "max_capital_deployed",
+        "max_symbol_concentration",  # $120,000 in one symbol against 30 % of $100,000
     ]
 
 
