@@ -144,10 +144,6 @@ def reject_switch_reset(request: HttpRequest, switch: KillSwitch, reason: str) -
 
 
 def activation_explanation(user: Any, switch: KillSwitch) -> str:
-    if switch.active:
-        return ("The switch is already active, and the status sync already cancels what is still open in its "
-                "scope every cycle. Activating it again sends those cancels (and flatten, net of the flatten "
-                "orders working) to the broker now, is audited, and voids a pending reset request.")
     if switch.strategy_id is None:
         cancels = "every working order (one cancel-all call at the broker)"
     else:
@@ -164,8 +160,9 @@ KILL_SWITCH_ACTIONS = (
         label="Activate kill switch",
         run=activate_switch,
         allowed=lambda user, s: user.is_active and services.can_activate_kill_switch(user, s.strategy),
-        # An active switch may be activated again: it re-sends its cancels now (adr/0011).
-        available=lambda user, s: True,
+        # An active switch is driven by the sync every cycle (adr/0011); activating it again,
+        # which re-sends its cancels now, is the API's (POST /v1/controls/kill-switch).
+        available=lambda user, s: not s.active,
         style="danger",
         explanation=activation_explanation,
         submit_label="Activate: stop trading",

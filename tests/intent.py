@@ -124,6 +124,8 @@ def killed_right_after_the_commit(
         "LOG_LEVEL": "WARNING",
         **(env or {}),
         "ALPACA_TIMEOUT_S": str(timeout_s),  # blocked in the stalled call, not timed out, when killed
+        # The start-up check wants the horizon to cover 3 timeouts; this process resolves nothing.
+        "UNKNOWN_ORDER_HORIZON_S": str(int(3 * timeout_s)),
     }
     script = "import django\ndjango.setup()\n" + textwrap.dedent(code)
     log = log_dir / "crashed-process.log"

@@ -48,6 +48,7 @@ class KillWindow:
     activated_at: dt.datetime
     reset_at: dt.datetime
     officer: str
+    repeated: int = 0  # activations of the already active switch during the drill
 
 
 @dataclass
@@ -78,7 +79,7 @@ def local_orders() -> list[dict[str, Any]]:
     return list(
         Order.objects.values(
             "id", "client_order_id", "status", "broker_order_id", "filled_qty", "filled_avg_price", "created_at",
-            "sent_at", "symbol", "side", "reject_reason",
+            "sent_at", "symbol", "side", "reject_reason", "origin",
         )
     )
 
@@ -233,11 +234,15 @@ def every_change_is_audited(ev: Evidence) -> Invariant:
     checked = len(ev.local_orders)
     if ev.kill_window is not None:
         activated = list(RiskEvent.objects.filter(kind=RiskEventKind.KILL_SWITCH_ACTIVATED, strategy__isnull=True)
-                         .values_list("actor_label", "new"))
+                         .order_by("at", "id").values_list("actor_label", "new"))
         resets = list(RiskEvent.objects.filter(kind=RiskEventKind.KILL_SWITCH_RESET, strategy__isnull=True)
                       .values_list("actor_label", flat=True))
         officer = ev.kill_window.officer
-        if activated != [(officer, {"active": True, "source": "api", "scope": "global"})]:
+        first = {"active": True, "source": "api", "scope": "global"}
+        # The drill activates the switch, then (adr/0011) activates it again while it is active: each
+        # repeated activation is audited as such, and no other activation is.
+        expected = [(officer, first)] + [(officer, {**first, "repeated": True})] * ev.kill_window.repeated
+        if activated != expected:
             problems.append(f"kill switch activation events: {activated}")
         if resets != [officer]:
             problems.append(f"kill switch reset events: {resets}")
@@ -258,34 +263,87 @@ def nothing_reached_the_broker_while_halted(ev: Evidence) -> Invariant:
         return Invariant("nothing reached the broker while the kill switch was active", False, 0,
                          "the kill switch drill did not run")
     start, end = _ns(ev.kill_window.activated_at), _ns(ev.kill_window.reset_at)
+    # The switch's own flatten orders (SPEC 4.4 step 3, KILL_SWITCH_FLATTEN=true) are the one exception.
+    flatten = flatten_ids(ev)
     problems = [
         f"{o['client_order_id']} created at the broker {o['created_at']}"
         for o in ev.broker_orders
-        if start < _broker_ns(o["created_at"]) < end
+        if start < _broker_ns(o["created_at"]) < end and o["client_order_id"] not in flatten
     ]
     problems += [
         f"{o['client_order_id']} sent at {o['sent_at']:%H:%M:%S.%f}"
         for o in ev.local_orders
-        if o["sent_at"] is not None and start < _ns(o["sent_at"]) < end
+        if o["sent_at"] is not None and start < _ns(o["sent_at"]) < end and o["client_order_id"] not in flatten
     ]
-    return Invariant("nothing reached the broker after the kill switch committed (until its reset)",
-                     not problems, len(ev.broker_orders), _first(problems))
+    return Invariant("nothing but the switch's flatten orders reached the broker after the kill switch committed "
+                     "(until its reset)", not problems, len(ev.broker_orders), _first(problems))
+
+
+def flatten_ids(ev: Evidence) -> set[str]:
+    return {o["client_order_id"] for o in ev.local_orders if o["origin"] == "flatten"}
 
 
 def kill_switch_left_nothing_working(ev: Evidence) -> Invariant:
-    """SPEC 4.4: one cancel-all call, after which no order sent before the activation still works at the broker."""
+    """SPEC 4.4: one cancel-all call per activation, after which no order sent before the activation still works
+    at the broker. SPEC 3.4: a cancel-all is sent again only after one failed (the broker answered an error, or no
+    answer): never one more while the last one did its job."""
     if ev.kill_window is None:
         return Invariant("the kill switch cancelled everything working at the broker", False, 0, "no drill")
     start = _ns(ev.kill_window.activated_at)
     cancel_alls = [r for r in ev.broker_requests if r["method"] == "DELETE" and r["path"] == "/v2/orders"]
-    problems = [f"{len(cancel_alls)} cancel-all calls (want 1)"] if len(cancel_alls) != 1 else []
+    failed = sum(1 for r in cancel_alls if r["fault"] is not None)
+    activations = RiskEvent.objects.filter(kind=RiskEventKind.KILL_SWITCH_ACTIVATED, strategy__isnull=True).count()
+    allowed = activations + failed
+    problems = [f"{len(cancel_alls)} cancel-all calls (want 1 per activation, {activations}, plus one after each of "
+                f"the {failed} that failed)"] if not 1 <= len(cancel_alls) <= allowed else []
     problems += [
         f"{o['client_order_id']} (sent before the activation) is still {o['status']}"
         for o in ev.broker_orders
         if _broker_ns(o["created_at"]) < start and o["status"] in BROKER_OPEN
     ]
-    return Invariant("the kill switch cancelled everything working at the broker with one cancel-all call",
-                     not problems, len(ev.broker_orders), _first(problems))
+    return Invariant("the kill switch cancelled everything working at the broker: one cancel-all per activation, "
+                     "another only after a failed one", not problems, len(ev.broker_orders), _first(problems))
+
+
+def every_cancel_reached_the_broker(ev: Evidence) -> Invariant:
+    """SPEC 3.4 (adr/0011): every order the back office decided to cancel is closed at the broker in the end
+    (cancelled, or filled if the fill won), whatever the broker did to the cancel the first time."""
+    asked = {order_id for order_id, chain in ev.chains.items() if any(t == S.PENDING_CANCEL for _, t, _, _ in chain)}
+    problems = []
+    for local in ev.local_orders:
+        if local["id"] not in asked:
+            continue
+        for broker_order in ev.broker_by_client_id.get(local["client_order_id"], []):
+            if broker_order["status"] in BROKER_OPEN:
+                problems.append(f"{local['client_order_id']} ({local['status']}) is {broker_order['status']} at the "
+                                "broker")
+    return Invariant("every order the back office decided to cancel is cancelled or filled at the broker",
+                     not problems, len(asked), _first(problems))
+
+
+def no_flatten_crossed_zero(ev: Evidence) -> Invariant:
+    """SPEC 3.4/4.4: flatten closes positions net of the flatten orders in flight; no position crosses zero.
+
+    The broker's fills replayed in time order (an order's fills at its last fill time), per symbol: a fill of
+    one of our flatten orders never takes the position past zero.
+    """
+    flatten = flatten_ids(ev)
+    fills = sorted(
+        (_broker_ns(o["filled_at"] or o["updated_at"]), o["symbol"], o["side"], Decimal(o["filled_qty"]),
+         o["client_order_id"])
+        for o in ev.broker_orders if Decimal(o["filled_qty"]) > 0
+    )
+    position: dict[str, Decimal] = defaultdict(Decimal)
+    problems = []
+    for _, symbol, side, qty, client_order_id in fills:
+        before = position[symbol]
+        position[symbol] += qty if side == "buy" else -qty
+        if client_order_id in flatten and (before == 0 or (position[symbol] != 0 and (before > 0) != (
+                position[symbol] > 0))):
+            problems.append(f"{client_order_id} {side} {qty} {symbol}: position {before} -> {position[symbol]}")
+    sent = sum(1 for o in ev.broker_orders if o["client_order_id"] in flatten)
+    return Invariant("no flatten order took a position past zero (flatten nets the flatten orders in flight)",
+                     not problems and sent > 0, sent, _first(problems) or ("" if sent else "no flatten was sent"))
 
 
 def sync_calls_grow_with_pages(ev: Evidence, *, sync_runs: int) -> Invariant:
@@ -409,6 +467,8 @@ def check_all(ev: Evidence, *, sync_runs: int) -> list[Invariant]:
         every_change_is_audited(ev),
         nothing_reached_the_broker_while_halted(ev),
         kill_switch_left_nothing_working(ev),
+        every_cancel_reached_the_broker(ev),
+        no_flatten_crossed_zero(ev),
         broker_cash_and_positions_are_the_ledgers(ev),
         ledger_positions_are_the_brokers(ev),
         ledger_is_internally_consistent(),

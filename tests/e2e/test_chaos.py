@@ -1,4 +1,4 @@
-"""The end-to-end chaos scenario (issue #7): the whole deployment, a faulty broker, and the books still match.
+"""The end-to-end chaos scenario (issues #7, #10): the whole deployment, a faulty broker, and the books still match.
 
 Shape: one fake Alpaca process (manual fills, stepped by the test) that loses,
 fails, rate-limits, stalls and drops requests with a probability; two gunicorn
@@ -6,8 +6,12 @@ instances; two Celery workers and beat on PostgreSQL (the pytest-django test
 database) and Redis (``CELERY_BROKER_URL``); four API clients trading three
 strategies send ``CHAOS_ORDERS`` orders (default 2,000) with concurrent
 duplicates, impatient retries, reused ids and cancels. Mid-burst a worker is
-SIGKILLed while it runs the status sync and a new one is started; later a risk
-officer activates the global kill switch through the API and resets it. Then
+SIGKILLed while it runs the status sync and a new one is started; a process is
+SIGKILLed right after it committed a cancel, and another right after it
+committed a strategy kill switch (tests/e2e/drills.py); later two risk officers
+activate the global kill switch at once through the API (its first cancel-all
+answered 504, flatten on), once more while the flatten is in flight, and reset
+it. Cancels and cancel-alls fail too. Then
 the faults stop, the jobs converge, and every invariant of
 docs/runbooks/execution-verification.md is checked against the fake's own
 records. The figures are printed in the terminal summary.
@@ -33,6 +37,7 @@ from typing import Any
 
 import pytest
 import requests
+from django.contrib.auth import get_user_model
 from django.utils import timezone
 from pytest_django.fixtures import Settings
 from rest_framework.authtoken.models import Token
@@ -46,8 +51,8 @@ from orders.accounts import api_client_create, random_password, risk_officer_cre
 from orders.models import OrderTransition, ReconciliationBreak, ReconciliationRun
 from orders.states import OrderStatus
 from risk.models import RiskEvent, RiskEventKind, RiskState, Strategy
-from risk.services import strategy_update
-from tests.e2e import invariants
+from risk.services import killswitch_reset, strategy_update
+from tests.e2e import drills, invariants
 from tests.e2e.load import LAST_PRICES, ApiClient, ClientThread, MarketStepper, Tally
 from tests.e2e.report import Report
 from tests.e2e.stack import Stack, database_url_for_subprocesses, wait_for
@@ -96,7 +101,19 @@ READ_FAULTS: list[dict[str, Any]] = [
     {"kind": "slow", "probability": 0.01, "seconds": 1.0},
     {"kind": "drop_connection", "probability": 0.01},
 ]
+# Cancels (per order) and cancel-all (issue #10): every way the broker can fail them.
+CANCEL_FAULTS: list[dict[str, Any]] = [
+    {"kind": "http_500", "probability": 0.02},
+    {"kind": "http_504", "probability": 0.02},
+    {"kind": "http_429", "probability": 0.02, "reset_in_s": 1},
+    {"kind": "stall", "probability": 0.02, "seconds": 1.0},  # a timeout: the cancel never passed the gateway
+    {"kind": "slow", "probability": 0.02, "seconds": 1.0},  # a timeout: cancelled, the answer came too late
+    {"kind": "drop_connection", "probability": 0.02},
+    {"kind": "lose_response", "probability": 0.02},
+]
 STRATEGIES = ("alpha", "beta", "gamma")
+# Traded by nobody in the burst: the strategy kill switch drill's own strategy and client.
+DRILL_STRATEGY, DRILL_CLIENT = "delta", "dora"
 CLIENTS = {"carol": ("alpha",), "dave": ("beta",), "erin": ("gamma",), "frank": ("alpha", "beta")}
 
 
@@ -140,9 +157,10 @@ def deployment(
         "UNKNOWN_ORDER_GRACE_S": GRACE_S,
         "UNKNOWN_ORDER_HORIZON_S": HORIZON_S,
         "ORDER_SYNC_INTERVAL_S": SYNC_EVERY_S,
+        "CANCEL_RETRY_MAX_S": SYNC_EVERY_S,  # the default (one sync interval), said out loud for the drills
         "RECONCILE_INTERVAL_S": RECONCILE_EVERY_S,
         "RISK_EVAL_INTERVAL_S": RISK_EVERY_S,
-        "KILL_SWITCH_FLATTEN": "false",
+        "KILL_SWITCH_FLATTEN": "true",
         "KILL_SWITCH_RESET_APPROVALS": "1",
         "HALT_ON_RECONCILIATION_BREAK": "false",
         "LOG_LEVEL": "WARNING",
@@ -184,14 +202,16 @@ def wait_for_workers(stack: Stack, workers: dict[str, str], *, timeout: float = 
 # --- the people ------------------------------------------------------------------
 
 
-def create_people() -> tuple[str, str, list[ApiClient]]:
-    """A risk officer (token for the API) and the API clients, through the project's own account services."""
+def create_people() -> tuple[str, str, list[ApiClient], ApiClient]:
+    """A risk officer (token for the API), the API clients and the drill's client, through the account services."""
     officer = risk_officer_create(username="olivia", password=random_password())
     officer_token = Token.objects.create(user=officer).key
     clients = []
     for username, strategies in CLIENTS.items():
         _, token = api_client_create(name=username, strategy_slugs=list(strategies))
         clients.append(ApiClient(username=username, token=token, strategies=strategies))
+    _, drill_token = api_client_create(name=DRILL_CLIENT, strategy_slugs=[DRILL_STRATEGY])
+    drill_client = ApiClient(username=DRILL_CLIENT, token=drill_token, strategies=(DRILL_STRATEGY,))
     for strategy in Strategy.objects.filter(slug__in=STRATEGIES):
         # The default throttle (5/s, 120/min) is a safety net for one strategy, not a load test's budget.
         strategy_update(
@@ -199,7 +219,7 @@ def create_people() -> tuple[str, str, list[ApiClient]]:
             changes={"max_orders_per_second": 1000, "max_orders_per_minute": 100000},
             reason="chaos scenario: throttle raised for the load test",
         )
-    return officer.get_username(), officer_token, clients
+    return officer.get_username(), officer_token, clients, drill_client
 
 
 def warm_up(deployment: Deployment, clients: list[ApiClient]) -> None:
@@ -221,6 +241,9 @@ def arm_faults(fake: FakeAlpacaControl) -> None:
         fake.set_fault(method="POST", path="/v2/orders", count=None, **fault)
     for fault in READ_FAULTS:
         fake.set_fault(method="GET", path="/v2/*", count=None, **fault)
+    for fault in CANCEL_FAULTS:
+        fake.set_fault(method="DELETE", path="/v2/orders/*", count=None, **fault)
+        fake.set_fault(method="DELETE", path="/v2/orders", count=None, **fault)
 
 
 def arm_slow_gateway(fake: FakeAlpacaControl) -> None:
@@ -479,10 +502,89 @@ class Burst:
     drill: KillSwitchDrill | None
     outage: OutageEntry | None
     duration_s: float
+    intent_drills: list[drills.DrillOutcome]
 
 
-def run_burst(deployment: Deployment, clients: list[ApiClient], officer_token: str, report: Report) -> Burst:
-    """The clients trade while a worker dies mid-sync, the kill switch is drilled, and an asset lookup fails."""
+def crash_drills(deployment: Deployment, fake: FakeAlpacaControl, clients: list[ApiClient],
+                 drill_client: ApiClient, officer: str, report: Report) -> list[drills.DrillOutcome]:
+    """A process SIGKILLed right after a cancel's commit, then one right after a strategy switch's commit.
+
+    The faults are off while a drill measures (the broker answers again), and armed again after it.
+    """
+    env = dict(deployment.stack.env)
+    outcomes = []
+    try:
+        outcomes.append(drills.cancel_committed_then_the_process_died(
+            fake, deployment.web_urls[0], clients[0], env=env, log_dir=deployment.stack.log_dir))
+        report.progress(f"drill: {outcomes[-1]}")
+        strategy = Strategy.objects.get(slug=DRILL_STRATEGY)
+        outcomes.append(drills.strategy_switch_committed_then_the_process_died(
+            fake, deployment.web_urls[1], drill_client, strategy, env=env, log_dir=deployment.stack.log_dir))
+        report.progress(f"drill: {outcomes[-1]}")
+        killswitch_reset(acting_user=get_user_model().objects.get(username=officer), strategy=strategy,
+                         reason="chaos drill over")
+        arm_faults(fake)
+        storm = drills.cancel_storm(fake, deployment.web_urls[0], drill_client)
+        faulted = sum(1 for r in fake.requests if r["method"] == "DELETE" and r["fault"] is not None
+                      and r["path"].startswith("/v2/orders/"))
+        outcomes.append(drills.DrillOutcome(
+            "a storm of cancels answered 500/504/429/timeouts/dropped connections is driven to the broker",
+            0 if storm and faulted else None, "" if storm and faulted else f"{len(storm)} orders, {faulted} faulted",
+            {"orders": len(storm), "faulted_cancels": faulted}, measured_in_cycles=False))
+        report.progress(f"drill: {outcomes[-1]}")
+    finally:
+        fake.clear_faults()
+        arm_faults(fake)
+    return outcomes
+
+
+# The global drill's activations of the already active switch: one of the two at once, and one
+# while the flatten is in flight.
+GLOBAL_DRILL_REPEATED = 2
+
+
+def global_switch_drill(deployment: Deployment, fake: FakeAlpacaControl, officer_token: str, tally: Tally,
+                        threads: list[ClientThread], mark: Any, report: Report) -> tuple[KillSwitchDrill,
+                                                                                          drills.DrillOutcome]:
+    """Two officers activate the global switch at once (its first cancel-all answered 504; flatten on), the
+    switch must leave nothing open in scope within 2 cycles of the broker answering, and it is activated once
+    more while the flatten is in flight; then reset."""
+    activated_progress = tally.orders_attempted
+    fake.clear_faults()
+    fake.set_fault("http_504", method="DELETE", path="/v2/orders", count=1)
+    started = time.monotonic()
+    try:
+        answers = drills.activate_global_twice_at_once(deployment.web_urls, officer_token,
+                                                       "chaos drill: halt all trading")
+        took = time.monotonic() - started
+        assert [a.status_code for a in answers] == [200, 200], [a.text for a in answers]
+        activated_at = dt.datetime.fromisoformat(answers[0].json()["global"]["activated_at"])
+        report.progress(f"kill switch active, activated twice at once (answers in {took:.2f}s)")
+        cycles = drills.cycles_until(lambda: not drills.open_in_global_scope(fake))
+        outcome = drills.DrillOutcome(
+            "the global switch (first cancel-all answered 504, activated twice at once) leaves nothing open in scope",
+            cycles, "" if cycles is not None else f"still open: {drills.open_in_global_scope(fake)[:5]}")
+    finally:
+        arm_faults(fake)
+    time.sleep(1.0)
+    again, _ = officer_controls(deployment.web_urls[1], officer_token, "activate",
+                                "chaos drill: activated again while the flatten is in flight")
+    assert again.status_code == 200, again.text
+    time.sleep(1.5)  # long enough for every client to be denied a few times
+    wait_for_milestone(tally, clients=threads, **mark(0.5))
+    reset_progress = tally.orders_attempted
+    response, _ = officer_controls(deployment.web_urls[1], officer_token, "deactivate",
+                                   "chaos drill over: trading may resume")
+    assert response.status_code == 200, response.text
+    reset_at = RiskEvent.objects.filter(kind=RiskEventKind.KILL_SWITCH_RESET, strategy__isnull=True).latest("at").at
+    report.progress("kill switch reset")
+    return KillSwitchDrill(activated_at, reset_at, took, activated_progress, reset_progress), outcome
+
+
+def run_burst(deployment: Deployment, clients: list[ApiClient], drill_client: ApiClient, officer: str,
+              officer_token: str, report: Report) -> Burst:
+    """The clients trade while a worker dies mid-sync, processes die after a cancel's and a switch's commit,
+    the kill switch is drilled, and an asset lookup fails."""
     tally = Tally()
     partial_fills: queue.Queue[str] = queue.Queue()
     stepper = MarketStepper(fake_url=deployment.fake_url, partial_fills=partial_fills)
@@ -503,29 +605,27 @@ def run_burst(deployment: Deployment, clients: list[ApiClient], officer_token: s
     kill: WorkerKill | None = None
     drill: KillSwitchDrill | None = None
     outage: OutageEntry | None = None
+    intent_drills: list[drills.DrillOutcome] = []
+    fake = FakeAlpacaControl(deployment.fake_url)
     try:
         if wait_for_milestone(tally, clients=threads, **mark(0.25)):
             kill = kill_a_worker_mid_sync(deployment, tally, deadline)
             report.progress(f"worker kill: {kill}")
+        if wait_for_milestone(tally, clients=threads, **mark(0.35)):
+            intent_drills += crash_drills(deployment, fake, clients, drill_client, officer, report)
         if wait_for_milestone(tally, clients=threads, **mark(0.45)):
-            activated_progress = tally.orders_attempted
-            response, took = officer_controls(deployment.web_urls[0], officer_token, "activate",
-                                              "chaos drill: halt all trading")
-            assert response.status_code == 200, response.text
-            activated_at = dt.datetime.fromisoformat(response.json()["global"]["activated_at"])
-            report.progress(f"kill switch active (answer in {took:.2f}s)")
-            time.sleep(2.5)  # long enough for every client to be denied a few times
-            wait_for_milestone(tally, clients=threads, **mark(0.5))
-            reset_progress = tally.orders_attempted
-            response, _ = officer_controls(deployment.web_urls[1], officer_token, "deactivate",
-                                           "chaos drill over: trading may resume")
-            assert response.status_code == 200, response.text
-            reset_at = RiskEvent.objects.filter(kind=RiskEventKind.KILL_SWITCH_RESET).latest("at").at
-            drill = KillSwitchDrill(activated_at, reset_at, took, activated_progress, reset_progress)
-            report.progress("kill switch reset")
-            arm_slow_gateway(FakeAlpacaControl(deployment.fake_url))
+            drill, outcome = global_switch_drill(deployment, fake, officer_token, tally, threads, mark, report)
+            intent_drills.append(outcome)
+            arm_slow_gateway(fake)
         if wait_for_milestone(tally, clients=threads, **mark(0.7)):
-            outage = first_order_in_a_new_symbol_during_an_outage(deployment, clients[0])
+            # Only the outage's own failures while it is measured: a random read fault (a 429, which the
+            # adapter does not retry) could otherwise land on the retry that the broker must answer.
+            fake.clear_faults()
+            try:
+                outage = first_order_in_a_new_symbol_during_an_outage(deployment, clients[0])
+            finally:
+                arm_faults(fake)
+                arm_slow_gateway(fake)
             report.progress(f"new symbol during an asset-lookup outage: {outage}")
         # A client checks the deadline before each order; one order answers within ANSWER_TIMEOUT_S.
         join_until = deadline + 35
@@ -537,7 +637,7 @@ def run_burst(deployment: Deployment, clients: list[ApiClient], officer_token: s
     crashed = [f"{t.name}: {t.error!r}" for t in [*threads, stepper] if t.error is not None]
     assert not crashed, crashed
     assert not any(t.is_alive() for t in threads), "a client thread did not finish by its deadline"
-    return Burst(tally, stepper, kill, drill, outage, time.monotonic() - started)
+    return Burst(tally, stepper, kill, drill, outage, time.monotonic() - started, intent_drills)
 
 
 def scenario_invariants(evidence: invariants.Evidence, burst: Burst) -> list[invariants.Invariant]:
@@ -559,6 +659,23 @@ def scenario_invariants(evidence: invariants.Evidence, burst: Burst) -> list[inv
     results.append(invariants.Invariant(
         "the first order in a new symbol during an asset-lookup outage gets a problem+json answer, never a 500",
         outage_ok, 2, "" if outage_ok else f"{outage}"))
+    # SPEC 3.4 (issue #10): the decided state at the broker within 2 sync cycles of the broker answering again.
+    expected = {"a cancel committed", "a strategy kill switch committed", "a storm of cancels", "the global switch"}
+    ran = {name for name in expected for d in burst.intent_drills if d.name.startswith(name)}
+    results.append(invariants.Invariant("every intent drill ran (cancel crash, switch crash, cancel storm, "
+                                        "global switch)",
+                                        ran == expected, len(burst.intent_drills),
+                                        "" if ran == expected else f"missing: {sorted(expected - ran)}"))
+    for outcome in burst.intent_drills:
+        results.append(invariants.Invariant(
+            f"{outcome.name} within {drills.MAX_CYCLES} sync cycles of the broker answering again"
+            if outcome.measured_in_cycles else f"{outcome.name} (at least one cancel faulted; see the cancel "
+                                               "invariant for the outcome)", outcome.held, 1,
+            "" if outcome.held else (outcome.detail or f"took {outcome.cycles} cycles")))
+    repeated = RiskEvent.objects.filter(kind=RiskEventKind.KILL_SWITCH_ACTIVATED, strategy__isnull=True,
+                                        old__active=True).count()
+    results.append(invariants.Invariant("a repeated activation of the global switch is audited", repeated >= 2,
+                                        repeated, "" if repeated >= 2 else f"{repeated} repeated-activation events"))
     return results
 
 
@@ -568,12 +685,12 @@ def test_under_broker_faults_a_killed_worker_and_a_kill_switch_drill_the_books_s
     report = Report(request.config)
     durations: dict[str, float] = {"start-up": deployment.start_up_s}
     fake = FakeAlpacaControl(deployment.fake_url)
-    officer, officer_token, clients = create_people()
+    officer, officer_token, clients, drill_client = create_people()
     warm_up(deployment, clients)
     report.progress("deployment up and warm; arming faults")
 
     arm_faults(fake)
-    burst = run_burst(deployment, clients, officer_token, report)
+    burst = run_burst(deployment, clients, drill_client, officer, officer_token, report)
     durations["burst"] = burst.duration_s
     report.progress(f"burst over: {burst.tally.orders_attempted} orders attempted; faults off, converging")
 
@@ -593,7 +710,8 @@ def test_under_broker_faults_a_killed_worker_and_a_kill_switch_drill_the_books_s
     drill = burst.drill
     evidence = invariants.gather(
         fake_state=fake_state, fake_requests=fake_requests, initial_cash=CASH, tally=burst.tally, reconcile=reconcile,
-        kill_window=invariants.KillWindow(drill.activated_at, drill.reset_at, officer) if drill else None,
+        kill_window=invariants.KillWindow(drill.activated_at, drill.reset_at, officer,
+                                          repeated=GLOBAL_DRILL_REPEATED) if drill else None,
     )
     results = scenario_invariants(evidence, burst)
 
