@@ -37,7 +37,7 @@ from backoffice.admin_tools import (
     timestamp_column,
 )
 from backoffice.formatting import money, percent, signed_money
-from orders import selectors, services
+from orders import services, valuation
 from orders.models import (
     AdjustmentStatus,
     Fill,
@@ -352,7 +352,7 @@ class ValuedPositionChangeList(ChangeList):
     def get_results(self, request: HttpRequest) -> None:
         super().get_results(request)
         positions = list(self.result_list)
-        for valued in selectors.value_positions(positions):
+        for valued in valuation.value_positions(positions):
             valued.position.valuation = valued  # type: ignore[attr-defined]
         self.result_list = positions  # type: ignore[assignment]
 
@@ -373,7 +373,7 @@ class PositionAdmin(ReadOnlyAdminMixin, BackofficeModelAdmin):
         return ValuedPositionChangeList
 
     def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
-        pnl = selectors.strategy_pnl()
+        pnl = valuation.strategy_pnl()
         rows = [
             {"slug": p.slug, "open": p.open_positions, "today": signed_money(p.today) if p.today is not None else "—",
              "realised_today": signed_money(p.realised_today), "realised_total": signed_money(p.realised_total),
@@ -385,7 +385,7 @@ class PositionAdmin(ReadOnlyAdminMixin, BackofficeModelAdmin):
         return super().changelist_view(request, {**(extra_context or {}), "strategy_pnl": rows})
 
     @staticmethod
-    def _valuation(position: Position) -> selectors.ValuedPosition | None:
+    def _valuation(position: Position) -> valuation.ValuedPosition | None:
         return getattr(position, "valuation", None)
 
     @admin.display(description="qty")

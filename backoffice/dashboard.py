@@ -7,6 +7,9 @@ the kill-switch rows (one per strategy), and ``equity_series``, which
 downsamples EquitySnapshot in SQL to the last snapshot of each bucket.
 
 Chart geometry uses floats: they are pixel coordinates, not risk arithmetic.
+
+One concern (the dashboard's reads and their presentation); formatting and
+the SVG primitives live in ``backoffice/formatting.py`` and ``charts.py``.
 """
 
 from __future__ import annotations

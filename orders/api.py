@@ -22,7 +22,7 @@ from rest_framework.views import APIView
 from core.api import BODY_ERRORS, COMMON_ERRORS, PROBLEM, StrictSerializer, ViolationSerializer, problem
 from core.problems import problem_response
 from core.throttles import ClientAssetLookupThrottle
-from orders import selectors, services
+from orders import selectors, services, valuation
 from orders.models import Order, OrderType, ReconciliationRun, Side, TimeInForce
 from orders.risk_picture import risk_picture
 from orders.states import OrderStatus
@@ -343,15 +343,15 @@ class PositionList(APIView):
         query = PositionListQuery(data=request.query_params.dict())
         query.is_valid(raise_exception=True)
         run: ReconciliationRun | None = selectors.latest_reconciliation()
-        breaks = selectors.breaks_to_show(run)
+        breaks = valuation.breaks_to_show(run)
         by_symbol: dict[str, list] = {}
         for item in breaks:
             by_symbol.setdefault(item.symbol, []).append(item)
         reconciled_at = run.at if run else None
-        valued = selectors.positions_valued(
+        valued = valuation.positions_valued(
             selectors.visible_positions(request.user), include_flat=query.validated_data["include_flat"]
         )
-        adjustments = selectors.adjustments_by_position([v.position for v in valued])
+        adjustments = valuation.adjustments_by_position([v.position for v in valued])
         results = [
             {
                 "strategy": v.position.strategy,

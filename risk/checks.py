@@ -7,6 +7,10 @@ gates: account, market clock) -> circuit breaker -> strategy -> order limits
 (restricted list, size, duplicates, stop side, short sale, risk, notional,
 price) -> portfolio limits (capital, positions, symbol concentration, buying
 power). Each market-access control is a named function ``check_<code>``.
+
+One concern, kept in one module on purpose although it is long: the whole
+rule set an order is judged by reads top to bottom in SPEC order, and the
+cost benchmark measures it as one unit.
 """
 
 from __future__ import annotations
