@@ -10,6 +10,7 @@ exact match (their unique indexes), and reads each page with one query
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from django.contrib import admin, messages
@@ -47,6 +48,7 @@ from orders.models import (
     Position,
 )
 from orders.states import WORKING, OrderStatus
+from risk.models import RiskLimits
 
 S = OrderStatus
 CANCEL_PERMISSION = "orders.cancel_any_order"
@@ -352,8 +354,10 @@ class ValuedPositionChangeList(ChangeList):
     def get_results(self, request: HttpRequest) -> None:
         super().get_results(request)
         positions = list(self.result_list)
+        limit = RiskLimits.current().max_symbol_concentration_pct
         for valued in valuation.value_positions(positions):
             valued.position.valuation = valued  # type: ignore[attr-defined]
+            valued.position.concentration_limit = limit  # type: ignore[attr-defined]
         self.result_list = positions  # type: ignore[assignment]
 
 
@@ -362,7 +366,7 @@ class PositionAdmin(ReadOnlyAdminMixin, BackofficeModelAdmin):
     """Where the money is: each position valued at the last trade, and P&L per strategy above the list."""
 
     list_display = ["strategy", "symbol", "quantity", "average_price", "last_price", "market_value", "unrealised",
-                    "pct_of_equity", "realised", "adjusted", "updated"]
+                    "pct_of_equity", "concentration", "realised", "adjusted", "updated"]
     list_select_related = ["strategy"]
     list_filter = [OpenPositionFilter, "strategy"]
     search_fields = ["=symbol"]
@@ -417,6 +421,23 @@ class PositionAdmin(ReadOnlyAdminMixin, BackofficeModelAdmin):
     def pct_of_equity(self, position: Position) -> str:
         valued = self._valuation(position)
         return percent(valued.pct_of_equity) if valued else "—"
+
+    @admin.display(description="concentration (limit)")
+    def concentration(self, position: Position) -> str:
+        """The position's share of equity against the symbol concentration limit, highlighted when over.
+
+        The pre-trade check counts the symbol across every strategy plus working
+        orders that add exposure; this row shows this position's part of it.
+        """
+        valued = self._valuation(position)
+        limit: Decimal | None = getattr(position, "concentration_limit", None)
+        if valued is None or valued.pct_of_equity is None or limit is None:
+            return "—"
+        share = abs(valued.pct_of_equity)
+        text = f"{percent(share, places=1)} of {limit.normalize():f} %"
+        if share > limit:
+            return badge(text, "breach")
+        return badge(text, "warn") if share >= limit * Decimal("0.8") else text
 
     @admin.display(description="realised P&L")
     def realised(self, position: Position) -> str:

@@ -1,4 +1,4 @@
-"""Server-side SVG line charts: the geometry the dashboard's chart template draws.
+"""Server-side SVG charts (lines, and bars about a zero line): the geometry the dashboard's chart template draws.
 
 Chart geometry uses floats: they are pixel coordinates, not risk arithmetic.
 """
@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 
-from backoffice.formatting import money
+from backoffice.formatting import money, signed_money
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,27 @@ class Line:
 class Tick:
     pos: float
     label: str
+
+
+@dataclass(frozen=True)
+class Point:
+    """A marked data point (a day's close on the history chart), with its hover text."""
+
+    x: float
+    y: float
+    title: str
+
+
+@dataclass(frozen=True)
+class Bar:
+    """A bar from the zero line: up (a gain) or down (a loss), with its hover text."""
+
+    x: float
+    y: float
+    width: float
+    height: float
+    sign: str  # "up", "down" or "flat"
+    title: str
 
 
 @dataclass
@@ -48,6 +69,9 @@ class Chart:
     last_x: float | None = None
     last_y: float | None = None
     last_display: str = ""
+    points: list[Point] = field(default_factory=list)
+    bars: list[Bar] = field(default_factory=list)
+    zero_y: float | None = None
     empty: bool = True
 
     @property
@@ -92,17 +116,23 @@ def line_chart(
     end: dt.datetime,
     x_ticks: list[tuple[dt.datetime, str]],
     gap: dt.timedelta,
+    point_titles: list[str] | None = None,
 ) -> Chart:
-    """Equity as a line with its thresholds as dashed (step) lines, in SVG coordinates."""
+    """Equity as a line with its thresholds as dashed (step) lines, in SVG coordinates.
+
+    With ``point_titles`` (one per equity point) each point is also marked, with that hover text.
+    """
     chart = Chart(key=key, title=title, subtitle=subtitle)
     if not equity:
         return chart
     chart.empty = False
-    # The axis follows the data (equity, and the day-start reference): a normal day moves a
-    # fraction of a percent, and an axis stretched to a breaker 3 % away draws it as a flat
-    # line. A threshold joins the axis when it is within one data span (at least 0.5 % of
+    # The axis follows the data (equity, and the day-start and peak references): a normal day
+    # moves a fraction of a percent, and an axis stretched to a breaker 3 % away draws it as a
+    # flat line. A threshold joins the axis when it is within one data span (at least 0.5 % of
     # the level) of the data; a farther one is listed in the gutter, marked off scale.
-    data = [v for _, v in equity] + [v for _, css, series in thresholds if css == "day-start" for _, v in series]
+    data = [v for _, v in equity] + [
+        v for _, css, series in thresholds if css in ("day-start", "peak") for _, v in series
+    ]
     low, high = min(data), max(data)
     reach = max(high - low, abs(high) * 0.005, 1.0)
     in_range = [t for t in thresholds if all(low - reach <= v <= high + reach for _, v in t[2])]
@@ -125,6 +155,8 @@ def line_chart(
     # A hole in the history (the jobs were down) stays a hole, not a straight line.
     breaks = {i for i in range(1, len(equity)) if equity[i][0] - equity[i - 1][0] > gap}
     chart.equity_d = _path(coords, breaks)
+    if point_titles is not None:
+        chart.points = [Point(x=x, y=y, title=t) for (x, y), t in zip(coords, point_titles, strict=True)]
     if not breaks:
         chart.area_d = (
             f"{_path(coords)} L{coords[-1][0]:.1f},{chart.plot_bottom} L{coords[0][0]:.1f},{chart.plot_bottom} Z"
@@ -175,6 +207,69 @@ def line_chart(
         chart.y_ticks.append(Tick(pos=y_of(tick), label=f"${tick:,.0f}"))
         tick += step
     chart.x_ticks = [Tick(pos=x_of(at), label=label) for at, label in x_ticks if start <= at <= end]
+    return chart
+
+
+def bar_chart(
+    *,
+    key: str,
+    title: str,
+    subtitle: str,
+    bars: list[tuple[dt.datetime, dt.datetime, Decimal, str]],
+    start: dt.datetime,
+    end: dt.datetime,
+    x_ticks: list[tuple[dt.datetime, str]],
+) -> Chart:
+    """Signed amounts as bars from a zero line, each spanning most of its [from, to) slot.
+
+    ``bars`` holds (slot start, slot end, amount, label) tuples; the axis always
+    includes zero, so a gain and a loss of one size are bars of one length.
+    """
+    chart = Chart(key=key, title=title, subtitle=subtitle)
+    if not bars:
+        return chart
+    chart.empty = False
+    values = [float(amount) for _, _, amount, _ in bars]
+    low, high = min(0.0, *values), max(0.0, *values)
+    pad = (high - low) * 0.08 or 1.0
+    low, high = (low - pad if low < 0 else low), (high + pad if high > 0 else high)
+    if high == low:
+        high = low + 1.0
+    span_t = max((end - start).total_seconds(), 1.0)
+    plot_w = chart.plot_right - chart.left
+    plot_h = chart.plot_bottom - chart.top
+
+    def x_of(at: dt.datetime) -> float:
+        return chart.left + max(0.0, min(1.0, (at - start).total_seconds() / span_t)) * plot_w
+
+    def y_of(value: float) -> float:
+        return chart.top + (high - value) / (high - low) * plot_h
+
+    zero = y_of(0.0)
+    chart.zero_y = zero
+    for (slot_from, slot_to, amount, label), value in zip(bars, values, strict=True):
+        x0, x1 = x_of(slot_from), x_of(slot_to)
+        inset = (x1 - x0) * 0.15
+        y = y_of(value)
+        chart.bars.append(
+            Bar(
+                x=x0 + inset,
+                y=min(y, zero),
+                width=max(x1 - x0 - 2 * inset, 1.0),
+                height=max(abs(zero - y), 1.0),
+                sign="up" if amount > 0 else "down" if amount < 0 else "flat",
+                title=f"{label}: {signed_money(amount)}",
+            )
+        )
+    step = _nice_step(high - low, 4)
+    tick = math.ceil(low / step) * step
+    while tick <= high:
+        chart.y_ticks.append(Tick(pos=y_of(tick), label=f"{'+' if tick > 0 else '-' if tick < 0 else ''}"
+                                                        f"${abs(tick):,.0f}"))
+        tick += step
+    chart.x_ticks = [Tick(pos=x_of(at), label=label) for at, label in x_ticks if start <= at <= end]
+    last = bars[-1][2]
+    chart.last_display = signed_money(last)
     return chart
 
 

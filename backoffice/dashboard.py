@@ -4,7 +4,8 @@ Every read here costs what the book and the chart window cost, never what
 history costs: ``risk_picture`` (positions, working orders through their
 partial index), ``job_freshness`` (three rows), open breaks (status index),
 the kill-switch rows (one per strategy), and ``equity_series``, which
-downsamples EquitySnapshot in SQL to the last snapshot of each bucket.
+downsamples EquitySnapshot in SQL to the last snapshot of each bucket (a
+minute today, a trading day over the last 30 days).
 
 Chart geometry uses floats: they are pixel coordinates, not risk arithmetic.
 
@@ -29,7 +30,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
-from backoffice.charts import Chart, Series, line_chart
+from backoffice.charts import Chart, Series, bar_chart, line_chart
 from backoffice.formatting import money, percent, signed_money
 from backoffice.jobs import JobStatus, age_display, job_statuses
 from orders.models import BreakStatus, ReconciliationBreak, ReconciliationRun
@@ -38,7 +39,16 @@ from orders.selectors import trading_day_start, working_orders
 from orders.states import OrderStatus
 from risk import services
 from risk.approvals import FourEyes
-from risk.models import BreakerState, EquitySnapshot, KillSwitch, RiskEvent, RiskLimits, RiskState, Strategy
+from risk.models import (
+    BreakerState,
+    EquitySnapshot,
+    KillSwitch,
+    RiskEvent,
+    RiskLimits,
+    RiskState,
+    Strategy,
+    trading_day,
+)
 
 ZERO = Decimal(0)
 HUNDRED = Decimal(100)
@@ -63,17 +73,20 @@ class EquityPoint:
 
 
 def equity_series(*, since: dt.datetime, bucket: str, until: dt.datetime | None = None) -> list[EquityPoint]:
-    """The last snapshot of each ``bucket`` ("hour" or "minute") in [since, until), oldest first.
+    """The last snapshot of each ``bucket`` ("day", "hour" or "minute") in [since, until), oldest first.
 
-    The grouping runs in the database, so what crosses the wire is bounded by
-    the number of buckets (30 days of hours: 720 rows) whatever the snapshot
-    rate, and the range scan on the ``at`` index never reaches older history.
+    A "day" is the exchange's trading day (America/New_York, like
+    ``risk.models.trading_day``); hours and minutes are cut in UTC. The
+    grouping runs in the database, so what crosses the wire is bounded by the
+    number of buckets (30 days: 30 rows) whatever the snapshot rate, and the
+    range scan on the ``at`` index never reaches older history.
     """
+    zone = zoneinfo.ZoneInfo(settings.TRADING_DAY_TIME_ZONE) if bucket == "day" else dt.UTC
     window = Q(at__gte=since) & (Q(at__lt=until) if until else Q())
     last_of_each_bucket = (
         EquitySnapshot.objects.filter(window)
         .order_by()
-        .annotate(bucket=Trunc("at", bucket, tzinfo=dt.UTC))
+        .annotate(bucket=Trunc("at", bucket, tzinfo=zone))
         .values("bucket")
         .annotate(last_at=Max("at"))
         .values("last_at")
@@ -90,22 +103,43 @@ def equity_series(*, since: dt.datetime, bucket: str, until: dt.datetime | None 
 
 
 def equity_history(*, now: dt.datetime) -> list[EquityPoint]:
-    """The last snapshot of each hour of the last HISTORY_DAYS days, up to now.
+    """The last snapshot of each trading day of the last HISTORY_DAYS days, today's so far last.
 
-    The hours that are over never change, so their series is computed once
-    per hour and kept in the shared cache: the grouping scans every snapshot
-    of the window (172,800 at one per 15 s; about 60 ms on PostgreSQL, over a
-    second on SQLite, where the truncation is a Python function), which the
-    dashboard cannot afford on every refresh. The current hour is read live.
+    The days that are over never change, so their series is computed once
+    per trading day and kept in the shared cache: the grouping scans every
+    snapshot of the window (172,800 at one per 15 s; about 60 ms on
+    PostgreSQL), which the dashboard cannot afford on every refresh. Today is
+    read live.
     """
-    hour = now.replace(minute=0, second=0, microsecond=0)
-    since = hour - dt.timedelta(days=HISTORY_DAYS)
-    key = f"dashboard:equity-hours:{since.isoformat()}"
+    today = trading_day_start(now)
+    since = trading_day_start(today - dt.timedelta(days=HISTORY_DAYS))
+    key = f"dashboard:equity-days:{since.isoformat()}:{today.isoformat()}"
     closed = cache.get(key)
     if closed is None:
-        closed = equity_series(since=since, until=hour, bucket="hour")
-        cache.set(key, closed, timeout=3600 + 300)
-    return closed + equity_series(since=hour, bucket="hour")
+        closed = equity_series(since=since, until=today, bucket="day")
+        cache.set(key, closed, timeout=24 * 3600 + 300)
+    return closed + equity_series(since=today, bucket="day")
+
+
+@dataclass(frozen=True)
+class DailyPnl:
+    """One trading day's equity change: its close against the previous day's close."""
+
+    day: dt.date
+    starts: dt.datetime  # the trading day's midnight (America/New_York), as aware UTC
+    pnl: Decimal
+
+
+def daily_pnl(history: list[EquityPoint]) -> list[DailyPnl]:
+    """Day-over-day change of the daily closes (the first day against its own start equity)."""
+    days = []
+    previous: Decimal | None = None
+    for point in history:
+        reference = previous if previous is not None else point.day_start_equity
+        days.append(DailyPnl(day=trading_day(point.at), starts=trading_day_start(point.at),
+                             pnl=point.equity - reference))
+        previous = point.equity
+    return days
 
 
 @dataclass(frozen=True)
@@ -346,28 +380,45 @@ def charts(*, now: dt.datetime, state: RiskState, limits: RiskLimits) -> list[Ch
         gap=dt.timedelta(minutes=20),
     )
 
-    since = now - dt.timedelta(days=HISTORY_DAYS)
+    # The history: one point per trading day (its last snapshot; today's latest reading for today).
+    today_start = day_start
+    since = trading_day_start(today_start - dt.timedelta(days=HISTORY_DAYS))
     history = equity_history(now=now)
     if today:
-        history.append(today[-1])
-    days = [trading_day_start(now - dt.timedelta(days=d)) for d in range(HISTORY_DAYS, -1, -5)]
+        history = [p for p in history if p.at < today_start] + [today[-1]]
+    days = [trading_day_start(today_start - dt.timedelta(days=d)) for d in range(HISTORY_DAYS, -1, -5)]
+    day_ticks = [(d, f"{d.astimezone(exchange):%d %b}") for d in days]
     history_chart = line_chart(
         key="history",
         title=f"Equity, last {HISTORY_DAYS} days and today",
-        subtitle="last snapshot of each hour; thresholds follow each day's start equity and the running peak",
+        subtitle=f"each trading day's last snapshot (days cut at 00:00 {zone_name}); "
+                 "the peak is the high-water mark the total drawdown is measured from",
         equity=[(p.at, _f(p.equity)) for p in history],
         thresholds=[
+            ("Peak", "peak", [(p.at, _f(p.peak_equity)) for p in history]),
             (f"Breaker −{limits.max_daily_drawdown_pct}%", "breach",
              [(p.at, _f(p.day_start_equity * (1 - daily))) for p in history]),
             (f"Kill switch −{limits.max_total_drawdown_pct}%", "kill",
              [(p.at, _f(p.peak_equity * (1 - total))) for p in history]),
         ] if history else [],
         start=since,
-        end=now,
-        x_ticks=[(d, f"{d.astimezone(exchange):%d %b}") for d in days],
-        gap=dt.timedelta(hours=4),
+        end=today_start + dt.timedelta(days=1),  # the axis of the daily P&L bars below: the days line up
+        x_ticks=day_ticks,
+        # A missing weekend is no hole; a run of missing days (the jobs were down) is.
+        gap=dt.timedelta(days=4),
+        point_titles=[f"{p.at.astimezone(exchange):%a %d %b %H:%M} {zone_name}: {money(p.equity)}"
+                      for p in history],
     )
-    return [today_chart, history_chart]
+    pnl_chart = bar_chart(
+        key="daily-pnl",
+        title=f"Daily P&L, last {HISTORY_DAYS} days and today",
+        subtitle=f"each trading day's close against the previous day's close (days cut at 00:00 {zone_name})",
+        bars=[(d.starts, d.starts + dt.timedelta(days=1), d.pnl, f"{d.day:%a %d %b}") for d in daily_pnl(history)],
+        start=since,
+        end=today_start + dt.timedelta(days=1),
+        x_ticks=day_ticks,
+    )
+    return [today_chart, history_chart, pnl_chart]
 
 
 # --- The dashboard ----------------------------------------------------------------

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
+import zoneinfo
 from decimal import Decimal
 
 import pytest
@@ -178,15 +180,15 @@ def test_the_dashboard_reads_the_same_number_of_queries_with_a_long_history(offi
     assert queries_for_one_refresh() == before
 
 
-def test_the_closed_hours_of_the_history_are_grouped_once_per_hour(equity):
+def test_the_closed_days_of_the_history_are_grouped_once_per_day(equity):
     now = timezone.now()
     with CaptureQueriesContext(connection) as first:
         dashboard.equity_history(now=now)
     with CaptureQueriesContext(connection) as second:
         dashboard.equity_history(now=now)
 
-    assert len(first) == 2  # the closed hours, then the current one
-    assert len(second) == 1  # the current hour only: the rest comes from the cache
+    assert len(first) == 2  # the closed days, then the current one
+    assert len(second) == 1  # the current day only: the rest comes from the cache
 
 
 def test_it_renders_before_the_first_equity_snapshot(officer_client):
@@ -245,3 +247,60 @@ def test_each_strategy_shows_its_allocation_daily_loss_and_throttle_in_use(offic
     board = officer_client.get("/admin/dashboard.json").json()
     alpha_usage = next(s for s in board["strategies"] if s["strategy"] == "alpha")
     assert (alpha_usage["allocation_used"], alpha_usage["orders_last_minute"]) == ("400.00", 4)
+
+
+def _chart(page: str, key: str) -> str:
+    section = page[page.index(f'data-chart="{key}"'):]
+    return section[: section.index("</svg>")]
+
+
+@pytest.fixture
+def five_trading_days(db):
+    """Closes over five trading days: $100,000 (flat on its start), up, down, up, and down today.
+
+    Several snapshots a day; only each day's last one is a close. The peak reaches $102,000 the day before.
+    """
+    from orders.selectors import trading_day_start
+
+    now = timezone.now()
+    today = trading_day_start(now)
+    # (day offset, [(hour after the day's midnight, equity)], day start equity, peak)
+    days = [
+        (4, [(10, "99000"), (15, "100000")], "100000", "100000"),
+        (3, [(10, "103000"), (15, "101000")], "100000", "103000"),
+        (2, [(10, "100000"), (15, "100500")], "101000", "103000"),
+        (1, [(10, "101500"), (15, "102000")], "100500", "103000"),
+    ]
+    rows = [
+        EquitySnapshot(at=today - dt.timedelta(days=offset) + dt.timedelta(hours=hour), equity=Decimal(value),
+                       day_start_equity=Decimal(start), peak_equity=Decimal(peak))
+        for offset, readings, start, peak in days for hour, value in readings
+    ]
+    rows.append(EquitySnapshot(at=now, equity=Decimal("101200"), day_start_equity=Decimal("102000"),
+                               peak_equity=Decimal("103000")))
+    EquitySnapshot.objects.bulk_create(rows)
+
+
+def test_the_30_day_chart_has_one_point_per_trading_day_and_the_peak_line(officer_client, five_trading_days):
+    page = officer_client.get("/admin/").content.decode()
+    history = _chart(page, "history")
+
+    titles = re.findall(r'<circle class="bo-point"[^>]*><title>([^<]*)</title>', history)
+    assert len(titles) == 5  # ten snapshots over five trading days: one point per day, its last
+    assert [t.split(": ")[1] for t in titles] == ["$100,000.00", "$101,000.00", "$100,500.00", "$102,000.00",
+                                                  "$101,200.00"]
+    zone = timezone.now().astimezone(zoneinfo.ZoneInfo("America/New_York")).tzname()
+    assert all(f" {zone}: " in t for t in titles)  # every time in the exchange's zone
+    assert 'class="bo-threshold bo-th-peak"' in history
+    peak_label = history[history.index('class="bo-th-label bo-th-peak"'):]
+    assert ">Peak<" in peak_label and "$103,000.00" in peak_label.split("</text>")[1]
+
+
+def test_the_daily_pnl_bars_show_each_days_change_with_its_sign(officer_client, five_trading_days):
+    page = officer_client.get("/admin/").content.decode()
+    bars = _chart(page, "daily-pnl")
+
+    assert re.findall(r'data-sign="(\w+)"', bars) == ["flat", "up", "down", "up", "down"]
+    changes = [t.split(": ")[1] for t in re.findall(r"<title>([^<]*)</title>", bars)]
+    assert changes == ["$0.00", "+$1,000.00", "-$500.00", "+$1,500.00", "-$800.00"]
+    assert 'class="bo-zero"' in bars

@@ -47,6 +47,17 @@ def test_positions_are_valued_with_dollars_separators_and_no_trailing_zeros(offi
     assert '<td class="field-pct_of_equity">61.72 %</td>' in page
 
 
+def test_the_positions_page_shows_each_positions_concentration_against_the_limit(officer_client, book, beta):
+    Position.objects.create(strategy=beta, symbol="AAPL", qty=Decimal("-100"), avg_price=Decimal("101"))
+
+    page = officer_client.get("/admin/orders/position/?open=yes").content.decode()
+
+    # alpha's $123,450 of AAPL is over the 30 % limit of $200,000 equity: highlighted.
+    assert '<td class="field-concentration"><span class="bo-badge bo-breach">61.7 % of 30 %</span></td>' in page
+    # beta's short $10,000 counts by its size, under the limit: plain.
+    assert '<td class="field-concentration">5.0 % of 30 %</td>' in page
+
+
 def test_the_positions_page_shows_pnl_per_strategy_today_and_since_inception(officer_client, book):
     page = officer_client.get("/admin/orders/position/").content.decode()
 
