@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from typing import Any, TypeVar
 
 from django.conf import settings
+from django.db.models import Model, QuerySet
 from drf_spectacular.utils import OpenApiResponse
 from rest_framework import exceptions, parsers, serializers, status
 
@@ -125,3 +126,11 @@ COMMON_ERRORS = {
 }
 # Every operation that takes a JSON body can answer these too.
 BODY_ERRORS = {(413, PROBLEM): problem("Body too large"), (415, PROBLEM): problem("Not JSON")}
+
+
+M = TypeVar("M", bound=Model)
+
+
+def filtered(queryset: QuerySet[M], filters: dict[str, Any], lookups: dict[str, str]) -> QuerySet[M]:
+    """``queryset`` narrowed by each validated list filter present, through its ORM lookup."""
+    return queryset.filter(**{lookup: filters[name] for name, lookup in lookups.items() if name in filters})

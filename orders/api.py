@@ -8,7 +8,6 @@ import math
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 from django.utils.dateparse import parse_datetime
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_field
@@ -19,7 +18,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.api import BODY_ERRORS, COMMON_ERRORS, PROBLEM, StrictSerializer, ViolationSerializer, problem
+from core.api import BODY_ERRORS, COMMON_ERRORS, PROBLEM, StrictSerializer, ViolationSerializer, filtered, problem
 from core.problems import problem_response
 from core.throttles import ClientAssetLookupThrottle
 from orders import selectors, services, valuation
@@ -234,18 +233,10 @@ class OrderListCreate(APIView):
     def get(self, request: Request) -> Response:
         query = OrderListQuery(data=request.query_params.dict())
         query.is_valid(raise_exception=True)
-        filters = query.validated_data
-        orders: QuerySet[Order] = selectors.visible_orders(request.user)
-        if "status" in filters:
-            orders = orders.filter(status=filters["status"])
-        if "strategy" in filters:
-            orders = orders.filter(strategy__slug=filters["strategy"])
-        if "symbol" in filters:
-            orders = orders.filter(symbol=filters["symbol"])
-        if "created_after" in filters:
-            orders = orders.filter(created_at__gt=filters["created_after"])
-        if "created_before" in filters:
-            orders = orders.filter(created_at__lt=filters["created_before"])
+        orders = filtered(selectors.visible_orders(request.user), query.validated_data, {
+            "status": "status", "strategy": "strategy__slug", "symbol": "symbol",
+            "created_after": "created_at__gt", "created_before": "created_at__lt",
+        })
         paginator = NewestFirst()
         page = paginator.paginate_queryset(orders, request, view=self)
         return paginator.get_paginated_response(OrderOut(page, many=True).data)

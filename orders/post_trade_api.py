@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
@@ -14,10 +13,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.api import BODY_ERRORS, COMMON_ERRORS, PROBLEM, StrictSerializer, problem
+from core.api import BODY_ERRORS, COMMON_ERRORS, PROBLEM, StrictSerializer, filtered, problem
 from orders import events, selectors, services
 from orders.api import SYMBOL_PATTERN, NewestFirst, NullIfBlank
-from orders.models import Fill, OrderEvent
+from orders.models import OrderEvent
 from orders.states import OrderStatus
 from risk.models import Strategy
 
@@ -77,18 +76,10 @@ class FillList(APIView):
     def get(self, request: Request) -> Response:
         query = FillListQuery(data=request.query_params.dict())
         query.is_valid(raise_exception=True)
-        filters = query.validated_data
-        fills: QuerySet[Fill] = selectors.visible_fills(request.user)
-        if "strategy" in filters:
-            fills = fills.filter(strategy__slug=filters["strategy"])
-        if "symbol" in filters:
-            fills = fills.filter(symbol=filters["symbol"])
-        if "order" in filters:
-            fills = fills.filter(order_id=filters["order"])
-        if "after" in filters:
-            fills = fills.filter(at__gt=filters["after"])
-        if "before" in filters:
-            fills = fills.filter(at__lt=filters["before"])
+        fills = filtered(selectors.visible_fills(request.user), query.validated_data, {
+            "strategy": "strategy__slug", "symbol": "symbol", "order": "order_id",
+            "after": "at__gt", "before": "at__lt",
+        })
         paginator = NewestFillFirst()
         page = paginator.paginate_queryset(fills, request, view=self)
         return paginator.get_paginated_response(FillOut(page, many=True).data)
