@@ -13,8 +13,11 @@ still not true at the broker:
   (global: one cancel-all, unless flatten orders of ours are working, which
   a cancel-all would kill; strategy: per order);
 - with KILL_SWITCH_FLATTEN, positions are flattened from the broker's
-  positions net of the flatten orders already working, so repeated or
-  overlapping activations never send more than flat.
+  positions; a symbol with a flatten order still working gets no other, so
+  repeated or overlapping activations never send more than flat; an order
+  still working in the symbol (its cancel not yet confirmed) is assumed to
+  fill the way that shrinks the position, so a flatten closes too little,
+  never too much, and a later cycle closes the rest.
 
 It stops by itself: a cancelled or filled order leaves ``pending_cancel``, a
 kill switch with nothing open in scope sends nothing, a flat book needs no
@@ -71,10 +74,14 @@ class OpenBrokerOrder:
     broker_order_id: str
     client_order_id: str
     cancelling: bool  # the broker is already cancelling it (Alpaca's pending_cancel)
+    symbol: str = ""
+    side: str = ""
+    remaining: Decimal = ZERO  # what it can still fill
 
 
 def open_broker_orders(page: Iterable[bt.BrokerOrder]) -> list[OpenBrokerOrder]:
-    return [OpenBrokerOrder(bo.broker_order_id, bo.client_order_id, bo.status.lower() == "pending_cancel")
+    return [OpenBrokerOrder(bo.broker_order_id, bo.client_order_id, bo.status.lower() == "pending_cancel",
+                            bo.symbol, bo.side, max(bo.qty - bo.filled_qty, ZERO))
             for bo in page if bo.status.lower() in OPEN_AT_BROKER]
 
 
@@ -166,31 +173,67 @@ def _cancel_foreign(open_orders: list[OpenBrokerOrder], result: DriveResult) -> 
 # --- Flatten ---------------------------------------------------------------------
 
 
+@dataclass
+class Working:
+    """Remaining buy and sell quantity of the orders that may still fill (not flatten orders)."""
+
+    buys: Decimal = ZERO
+    sells: Decimal = ZERO
+
+    def add(self, side: str, remaining: Decimal) -> None:
+        if side == "buy":
+            self.buys += remaining
+        else:
+            self.sells += remaining
+
+    def shrink(self, position: Decimal) -> Decimal:
+        """The position if every one of these orders that reduces it fills (never past zero)."""
+        if position > 0:
+            return max(position - self.sells, ZERO)
+        if position < 0:
+            return min(position + self.buys, ZERO)
+        return position
+
+
 def flatten_plan(
     *,
     broker_positions: dict[str, Decimal],
     ledger: dict[tuple[int, str], Decimal],
-    in_flight: dict[tuple[int, str], Decimal],
+    flattening: set[str],
+    working: dict[tuple[int | None, str], Working],
 ) -> dict[tuple[int, str], Decimal]:
     """Signed quantities to send now (a sell is negative), per (strategy, symbol). Pure.
 
-    ``ledger`` holds the positions in scope; ``in_flight`` the signed
-    remaining quantity of every working flatten order (all strategies). Per
-    symbol, what is left to close is the broker's position plus the flatten
-    orders working; it is shared out to the strategies in scope holding that
-    side, each at most its own ledger position net of its own flatten in
-    flight. So neither the broker position nor a strategy's ledger position
-    can cross zero, and a second plan right after the first sends nothing.
+    ``ledger`` holds the positions in scope. A symbol in ``flattening`` (a
+    flatten order of it is working: not yet known here to be filled,
+    cancelled or never received) gets nothing: its fills may or may not be in
+    the broker's position yet, and either guess can close twice. Once it is
+    done, its fills are in both the broker's position and the ledger, and the
+    next plan closes the rest. So a second plan right after the first sends
+    nothing.
+
+    Otherwise what is left to close is the broker's position, shared out to
+    the strategies in scope holding that side, each at most its own ledger
+    position, so neither can cross zero. ``working`` holds every other order
+    that may still fill, per (strategy, symbol) (strategy None: an open
+    broker order not working here): a client order whose cancel has not
+    landed, a send whose outcome is not known. Each is assumed to fill the
+    way that shrinks the position, the symbol's and its strategy's: the plan
+    closes too little, never too much, and once those orders are done a later
+    plan closes the rest.
     """
     plan: dict[tuple[int, str], Decimal] = {}
-    for symbol in sorted({symbol for _, symbol in ledger}):
-        left = broker_positions.get(symbol, ZERO) + sum(
-            (qty for (_, s), qty in in_flight.items() if s == symbol), ZERO
-        )
+    for symbol in sorted({symbol for _, symbol in ledger} - flattening):
+        in_symbol = Working()
+        for (_, s), orders in working.items():
+            if s == symbol:
+                in_symbol.buys += orders.buys
+                in_symbol.sells += orders.sells
+        left = in_symbol.shrink(broker_positions.get(symbol, ZERO))
         for key in sorted(k for k in ledger if k[1] == symbol):
             if left == 0:
                 break
-            own = ledger[key] + in_flight.get(key, ZERO)
+            own = working.get(key, Working()).shrink(ledger[key])
             if own == 0 or (own > 0) != (left > 0):
                 continue
             qty = min(abs(own), abs(left))
@@ -200,27 +243,42 @@ def flatten_plan(
     return plan
 
 
-def _flatten_locked(*, strategy_ids: list[int] | None, label: str) -> list[uuid.UUID]:
+def _flatten_locked(
+    *, strategy_ids: list[int] | None, label: str, open_orders: list[OpenBrokerOrder] | None = None
+) -> list[uuid.UUID]:
     """Decide and store the flatten orders (pending); the caller holds the kill-switch lock and sends them.
 
-    The working flatten orders are read before the broker's positions: a
-    flatten that fills in between is then counted twice (in flight and gone
-    from the position), which closes too little, never too much, and the next
-    cycle closes the rest. Read the other way round it could close twice.
+    The working orders are read before the broker's positions: a client
+    order that fills in between is then counted twice (assumed to fill, and
+    in the position), which closes too little, never too much; a flatten
+    order that fills in between still holds its symbol back. ``open_orders``
+    (the cycle's open listing, read before this) adds the broker's open
+    orders that are not working here (foreign ones, or ours closed here and
+    still open there: late truth).
     """
-    in_flight: dict[tuple[int, str], Decimal] = {}
-    for strategy_id, symbol, side, qty, filled in Order.objects.filter(
-        origin=OrderOrigin.FLATTEN, status__in=WORKING
-    ).values_list("strategy_id", "symbol", "side", "qty", "filled_qty"):
-        remaining = qty - filled
-        key = (strategy_id, symbol)
-        in_flight[key] = in_flight.get(key, ZERO) + (remaining if side == "buy" else -remaining)
+    flattening: set[str] = set()
+    working: dict[tuple[int | None, str], Working] = {}
+    here: set[str] = set()
+    for client_order_id, origin, strategy_id, symbol, side, qty, filled in Order.objects.filter(
+        status__in=WORKING
+    ).values_list("client_order_id", "origin", "strategy_id", "symbol", "side", "qty", "filled_qty"):
+        here.add(client_order_id)
+        if origin == OrderOrigin.FLATTEN:
+            flattening.add(symbol)
+        else:
+            working.setdefault((strategy_id, symbol), Working()).add(side, qty - filled)
+    for item in open_orders or []:
+        if item.client_order_id not in here:
+            if item.client_order_id.startswith("flatten-"):
+                flattening.add(item.symbol)
+            else:
+                working.setdefault((None, item.symbol), Working()).add(item.side, item.remaining)
     broker_positions = {p.symbol: p.qty for p in get_broker().list_positions()}
     positions = Position.objects.exclude(qty=0)
     if strategy_ids is not None:
         positions = positions.filter(strategy_id__in=strategy_ids)
     ledger = {(p.strategy_id, p.symbol): p.qty for p in positions}
-    plan = flatten_plan(broker_positions=broker_positions, ledger=ledger, in_flight=in_flight)
+    plan = flatten_plan(broker_positions=broker_positions, ledger=ledger, flattening=flattening, working=working)
     created = []
     for (strategy_id, symbol), signed in sorted(plan.items()):
         order = Order.objects.create(
@@ -236,7 +294,7 @@ def _flatten_locked(*, strategy_ids: list[int] | None, label: str) -> list[uuid.
             status=S.PENDING,
         )
         _log_transition(order, "", actor=None, label=label,
-                        reason="flatten on kill switch: broker position net of flatten orders working")
+                        reason="flatten on kill switch: the broker's position, less what working orders may still close")
         created.append(order.pk)
     return created
 
@@ -287,7 +345,8 @@ def _drive_switches(
                 _cancel_foreign(to_cancel, result)
         if settings.KILL_SWITCH_FLATTEN:
             try:
-                flatten_ids = _flatten_locked(strategy_ids=None if global_active else strategy_ids, label=label)
+                flatten_ids = _flatten_locked(strategy_ids=None if global_active else strategy_ids, label=label,
+                                              open_orders=open_orders)
             except BrokerError as exc:
                 result.errors.append(f"flatten: positions unavailable: {describe_failure(exc)}")
     _mark_pending_cancel(scope, label=label, reason="kill switch active")
@@ -365,7 +424,7 @@ def intents_drive(*, open_orders: list[OpenBrokerOrder], label: str) -> DriveRes
 
 
 def positions_flatten(*, strategy_id: int | None, label: str) -> list[Order]:
-    """Flatten now (global, or one strategy), net of the flatten orders already working."""
+    """Flatten now (global, or one strategy); symbols with a flatten order working are left to it."""
     with transaction.atomic():
         _lock_global_switch()
         order_ids = _flatten_locked(strategy_ids=None if strategy_id is None else [strategy_id], label=label)

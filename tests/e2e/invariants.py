@@ -322,7 +322,7 @@ def every_cancel_reached_the_broker(ev: Evidence) -> Invariant:
 
 
 def no_flatten_crossed_zero(ev: Evidence) -> Invariant:
-    """SPEC 3.4/4.4: flatten closes positions net of the flatten orders in flight; no position crosses zero.
+    """SPEC 3.4/4.4: flatten closes positions from the broker's truth; no position crosses zero.
 
     The broker's fills replayed in time order (an order's fills at its last fill time), per symbol: a fill of
     one of our flatten orders never takes the position past zero.
@@ -342,7 +342,7 @@ def no_flatten_crossed_zero(ev: Evidence) -> Invariant:
                 position[symbol] > 0))):
             problems.append(f"{client_order_id} {side} {qty} {symbol}: position {before} -> {position[symbol]}")
     sent = sum(1 for o in ev.broker_orders if o["client_order_id"] in flatten)
-    return Invariant("no flatten order took a position past zero (flatten nets the flatten orders in flight)",
+    return Invariant("no flatten order took a position past zero (one flatten per symbol at a time; working orders may fill)",
                      not problems and sent > 0, sent, _first(problems) or ("" if sent else "no flatten was sent"))
 
 

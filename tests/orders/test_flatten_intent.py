@@ -1,16 +1,19 @@
-"""Flatten from the broker's truth, net of the flatten orders already working (SPEC 3.4, 4.4; adr/0011).
+"""Flatten from the broker's truth, one flatten per symbol at a time (SPEC 3.4, 4.4; adr/0011).
 
 Reproduction of issue #10: with KILL_SWITCH_FLATTEN=true two activations
 close together sent 14 flatten orders for 7 positions and flipped the book
 short. Here repeated and overlapping activations (real threads on PostgreSQL)
-never send more than flat, no position crosses zero because of flatten, and
+never send more than flat, no position crosses zero because of flatten (a
+flatten that filled before the sync saw it, a client order that filled
+before its cancel landed, a process killed after the flatten's commit), and
 while the switch is active each sync cycle gives a position that is not flat
-and has no flatten in flight a new one.
+and has no flatten working a new one.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from decimal import Decimal
 
 import pytest
@@ -23,7 +26,7 @@ from risk.models import Strategy
 from risk.services import killswitch_activate
 from tests.conftest import order_body
 from tests.fake_alpaca.server import FakeAlpacaServer
-from tests.intent import alpaca, sync_cycles  # noqa: F401  (fixture)
+from tests.intent import alpaca, killed_right_after_the_commit, sync_cycles  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 HOLDINGS = {("alpha", "AAPL"): "10", ("alpha", "MSFT"): "3", ("beta", "AAPL"): "4", ("beta", "SPY"): "2"}
@@ -79,6 +82,33 @@ def test_a_second_activation_sends_no_second_flatten(flattening: FakeAlpacaServe
     assert {p.qty for p in Position.objects.all()} == {Decimal(0)}
 
 
+def test_a_flatten_filled_at_the_broker_before_the_sync_saw_it_is_not_reversed(
+    flattening: FakeAlpacaServer, officer, bob_api
+):
+    """Seen in the chaos run ("flatten sell 6 AAPL: position 0 -> -6"): the first flatten filled at
+    the broker, the back office still had it working, and a repeated activation sized a second
+    flatten from the broker's now-flat position plus the first as if still to fill, for a strategy
+    on the other side of the symbol."""
+    response = bob_api.post("/v1/orders", order_body(strategy="beta", symbol="AAPL", side="sell", qty="10"),
+                            format="json")
+    assert response.status_code == 201, response.content
+    flattening.step()
+    services.orders_sync()  # the account holds 4 AAPL: alpha long 10, beta short 6
+    assert broker_positions(flattening)["AAPL"] == Decimal(4)
+
+    killswitch_activate(acting_user=officer, reason="first")
+    assert flatten_working(flattening)["AAPL"] == Decimal(-4)
+    flattening.step()  # the flatten orders fill; no sync has recorded it
+    assert broker_positions(flattening) == {}
+
+    killswitch_activate(acting_user=officer, reason="again, before the sync")
+    assert flatten_working(flattening) == {}, "a second flatten was sent"
+    sync_cycles(2)
+
+    assert broker_positions(flattening) == {}, "a second flatten reopened a position"
+    assert Order.objects.filter(origin=OrderOrigin.FLATTEN, symbol="AAPL").count() == 1
+
+
 @pytest.mark.postgres
 def test_overlapping_activations_on_threads_never_send_more_than_flat(
     flattening: FakeAlpacaServer, officer, alpha, beta
@@ -110,12 +140,18 @@ def test_overlapping_activations_on_threads_never_send_more_than_flat(
         thread.join(timeout=60)
     assert not errors, errors
 
+    # Every symbol has its flatten working; one activation may have taken a symbol's first
+    # strategy, and the symbol then waits for that flatten to be done (never two at once).
     never_more_than_flat(flattening)
-    assert flatten_working(flattening) == {"AAPL": Decimal(-14), "MSFT": Decimal(-3), "SPY": Decimal(-2)}
-    flattening.step()
-    sync_cycles(2)
+    assert set(flatten_working(flattening)) == {"AAPL", "MSFT", "SPY"}
+    for _ in range(3):
+        flattening.step()
+        sync_cycles(2)
+        never_more_than_flat(flattening)
     assert broker_positions(flattening) == {}
     assert all(p.qty == 0 for p in Position.objects.all())
+    sent = [o for o in flattening.orders if o["client_order_id"].startswith("flatten-")]
+    assert sum(Decimal(o["qty"]) for o in sent) == Decimal(19), "more than flat was sent, in all"
 
 
 def test_flatten_follows_the_broker_when_it_holds_less_than_the_ledger(flattening: FakeAlpacaServer, officer):
@@ -143,3 +179,92 @@ def test_each_cycle_flattens_a_position_whose_flatten_is_gone(flattening: FakeAl
     flattening.step()
     sync_cycles(1)
     assert broker_positions(flattening) == {}
+
+
+def resting_sell(api, client_order_id: str, qty: str, symbol: str = "AAPL") -> None:
+    """A client order working at the broker: a sell limit above the price (fills when told)."""
+    response = api.post("/v1/orders", order_body(client_order_id=client_order_id, symbol=symbol, side="sell",
+                                                 qty=qty, type="limit", limit_price="101"), format="json")
+    assert response.status_code == 201 and response.json()["status"] == "submitted", response.content
+
+
+def test_a_client_order_that_fills_before_its_cancel_lands_never_lets_flatten_cross_zero(
+    flattening: FakeAlpacaServer, officer, alice_api
+):
+    """Issue #10 (seen in the chaos run: "flatten buy 21 TSLA: position -19 -> 2").
+
+    alpha's sell of 4 AAPL is working when the global switch activates with
+    flatten on; the cancel-all is answered 504, and the sell fills before the
+    cancel lands. The flatten was planned as if it would: it sells 10 (14
+    held less the 4 that may still sell), never 14.
+    """
+    resting_sell(alice_api, "alpha-sell-4", "4")
+    flattening.set_fault("http_504", method="DELETE", path="/v2/orders", count=1)
+
+    killswitch_activate(acting_user=officer, reason="market event")
+
+    assert flatten_working(flattening)["AAPL"] == Decimal(-10)
+    never_more_than_flat(flattening)
+    flattening.fill(client_order_id="alpha-sell-4")  # the client order wins the race with its cancel
+    never_more_than_flat(flattening)
+    flattening.step()
+    sync_cycles(2)
+
+    assert broker_positions(flattening) == {}, "flatten left or crossed a position"
+    assert {(p.strategy.slug, p.symbol): p.qty for p in Position.objects.exclude(qty=0)} == {}
+    assert Order.objects.filter(origin=OrderOrigin.FLATTEN, symbol="AAPL").count() == 2  # alpha 6, beta 4
+
+
+def test_a_client_order_cancelled_after_the_first_flatten_is_flattened_by_a_later_cycle(
+    flattening: FakeAlpacaServer, officer, alice_api
+):
+    """The 4 held back for the working sell are closed once its cancel is confirmed."""
+    resting_sell(alice_api, "alpha-sell-4", "4")
+    flattening.set_fault("http_504", method="DELETE", path="/v2/orders", count=1)
+
+    killswitch_activate(acting_user=officer, reason="market event")
+    assert flatten_working(flattening)["AAPL"] == Decimal(-10)
+    flattening.step()  # the flatten orders fill; the client sell rests
+    assert broker_positions(flattening)["AAPL"] == Decimal(4)
+
+    sync_cycles(3)  # the cancel-all is sent again and lands; the next plan sells the 4
+    flattening.step()
+    sync_cycles(1)
+
+    assert Order.objects.get(client_order_id="alpha-sell-4").status == "cancelled"
+    assert broker_positions(flattening) == {}
+    assert all(p.qty == 0 for p in Position.objects.all())
+
+
+@pytest.mark.postgres
+def test_a_flatten_committed_just_before_the_process_died_is_resolved_and_never_doubled(
+    flattening: FakeAlpacaServer, tmp_path, settings
+):
+    """SIGKILL while the first flatten order's send waits on the broker: the flatten orders are
+    committed as pending. Until the sync has settled them by client_order_id (absent past the
+    horizon: closed as never received) they count as in flight, so nothing is flattened twice;
+    then the switch, still active, flattens again: flat at the broker, never past it."""
+    settings.UNKNOWN_ORDER_HORIZON_S = 2
+    output = killed_right_after_the_commit(flattening, """
+        from risk.services import killswitch_activate
+        killswitch_activate(acting_user=None, reason="crash drill")
+    """, method="POST", path="/v2/orders", log_dir=tmp_path)
+    stranded = Order.objects.filter(origin=OrderOrigin.FLATTEN, status__in=WORKING)
+    assert stranded.count() == 4 and set(stranded.values_list("status", flat=True)) == {"pending"}, output
+
+    sync_cycles(2)  # within the horizon: still in flight, nothing sent in their place
+    assert stranded.count() == 4
+    assert not [o for o in flattening.orders if o["client_order_id"].startswith("flatten-")]
+    deadline = time.monotonic() + 30
+    while Order.objects.filter(origin=OrderOrigin.FLATTEN, status="pending").exists():
+        assert time.monotonic() < deadline, "the stranded flatten orders were never settled"
+        sync_cycles(1)
+    sync_cycles(1)
+    never_more_than_flat(flattening)
+    flattening.step()
+    sync_cycles(1)
+
+    assert broker_positions(flattening) == {}
+    assert all(p.qty == 0 for p in Position.objects.all())
+    sent = [o for o in flattening.orders if o["client_order_id"].startswith("flatten-")]
+    assert sorted(Decimal(o["qty"]) for o in sent) == [Decimal(2), Decimal(3), Decimal(4), Decimal(10)]
