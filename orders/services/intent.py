@@ -294,7 +294,7 @@ def _flatten_locked(
             status=S.PENDING,
         )
         _log_transition(order, "", actor=None, label=label,
-                        reason="flatten on kill switch: the broker's position, less what working orders may still close")
+                        reason="flatten on kill switch: the broker's position, less what working orders may close")
         created.append(order.pk)
     return created
 

@@ -342,7 +342,7 @@ def no_flatten_crossed_zero(ev: Evidence) -> Invariant:
                 position[symbol] > 0))):
             problems.append(f"{client_order_id} {side} {qty} {symbol}: position {before} -> {position[symbol]}")
     sent = sum(1 for o in ev.broker_orders if o["client_order_id"] in flatten)
-    return Invariant("no flatten order took a position past zero (one flatten per symbol at a time; working orders may fill)",
+    return Invariant("no flatten order took a position past zero (one flatten per symbol at a time)",
                      not problems and sent > 0, sent, _first(problems) or ("" if sent else "no flatten was sent"))
 
 
