@@ -231,8 +231,9 @@ def exposure_summary(
         .values("strategy_id", "symbol", "side")
         .annotate(
             remaining=Sum(F("qty") - F("filled_qty")),
-            limit_notional=Sum((F("qty") - F("filled_qty")) * F("limit_price")),
-            unlimited=Count("id", filter=Q(limit_price__isnull=True)),
+            # A stop order counts at its stop price (it trades there or past it), a stop limit at its limit.
+            limit_notional=Sum((F("qty") - F("filled_qty")) * Coalesce("limit_price", "stop_price")),
+            unlimited=Count("id", filter=Q(limit_price__isnull=True, stop_price__isnull=True)),
             remaining_since=Sum(F("qty") - F("filled_qty"), filter=sent_since),
         )
     )
@@ -321,6 +322,7 @@ def build_snapshot(
         qty=intent.qty,
         type=intent.type,
         limit_price=intent.limit_price,
+        stop_price=intent.stop_price,
     ) & ~Q(status=OrderStatus.DENIED)
     recent = Order.objects.filter(
         strategy=strategy, created_at__gte=now - max(dt.timedelta(seconds=60), duplicate_window)
