@@ -170,7 +170,7 @@ class OrderAdmin(CsvExportMixin, LargeTableAdminMixin, ReadOnlyAdminMixin, Backo
     )
     fieldsets = [
         ("Order", {"fields": ["client_order_id", "strategy", "symbol", "side", "qty", "type", "limit_price",
-                              "time_in_force", "stop_loss", "extended_hours", "origin", "submitted_by"]}),
+                              "stop_price", "time_in_force", "stop_loss", "extended_hours", "origin", "submitted_by"]}),
         ("State", {"fields": ["status_badge", "filled_qty", "filled_avg_price", "broker_order_id", "reject_reason",
                               "violation_list"]}),
         ("Cancel (driven by the status sync until the broker confirms)", {"fields": [
@@ -190,7 +190,8 @@ class OrderAdmin(CsvExportMixin, LargeTableAdminMixin, ReadOnlyAdminMixin, Backo
         ("client_order_id", lambda o: o.client_order_id),
         ("strategy", lambda o: o.strategy.slug), ("symbol", lambda o: o.symbol), ("side", lambda o: o.side),
         ("qty", lambda o: o.qty), ("type", lambda o: o.type), ("limit_price", lambda o: o.limit_price),
-        ("time_in_force", lambda o: o.time_in_force), ("status", lambda o: o.status),
+        ("stop_price", lambda o: o.stop_price), ("time_in_force", lambda o: o.time_in_force),
+        ("status", lambda o: o.status),
         ("filled_qty", lambda o: o.filled_qty), ("filled_avg_price", lambda o: o.filled_avg_price),
         ("broker_order_id", lambda o: o.broker_order_id), ("reject_reason", lambda o: o.reject_reason),
         ("violations", lambda o: ",".join(v.get("code", "") for v in o.violations or [])),
@@ -206,9 +207,12 @@ class OrderAdmin(CsvExportMixin, LargeTableAdminMixin, ReadOnlyAdminMixin, Backo
 
     @admin.display(description="type")
     def order_type(self, order: Order) -> str:
-        if order.limit_price is None:
-            return order.get_type_display()
-        return f"{order.get_type_display()} {quantity(order.limit_price)}"
+        # "Stop limit stop 95 limit 94.5": every price the order names, in the broker's words.
+        prices = [f"{name} {quantity(price)}" for name, price in (("stop", order.stop_price),
+                                                                  ("limit", order.limit_price)) if price is not None]
+        if order.type == "limit":
+            return f"{order.get_type_display()} {quantity(order.limit_price)}"
+        return " ".join([order.get_type_display(), *prices])
 
     @admin.display(description="filled")
     def filled(self, order: Order) -> str:

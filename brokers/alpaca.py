@@ -243,7 +243,7 @@ class _AlpacaCalls:
             return parse(raw)
         except _UnrepresentableOrderError as exc:
             # Alpaca answered clearly; the project's types just cannot say it (a
-            # dashboard stop order). Not "unknown": nothing ambiguous happened.
+            # dashboard trailing stop). Not "unknown": nothing ambiguous happened.
             raise BrokerError(f"alpaca {operation}: {exc}") from None
         except (KeyError, TypeError, ValueError, InvalidOperation, AttributeError) as exc:
             raise BrokerOutcomeUnknown(
@@ -300,6 +300,8 @@ class AlpacaBroker(_AlpacaCalls, BrokerClient):
         }
         if request.limit_price is not None:
             body["limit_price"] = _wire_decimal(request.limit_price)
+        if request.stop_price is not None:
+            body["stop_price"] = _wire_decimal(request.stop_price)
         # Never retried, whatever happens: a second POST could create a second
         # order. An ambiguous failure surfaces as BrokerOutcomeUnknown and the
         # pipeline resolves it with get_order_by_client_id.
@@ -393,7 +395,7 @@ class AlpacaBroker(_AlpacaCalls, BrokerClient):
                 cursor_ns = max(cursor_ns, floor_ns)  # never below the caller's (exclusive) bound
 
     def _listed_order(self, raw: Mapping[str, Any]) -> BrokerOrder | None:
-        """An order from a list; ones this system cannot have sent (stop, notional...) are skipped."""
+        """An order from a list; ones this system cannot have sent (trailing stop, notional...) are skipped."""
         try:
             return _order(raw)
         except _UnrepresentableOrderError as exc:
@@ -540,6 +542,7 @@ def _order(raw: Mapping[str, Any]) -> BrokerOrder:
         filled_qty=_decimal(raw.get("filled_qty") or "0"),
         filled_avg_price=_optional_decimal(raw.get("filled_avg_price")),
         limit_price=_optional_decimal(raw.get("limit_price")),
+        stop_price=_optional_decimal(raw.get("stop_price")),
         submitted_at=_optional_timestamp(raw.get("submitted_at")),
         updated_at=_optional_timestamp(raw.get("updated_at")),
         filled_at=_optional_timestamp(raw.get("filled_at")),

@@ -104,6 +104,9 @@ class SimOrder(models.Model):
     type = models.CharField(max_length=16, choices=ORDER_TYPE_CHOICES)
     time_in_force = models.CharField(max_length=8, choices=TIME_IN_FORCE_CHOICES)
     limit_price = models.DecimalField(max_digits=MAX_DIGITS, decimal_places=PRICE_PLACES, null=True, blank=True)
+    stop_price = models.DecimalField(max_digits=MAX_DIGITS, decimal_places=PRICE_PLACES, null=True, blank=True)
+    # A stop (stop_limit) order works as a market (limit) order once a trade reached its stop price.
+    stop_triggered = models.BooleanField(default=False)
     status = models.CharField(max_length=24, choices=SimOrderStatus.choices, default=SimOrderStatus.NEW)
     # Cumulative, as Alpaca reports them.
     filled_qty = models.DecimalField(max_digits=MAX_DIGITS, decimal_places=QTY_PLACES, default=Decimal("0"))

@@ -170,7 +170,7 @@ def _capture_day_start_equity(account: SimAccount, now: dt.datetime) -> None:
 def _reserved_for_open_buys(prices: dict[str, Decimal]) -> Decimal:
     reserved = ZERO
     for order in SimOrder.objects.filter(status__in=OPEN, side=Side.BUY):
-        price = order.limit_price if order.limit_price is not None else prices.get(order.symbol, ZERO)
+        price = order.limit_price or order.stop_price or prices.get(order.symbol, ZERO)
         reserved += order.remaining_qty * price
     return _money(reserved)
 
@@ -252,13 +252,25 @@ class _Book:
         self.account.save(update_fields=["cash"])
 
 
+STOP_TYPES = (OrderType.STOP, OrderType.STOP_LIMIT)
+LIMIT_TYPES = (OrderType.LIMIT, OrderType.STOP_LIMIT)
+
+
+def _stop_reached(order: SimOrder, price: Decimal) -> bool:
+    """A buy stop triggers at or above its stop price, a sell stop at or below (Alpaca's rule)."""
+    assert order.stop_price is not None  # a stop order always has one (submit_order checks)
+    return price >= order.stop_price if order.side == Side.BUY else price <= order.stop_price
+
+
 def _fill_price(order: SimOrder, price: Decimal) -> Decimal | None:
     """The price ``order`` trades at now, or None if it is not marketable.
 
     A limit order that the market has crossed trades at the market, which is
     its limit price or better.
     """
-    if order.type == OrderType.MARKET:
+    if order.type in STOP_TYPES and not order.stop_triggered:
+        return None
+    if order.type in (OrderType.MARKET, OrderType.STOP):
         return price
     assert order.limit_price is not None  # a limit order always has one (submit_order checks)
     if order.side == Side.BUY and price <= order.limit_price:
@@ -294,6 +306,9 @@ def _work_order(
         return True
 
     market_price = prices.get(order.symbol)
+    triggered = False
+    if order.type in STOP_TYPES and not order.stop_triggered and market_price is not None:
+        triggered = order.stop_triggered = _stop_reached(order, market_price)
     fill_price = _fill_price(order, market_price) if market_price is not None else None
     remaining = order.remaining_qty
     fill_qty = ZERO
@@ -306,7 +321,7 @@ def _work_order(
         report.canceled.append(broker_order_id)
         return True
 
-    changed = False
+    changed = triggered
     if fill_qty > 0:
         assert fill_price is not None
         prior_notional = (order.filled_avg_price or ZERO) * order.filled_qty
@@ -381,7 +396,7 @@ def tick() -> TickReport:
         ]
         SimOrder.objects.bulk_update(
             changed_orders,
-            ["status", "filled_qty", "filled_avg_price", "updated_at", "filled_at", "canceled_at"],
+            ["status", "filled_qty", "filled_avg_price", "updated_at", "filled_at", "canceled_at", "stop_triggered"],
         )
         book.save()
 
@@ -468,6 +483,7 @@ def _to_broker_order(order: SimOrder) -> BrokerOrder:
         filled_qty=order.filled_qty,
         filled_avg_price=order.filled_avg_price,
         limit_price=order.limit_price,
+        stop_price=order.stop_price,
         submitted_at=order.submitted_at,
         updated_at=order.updated_at,
         filled_at=order.filled_at,
@@ -528,7 +544,8 @@ class SimulatedBroker(BrokerClient):
             qty=request.qty,
             type=request.type,
             time_in_force=request.time_in_force,
-            limit_price=request.limit_price if request.type == OrderType.LIMIT else None,
+            limit_price=request.limit_price if request.type in LIMIT_TYPES else None,
+            stop_price=request.stop_price if request.type in STOP_TYPES else None,
             status=SimOrderStatus.NEW,
             submitted_at=now,
             updated_at=now,
@@ -541,7 +558,8 @@ class SimulatedBroker(BrokerClient):
             # The account lock serialises buys, so two at once cannot both
             # spend the same buying power.
             account = _locked_account()
-            price = request.limit_price
+            # A stop buy reserves at its limit, else at its stop price, else (market) at the last trade.
+            price = request.limit_price if request.limit_price is not None else request.stop_price
             if price is None:
                 price = SimPrice.objects.get(symbol=request.symbol).price
             if _money(request.qty * price) > _buying_power(account.cash):
@@ -600,15 +618,19 @@ class SimulatedBroker(BrokerClient):
             raise _unprocessable("qty must be > 0")
         if qty != qty.quantize(QTY_QUANTUM, rounding=ROUND_HALF_EVEN):
             raise _unprocessable("qty must have at most 8 decimal places")
-        if request.type == OrderType.LIMIT:
-            limit_price = request.limit_price
-            if limit_price is None:
-                raise _unprocessable("limit orders require a limit price")
-            if not limit_price.is_finite() or limit_price <= 0:
-                raise _unprocessable("limit_price must be > 0")
-            if limit_price != limit_price.quantize(_price_increment(limit_price)):
+        for name, price, needed in (
+            ("limit_price", request.limit_price, request.type in LIMIT_TYPES),
+            ("stop_price", request.stop_price, request.type in STOP_TYPES),
+        ):
+            if not needed:
+                continue
+            if price is None:
+                raise _unprocessable(f"{request.type} orders require a {name}")
+            if not price.is_finite() or price <= 0:
+                raise _unprocessable(f"{name} must be > 0")
+            if price != price.quantize(_price_increment(price)):
                 raise _unprocessable(
-                    f"invalid limit_price {limit_price}. sub-penny increment does not fulfill minimum pricing criteria"
+                    f"invalid {name} {price}. sub-penny increment does not fulfill minimum pricing criteria"
                 )
         if request.extended_hours and not (
             request.type == OrderType.LIMIT and request.time_in_force == TimeInForce.DAY

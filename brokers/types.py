@@ -20,6 +20,8 @@ class Side(StrEnum):
 class OrderType(StrEnum):
     MARKET = "market"
     LIMIT = "limit"
+    STOP = "stop"
+    STOP_LIMIT = "stop_limit"
 
 
 class TimeInForce(StrEnum):
@@ -41,6 +43,7 @@ class OrderRequest:
     time_in_force: TimeInForce = TimeInForce.DAY
     limit_price: Decimal | None = None
     extended_hours: bool = False
+    stop_price: Decimal | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +69,7 @@ class BrokerOrder:
     submitted_at: dt.datetime | None
     updated_at: dt.datetime | None
     filled_at: dt.datetime | None = None
+    stop_price: Decimal | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -60,7 +60,8 @@ class OrderOut(serializers.ModelSerializer):
     class Meta:
         model = Order
         fields = [
-            "id", "client_order_id", "strategy", "symbol", "side", "qty", "type", "limit_price", "time_in_force",
+            "id", "client_order_id", "strategy", "symbol", "side", "qty", "type", "limit_price", "stop_price",
+            "time_in_force",
             "stop_loss", "extended_hours", "status", "filled_qty", "filled_avg_price", "broker_order_id",
             "reject_reason", "violations", "created_at", "updated_at", "sent_at",
             # While the order is pending_cancel, how driving the cancel to the broker is going (adr/0011).
@@ -93,6 +94,10 @@ class OrderIn(StrictSerializer):
         max_digits=20, decimal_places=8, min_value=Decimal("0.0001"), max_value=MAX_PRICE, required=False,
         allow_null=True,
     )
+    stop_price = serializers.DecimalField(
+        max_digits=20, decimal_places=8, min_value=Decimal("0.0001"), max_value=MAX_PRICE, required=False,
+        allow_null=True, help_text="stop and stop_limit orders: the trade price that triggers the order",
+    )
     time_in_force = serializers.ChoiceField(choices=TimeInForce.choices, default=TimeInForce.DAY)
     stop_loss = serializers.DecimalField(
         max_digits=20, decimal_places=8, min_value=Decimal("0.0001"), max_value=MAX_PRICE, required=False,
@@ -100,11 +105,26 @@ class OrderIn(StrictSerializer):
     )
     extended_hours = serializers.BooleanField(default=False)
 
+    # Which prices each order type takes (Alpaca's rule): required when listed, refused when not.
+    PRICES_BY_TYPE: dict[str, tuple[str, ...]] = {
+        OrderType.MARKET: (),
+        OrderType.LIMIT: ("limit_price",),
+        OrderType.STOP: ("stop_price",),
+        OrderType.STOP_LIMIT: ("limit_price", "stop_price"),
+    }
+
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        if attrs["type"] == OrderType.LIMIT and attrs.get("limit_price") is None:
-            raise ValidationError({"limit_price": ["A limit order needs a limit_price."]})
-        if attrs["type"] == OrderType.MARKET and attrs.get("limit_price") is not None:
-            raise ValidationError({"limit_price": ["A market order must not carry a limit_price."]})
+        order_type = attrs["type"]
+        takes = self.PRICES_BY_TYPE[order_type]
+        errors: dict[str, list[str]] = {}
+        for name in ("limit_price", "stop_price"):
+            given = attrs.get(name) is not None
+            if name in takes and not given:
+                errors[name] = [f"A {order_type} order needs a {name}."]
+            elif given and name not in takes:
+                errors[name] = [f"A {order_type} order must not carry a {name}."]
+        if errors:
+            raise ValidationError(errors)
         return attrs
 
 

@@ -27,6 +27,8 @@ class Side(models.TextChoices):
 class OrderType(models.TextChoices):
     MARKET = "market", "Market"
     LIMIT = "limit", "Limit"
+    STOP = "stop", "Stop"
+    STOP_LIMIT = "stop_limit", "Stop limit"
 
 
 class TimeInForce(models.TextChoices):
@@ -57,8 +59,10 @@ class Order(ConcurrentTransitionMixin, models.Model):
     symbol = models.CharField(max_length=16)
     side = models.CharField(max_length=4, choices=Side.choices)
     qty = models.DecimalField(**QTY)
-    type = models.CharField(max_length=6, choices=OrderType.choices)
+    type = models.CharField(max_length=10, choices=OrderType.choices)
     limit_price = models.DecimalField(**PRICE, null=True, blank=True)
+    # stop and stop_limit orders: the price whose trade turns the order into a market (stop) or limit order.
+    stop_price = models.DecimalField(**PRICE, null=True, blank=True)
     time_in_force = models.CharField(max_length=3, choices=TimeInForce.choices, default=TimeInForce.DAY)
     stop_loss = models.DecimalField(**PRICE, null=True, blank=True)
     extended_hours = models.BooleanField(default=False)

@@ -190,8 +190,9 @@ def _working_rows(buys_since: dt.datetime | None) -> list[dict[str, Any]]:
         .values("strategy_id", "symbol", "side")
         .annotate(
             remaining=Sum(F("qty") - F("filled_qty")),
-            limit_notional=Sum((F("qty") - F("filled_qty")) * F("limit_price")),
-            unlimited=Count("id", filter=Q(limit_price__isnull=True)),
+            # A stop order counts at its stop price (it trades there or past it), a stop limit at its limit.
+            limit_notional=Sum((F("qty") - F("filled_qty")) * Coalesce("limit_price", "stop_price")),
+            unlimited=Count("id", filter=Q(limit_price__isnull=True, stop_price__isnull=True)),
             remaining_since=Sum(F("qty") - F("filled_qty"), filter=sent_since),
         )
         .order_by()
@@ -331,6 +332,7 @@ def _identical(intent: checks.OrderIntent, since: dt.datetime) -> Q:
         qty=intent.qty,
         type=intent.type,
         limit_price=intent.limit_price,
+        stop_price=intent.stop_price,
     ) & ~Q(status=OrderStatus.DENIED)
 
 
@@ -385,8 +387,8 @@ SELECT
   (SELECT json_agg(w) FROM (
      SELECT strategy_id, symbol, side,
             SUM(qty - filled_qty) AS remaining,
-            SUM((qty - filled_qty) * limit_price) AS limit_notional,
-            COUNT(*) FILTER (WHERE limit_price IS NULL) AS unlimited,
+            SUM((qty - filled_qty) * COALESCE(limit_price, stop_price)) AS limit_notional,
+            COUNT(*) FILTER (WHERE limit_price IS NULL AND stop_price IS NULL) AS unlimited,
             SUM(qty - filled_qty) FILTER (
               WHERE (SELECT equity_at FROM state) IS NULL OR created_at > (SELECT equity_at FROM state)
             ) AS remaining_since
@@ -400,7 +402,8 @@ SELECT
             COUNT(*) FILTER (
               WHERE created_at >= %(now)s - (SELECT duplicate_order_window_s FROM limits) * interval '1 second'
               AND symbol = %(symbol)s AND side = %(side)s AND qty = %(qty)s AND type = %(type)s
-              AND limit_price IS NOT DISTINCT FROM %(limit_price)s AND status <> %(denied)s))
+              AND limit_price IS NOT DISTINCT FROM %(limit_price)s
+              AND stop_price IS NOT DISTINCT FROM %(stop_price)s AND status <> %(denied)s))
    FROM orders_order
    WHERE strategy_id = %(strategy)s
      AND created_at >= LEAST(%(minute_ago)s,
@@ -433,7 +436,8 @@ def _snapshot_rows_sql(*, strategy_id: int, intent: checks.OrderIntent, now: dt.
     sql = _SNAPSHOT_SQL.format(working=", ".join(f"%(working_{i})s" for i in range(len(working))))
     params: dict[str, Any] = {
         "strategy": strategy_id, "symbol": intent.symbol, "side": intent.side, "qty": intent.qty,
-        "type": intent.type, "limit_price": intent.limit_price, "denied": OrderStatus.DENIED,
+        "type": intent.type, "limit_price": intent.limit_price, "stop_price": intent.stop_price,
+        "denied": OrderStatus.DENIED,
         "now": now, "minute_ago": now - dt.timedelta(seconds=60), "second_ago": now - dt.timedelta(seconds=1),
         "day_start": trading_day_start(now),
         **{f"working_{i}": status for i, status in enumerate(working)},

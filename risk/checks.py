@@ -45,10 +45,11 @@ class OrderIntent:
     symbol: str
     side: str  # "buy" | "sell"
     qty: Decimal
-    type: str  # "market" | "limit"
+    type: str  # "market" | "limit" | "stop" | "stop_limit"
     limit_price: Decimal | None = None
     stop_loss: Decimal | None = None
     extended_hours: bool = False
+    stop_price: Decimal | None = None  # stop and stop_limit orders
 
     @property
     def signed_qty(self) -> Decimal:
@@ -219,8 +220,11 @@ def reduces_position(intent: OrderIntent, strategy: StrategyState) -> bool:
 
 
 def order_price(intent: OrderIntent, snapshot: RiskSnapshot) -> Decimal | None:
+    """The price the order is judged at: its limit, else its stop (it trades there or past it), else the last trade."""
     if intent.limit_price is not None:
         return intent.limit_price
+    if intent.stop_price is not None:
+        return intent.stop_price
     return snapshot.last_price.price if snapshot.last_price else None
 
 
@@ -299,6 +303,22 @@ def check_stop_loss_wrong_side(intent: OrderIntent, price: Decimal | None) -> Vi
         return Violation("stop_loss_wrong_side", "A buy's stop_loss must be below the order price.", price, stop)
     if intent.side == "sell" and stop <= price:
         return Violation("stop_loss_wrong_side", "A sell's stop_loss must be above the order price.", price, stop)
+    return None
+
+
+def check_stop_price_wrong_side(intent: OrderIntent, snapshot: RiskSnapshot) -> Violation | None:
+    """A buy stop below the last trade (a sell stop above it) would trigger at once: a market order in disguise."""
+    stop, last = intent.stop_price, snapshot.last_price
+    if stop is None or last is None:
+        return None
+    if intent.side == "buy" and stop <= last.price:
+        return Violation(
+            "stop_price_wrong_side", "A buy stop's stop_price must be above the last trade price.", last.price, stop
+        )
+    if intent.side == "sell" and stop >= last.price:
+        return Violation(
+            "stop_price_wrong_side", "A sell stop's stop_price must be below the last trade price.", last.price, stop
+        )
     return None
 
 
@@ -516,6 +536,7 @@ def evaluate(intent: OrderIntent, snapshot: RiskSnapshot) -> list[Violation]:
         check_max_order_qty(intent, snapshot),
         check_duplicate_order(intent, snapshot),
         check_stop_loss_wrong_side(intent, price),
+        check_stop_price_wrong_side(intent, snapshot),
         check_short_not_allowed(intent, snapshot),
     ):
         if order_check is not None:
@@ -541,13 +562,16 @@ def evaluate(intent: OrderIntent, snapshot: RiskSnapshot) -> list[Violation]:
                 notional.quantize(Decimal("0.01")),
             )
         )
-    if intent.limit_price is not None and last is not None and fresh:
-        deviation = _pct(abs(intent.limit_price - last.price), last.price)
+    # The price collar holds for every price the order names: its limit and its stop.
+    for name, named_price in (("limit", intent.limit_price), ("stop", intent.stop_price)):
+        if named_price is None or last is None or not fresh:
+            continue
+        deviation = _pct(abs(named_price - last.price), last.price)
         if deviation > limits.max_price_deviation_pct:
             violations.append(
                 Violation(
                     "price_deviation",
-                    f"The limit price is too far from the last trade price {last.price}.",
+                    f"The {name} price is too far from the last trade price {last.price}.",
                     limits.max_price_deviation_pct,
                     deviation.quantize(Decimal("0.01")),
                 )

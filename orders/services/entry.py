@@ -93,6 +93,7 @@ class OrderRequest:
     stop_loss: Decimal | None = None
     extended_hours: bool = False
     client_order_id: str | None = None
+    stop_price: Decimal | None = None
 
     def fingerprint(self) -> str:
         def canon(value: Any) -> Any:
@@ -111,6 +112,9 @@ class OrderRequest:
             "stop_loss": canon(self.stop_loss),
             "extended_hours": self.extended_hours,
         }
+        # Only when set: the fingerprints of orders stored before stop orders existed stay valid.
+        if self.stop_price is not None:
+            payload["stop_price"] = canon(self.stop_price)
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
@@ -193,6 +197,7 @@ def order_submit(
         limit_price=request.limit_price,
         stop_loss=request.stop_loss,
         extended_hours=request.extended_hours,
+        stop_price=request.stop_price,
     )
     try:
         try:
@@ -274,6 +279,7 @@ def _check_and_store(
                 qty=request.qty,
                 type=request.type,
                 limit_price=request.limit_price,
+                stop_price=request.stop_price,
                 time_in_force=request.time_in_force,
                 stop_loss=request.stop_loss,
                 extended_hours=request.extended_hours,
@@ -314,6 +320,7 @@ def _broker_request(order: Order) -> bt.OrderRequest:
         time_in_force=bt.TimeInForce(order.time_in_force),
         limit_price=order.limit_price,
         extended_hours=order.extended_hours,
+        stop_price=order.stop_price,
     )
 
 

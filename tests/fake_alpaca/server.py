@@ -298,7 +298,7 @@ class FakeAlpacaServer:
     def place_order(self, **fields: Any) -> dict[str, Any]:
         """Create an order the way POST /v2/orders would, without HTTP (seeding thousands is fast)."""
         body = {"type": "market", "time_in_force": "day", "side": "buy", **fields}
-        for name in ("qty", "limit_price"):
+        for name in ("qty", "limit_price", "stop_price"):
             if body.get(name) is not None:
                 body[name] = str(body[name])
         return self.venue.submit(body).to_json()

@@ -189,6 +189,9 @@ class Order:
     filled_ns: int | None = None
     canceled_ns: int | None = None
     expired_ns: int | None = None
+    stop_price: Decimal | None = None
+    # A stop (stop_limit) works as a market (limit) order once a trade reached its stop price.
+    triggered: bool = False
 
     @property
     def is_open(self) -> bool:
@@ -230,7 +233,7 @@ class Order:
             "position_intent": opening,
             "time_in_force": self.time_in_force,
             "limit_price": None if self.limit_price is None else wire_decimal(self.limit_price),
-            "stop_price": None,
+            "stop_price": None if self.stop_price is None else wire_decimal(self.stop_price),
             "status": self.status,
             "extended_hours": self.extended_hours,
             "legs": None,
@@ -371,20 +374,15 @@ class Venue:
             if side not in ("buy", "sell"):
                 raise AlpacaError(422, CODE_INVALID_REQUEST, "side must be buy or sell")
             order_type = body.get("type")
-            if order_type not in ("market", "limit"):
+            if order_type not in ("market", "limit", "stop", "stop_limit"):
                 raise AlpacaError(422, CODE_INVALID_REQUEST, f"order type {order_type!r} is not supported")
             time_in_force = body.get("time_in_force")
             if time_in_force not in ("day", "gtc", "ioc", "fok", "opg", "cls"):
                 raise AlpacaError(422, CODE_INVALID_REQUEST, "invalid time_in_force")
-            limit_price: Decimal | None = None
-            if order_type == "limit":
-                if body.get("limit_price") in (None, ""):
-                    raise AlpacaError(422, CODE_INVALID_REQUEST, "limit_price is required for limit orders")
-                limit_price = _positive_decimal(body.get("limit_price"), "limit_price")
-            elif body.get("limit_price") not in (None, ""):
-                raise AlpacaError(422, CODE_INVALID_REQUEST, "limit_price is only allowed for limit orders")
+            limit_price = _price_for(body, "limit_price", needed=order_type in ("limit", "stop_limit"))
+            stop_price = _price_for(body, "stop_price", needed=order_type in ("stop", "stop_limit"))
             if side == "buy":
-                reference = limit_price if limit_price is not None else self._price_of(symbol)
+                reference = limit_price or stop_price or self._price_of(symbol)
                 cost = qty * (reference or Decimal("0"))
                 buying_power = self.buying_power()
                 if cost > buying_power:
@@ -407,6 +405,7 @@ class Venue:
                 type=order_type,
                 time_in_force=time_in_force,
                 limit_price=limit_price,
+                stop_price=stop_price,
                 extended_hours=bool(body.get("extended_hours", False)),
                 status="new",
                 created_ns=now,
@@ -675,7 +674,13 @@ class Venue:
         price = self._price_of(order.symbol)
         if price is None:
             return False
-        if order.type == "limit" and order.limit_price is not None:
+        if order.stop_price is not None and not order.triggered:
+            # Alpaca's stop: a buy triggers at or above its stop price, a sell at or below.
+            reached = price >= order.stop_price if order.side == "buy" else price <= order.stop_price
+            if not reached:
+                return False
+            order.triggered = True
+        if order.limit_price is not None:
             crosses = price <= order.limit_price if order.side == "buy" else price >= order.limit_price
             if not crosses:
                 return False
@@ -720,6 +725,16 @@ class Venue:
             position.qty, position.avg_entry_price = new_qty, price
         else:  # reducing: the average cost of what is left does not change
             position.qty = new_qty
+
+
+def _price_for(body: Mapping[str, Any], name: str, *, needed: bool) -> Decimal | None:
+    """limit_price / stop_price: required by the order types that use it, refused by the others."""
+    given = body.get(name) not in (None, "")
+    if needed and not given:
+        raise AlpacaError(422, CODE_INVALID_REQUEST, f"{name} is required for {body.get('type')} orders")
+    if not needed and given:
+        raise AlpacaError(422, CODE_INVALID_REQUEST, f"{name} is not allowed for {body.get('type')} orders")
+    return _positive_decimal(body.get(name), name) if needed else None
 
 
 def _positive_decimal(value: Any, name: str) -> Decimal:

@@ -23,7 +23,7 @@ BAD_BODIES = [
     ("limit order without a price", order_body(type="limit")),
     ("market order with a price", order_body(limit_price="100")),
     ("unknown side", order_body(side="short")),
-    ("unknown type", order_body(type="stop")),
+    ("unknown type", order_body(type="trailing_stop")),
     ("unknown time in force", order_body(time_in_force="forever")),
     ("unknown field", order_body(limit_prce="100")),
     ("lowercase nonsense symbol", order_body(symbol="not a symbol")),
@@ -31,6 +31,14 @@ BAD_BODIES = [
     ("client order id with spaces", order_body(client_order_id="a b")),
     ("missing strategy", {k: v for k, v in order_body().items() if k != "strategy"}),
     ("negative stop loss", order_body(stop_loss="-1")),
+    ("stop order without a stop price", order_body(type="stop")),
+    ("stop order with a limit price", order_body(type="stop", stop_price="105", limit_price="106")),
+    ("stop limit without a limit price", order_body(type="stop_limit", stop_price="105")),
+    ("stop limit without a stop price", order_body(type="stop_limit", limit_price="106")),
+    ("limit order with a stop price", order_body(type="limit", limit_price="99", stop_price="95")),
+    ("market order with a stop price", order_body(stop_price="105")),
+    ("negative stop price", order_body(type="stop", stop_price="-105")),
+    ("stop price as a word", order_body(type="stop", stop_price="soon")),
 ]
 
 

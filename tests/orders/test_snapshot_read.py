@@ -37,6 +37,8 @@ def test_the_one_statement_snapshot_reads_what_the_portable_read_reads(alpha, be
     _order(alpha, "w-2", type="limit", limit_price=Decimal("101.25"), filled_qty=Decimal("4"),
            status="partially_filled", created_at=now - dt.timedelta(milliseconds=500))
     _order(beta, "w-3", symbol="MSFT", side="sell", created_at=now - dt.timedelta(seconds=10))
+    _order(beta, "w-4", symbol="MSFT", type="stop", stop_price=Decimal("410"), created_at=now - dt.timedelta(
+        seconds=20))
     _order(alpha, "d-1", status="denied", created_at=now - dt.timedelta(milliseconds=200))
     _order(alpha, "i-1", created_at=now - dt.timedelta(milliseconds=100))  # identical to the intent
     filled = _order(alpha, "f-1", status="filled", created_at=now - dt.timedelta(hours=1))

@@ -4,36 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import replace
-from decimal import Decimal
 
 import pytest
 
-from risk.checks import LastPrice, OrderIntent, RiskSnapshot, StrategyState, evaluate
-
-NOW = dt.datetime(2026, 11, 20, 15, 0, tzinfo=dt.UTC)
-D = Decimal
-
-
-def snapshot(**overrides) -> RiskSnapshot:
-    base = RiskSnapshot(
-        now=NOW,
-        equity=D("100000"),
-        day_start_equity=D("100000"),
-        peak_equity=D("100000"),
-        strategy=StrategyState(slug="alpha"),
-        last_price=LastPrice(price=D("100"), at=NOW - dt.timedelta(seconds=5)),
-    )
-    return replace(base, **overrides)
-
-
-def buy(qty: str = "10", **overrides) -> OrderIntent:
-    return OrderIntent(
-        **{"strategy": "alpha", "symbol": "AAPL", "side": "buy", "qty": D(qty), "type": "market", **overrides}
-    )
-
-
-def codes(intent: OrderIntent, snap: RiskSnapshot) -> list[str]:
-    return [v.code for v in evaluate(intent, snap)]
+from risk.checks import LastPrice, StrategyState, evaluate
+from tests.risk.builders import NOW, D, buy, codes, snapshot
 
 
 def test_a_normal_order_on_a_fresh_strategy_passes():

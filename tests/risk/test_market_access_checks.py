@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import replace
-from decimal import Decimal
 
 import pytest
 
@@ -19,37 +17,13 @@ from risk.checks import (
     SymbolState,
     evaluate,
 )
-
-NOW = dt.datetime(2026, 11, 20, 15, 0, tzinfo=dt.UTC)
-D = Decimal
-
-
-def snapshot(**overrides) -> RiskSnapshot:
-    base = RiskSnapshot(
-        now=NOW,
-        equity=D("100000"),
-        day_start_equity=D("100000"),
-        peak_equity=D("100000"),
-        strategy=StrategyState(slug="alpha"),
-        last_price=LastPrice(price=D("100"), at=NOW - dt.timedelta(seconds=5)),
-    )
-    return replace(base, **overrides)
-
-
-def order(side: str = "buy", qty: str = "10", **overrides) -> OrderIntent:
-    return OrderIntent(
-        **{"strategy": "alpha", "symbol": "AAPL", "side": side, "qty": D(qty), "type": "market", **overrides}
-    )
+from tests.risk.builders import NOW, D, codes, order, snapshot
 
 
 def violation(intent: OrderIntent, snap: RiskSnapshot, code: str):
     found = [v for v in evaluate(intent, snap) if v.code == code]
     assert len(found) == 1, evaluate(intent, snap)
     return found[0].as_dict()
-
-
-def codes(intent: OrderIntent, snap: RiskSnapshot) -> list[str]:
-    return [v.code for v in evaluate(intent, snap)]
 
 
 # --- restricted_symbol --------------------------------------------------------
