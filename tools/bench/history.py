@@ -91,6 +91,8 @@ def _select_list(model: type[models.Model], known: dict[str, str]) -> tuple[list
             expressions.append(f"%({key})s::{field.db_type(connection)}")
         elif field.null:
             expressions.append("NULL")
+        elif field.empty_strings_allowed:
+            expressions.append("''")  # what the ORM stores for a text field without a default
         else:
             raise BenchSetupError(
                 f"tools/bench/history.py cannot fill {model.__name__}.{field.name} (no default, not null): "
