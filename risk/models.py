@@ -105,6 +105,10 @@ class MarketClosedPolicy(models.TextChoices):
     ALLOW = "allow", "Allow (the broker queues it)"
 
 
+# The longest duplicate-order window a limit may set; order entry's snapshot read relies on it.
+MAX_DUPLICATE_ORDER_WINDOW_S = 3600
+
+
 class RiskLimits(models.Model):
     """Portfolio and order limits: one row (pk=1), created by a migration, edited through limit_update."""
 
@@ -143,7 +147,7 @@ class RiskLimits(models.Model):
     )
     duplicate_order_window_s = models.PositiveIntegerField(
         default=1,
-        validators=[MinValueValidator(1), MaxValueValidator(3600)],
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_DUPLICATE_ORDER_WINDOW_S)],
         help_text="Window (seconds) in which identical orders of a strategy are counted.",
     )
     duplicate_order_max = models.PositiveIntegerField(

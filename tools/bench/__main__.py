@@ -33,6 +33,7 @@ class Sizes:
     entry_warmup: float
     entry_workers: int
     latency_clients: list[int]
+    latency_workers: int
     broker_ms: int
     burst_size: int
     burst_repeats: int
@@ -65,6 +66,9 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, Sizes]:
     sizes.add_argument("--entry-seconds", type=float, help="measured seconds per endpoint and level [3]; default 8")
     sizes.add_argument("--entry-workers", type=int, help="gunicorn sync workers; default 2 x CPUs + 1")
     sizes.add_argument("--latency-clients", help="clients for added latency and lock hold; default 1,8")
+    sizes.add_argument(
+        "--latency-workers", type=int, help="gunicorn sync workers for latency and burst; default 2 x max N + 1"
+    )
     sizes.add_argument("--broker-ms", type=int, help="simulated submit round trip for latency/burst; default 50")
     sizes.add_argument("--burst", type=int, help="orders of one strategy sent at once; default 50")
     sizes.add_argument(
@@ -98,6 +102,7 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, Sizes]:
         entry_warmup=1.0 if quick else 2.0,
         entry_workers=args.entry_workers or 2 * cpus + 1,
         latency_clients=_ints(args.latency_clients or "1,8"),
+        latency_workers=args.latency_workers or 2 * max(_ints(args.latency_clients or "1,8")) + 1,
         broker_ms=args.broker_ms if args.broker_ms is not None else 50,
         burst_size=args.burst or 50,
         burst_repeats=2 if quick else 4,

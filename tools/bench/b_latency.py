@@ -1,9 +1,12 @@
 """What a client feels: order entry's latency over the broker's own round trip, and the account lock's hold.
 
 gunicorn serves the product with the simulated venue answering every submit
-``broker_ms`` later (``SIM_SUBMIT_LATENCY_MS``), in threaded workers (a
-request spends most of its time waiting on the broker, as in production),
-and with ``ORDER_ENTRY_LOCK_TIMING`` on: each order logs how long it held the
+``broker_ms`` later (``SIM_SUBMIT_LATENCY_MS``), in sync workers (processes,
+as docker-compose.yml runs the product), more of them than clients: a request
+spends most of its time waiting on the broker. Threaded workers would measure
+the GIL instead: a thread holding the account lock waits up to the
+interpreter's switch interval (5 ms) for the GIL after every statement. And
+with ``ORDER_ENTRY_LOCK_TIMING`` on: each order logs how long it held the
 account lock (logger ``orders.entry.lock``, a file of the bench's, see
 tools/bench/settings.py).
 
