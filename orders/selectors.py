@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import uuid
 import zoneinfo
 from collections import defaultdict
 from collections.abc import Callable
@@ -178,6 +179,7 @@ def exposure_summary(
     strategy_id: int | None = None,
     symbol: str | None = None,
     buys_since: dt.datetime | None = None,
+    excluding: uuid.UUID | None = None,
 ) -> Exposure:
     """Positions marked at the last price plus working orders that add exposure (FIA).
 
@@ -186,6 +188,7 @@ def exposure_summary(
     cost follows the size of the book, not of history. Only a fresh price
     marks anything (the check's own rule, ``checks.price_is_fresh``); a
     symbol without one is listed in ``unpriced_symbols``, never counted as $0.
+    ``excluding``: an order an amend replaces, judged as its replacement instead.
     """
     max_age = dt.timedelta(seconds=settings.MAX_PRICE_AGE_S)
     marks = {
@@ -228,6 +231,7 @@ def exposure_summary(
     sent_since = Q(created_at__gt=buys_since) if buys_since is not None else Q(pk__isnull=False)
     working = (
         Order.objects.filter(status__in=WORKING)
+        .exclude(pk=excluding)
         .values("strategy_id", "symbol", "side")
         .annotate(
             remaining=Sum(F("qty") - F("filled_qty")),
@@ -275,6 +279,41 @@ def exposure_summary(
     return result
 
 
+def open_trade_risk(*, marks: dict[str, Decimal], assumed_stop_distance_pct: Decimal) -> Decimal:
+    """The largest risk one open position carries now, in dollars (docs/risk-policy.md, risk per trade).
+
+    Each strategy's position in a symbol risks, for the part a working stop
+    order covers (a stop-loss leg, or a stop order of its own, on the closing
+    side), the distance from the mark to that stop; for the rest, the assumed
+    stop distance of its market value: a position whose stop was never placed,
+    or that the broker ended, counts as unprotected. A position without a mark
+    is left out (it is named in the picture's ``unpriced_symbols``).
+    """
+    stops: dict[tuple[int, str], list[tuple[str, Decimal, Decimal]]] = defaultdict(list)
+    for strategy_id, symbol, side, stop_price, remaining in (
+        Order.objects.filter(status__in=WORKING, type__in=["stop", "stop_limit"])
+        .annotate(remaining=F("qty") - F("filled_qty"))
+        .values_list("strategy_id", "symbol", "side", "stop_price", "remaining")
+    ):
+        stops[(strategy_id, symbol)].append((side, stop_price, remaining))
+    largest = ZERO
+    for strategy_id, symbol, qty in Position.objects.exclude(qty=0).values_list("strategy_id", "symbol", "qty"):
+        mark = marks.get(symbol)
+        if mark is None:
+            continue
+        closing_side = "sell" if qty > 0 else "buy"
+        uncovered, risk = abs(qty), ZERO
+        for side, stop_price, remaining in stops.get((strategy_id, symbol), []):
+            if side != closing_side or uncovered <= 0:
+                continue
+            covered = min(uncovered, remaining)
+            risk += covered * max(ZERO, mark - stop_price if qty > 0 else stop_price - mark)
+            uncovered -= covered
+        risk += uncovered * mark * assumed_stop_distance_pct / Decimal(100)
+        largest = max(largest, risk)
+    return largest
+
+
 def build_snapshot(
     *,
     strategy: Strategy,
@@ -284,6 +323,7 @@ def build_snapshot(
     state: RiskState | None = None,
     clock: checks.MarketClock | None = None,
     asset: AssetFlags | None = None,
+    excluding: uuid.UUID | None = None,
 ) -> checks.RiskSnapshot:
     """Everything the pure check needs, read inside the account lock (``state`` is the locked row).
 
@@ -304,7 +344,8 @@ def build_snapshot(
     }
 
     exposure = exposure_summary(
-        prices=prices, now=now, strategy_id=strategy.pk, symbol=intent.symbol, buys_since=state.equity_at
+        prices=prices, now=now, strategy_id=strategy.pk, symbol=intent.symbol, buys_since=state.equity_at,
+        excluding=excluding,
     )
     day_start = trading_day_start(now)
     realised_today = Fill.objects.filter(strategy=strategy, at__gte=day_start).aggregate(
