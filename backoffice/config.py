@@ -91,6 +91,8 @@ class Config:
     risk_eval_interval_s: int
     sim_tick_interval_s: int
     sim_market_clock: str
+    sim_submit_latency_ms: int
+    order_entry_lock_timing: bool
     kill_switch_flatten: bool
     kill_switch_reset_approvals: int
     halt_on_reconciliation_break: bool
@@ -379,6 +381,10 @@ def from_environ(env: Mapping[str, str], *, base_dir: Path) -> Config:
         risk_eval_interval_s=_int(env, "RISK_EVAL_INTERVAL_S", 15),
         sim_tick_interval_s=_int(env, "SIM_TICK_INTERVAL_S", 2),
         sim_market_clock=_choice(env, "SIM_MARKET_CLOCK", "open", ("open", "extended", "closed")),
+        # A simulated broker round trip on submit (benchmarks: entry latency over the venue's own).
+        sim_submit_latency_ms=_int(env, "SIM_SUBMIT_LATENCY_MS", 0, minimum=0, maximum=60_000),
+        # Log how long order entry holds the account lock (logger orders.entry.lock); off by default.
+        order_entry_lock_timing=_bool(env, "ORDER_ENTRY_LOCK_TIMING", False),
         kill_switch_flatten=_bool(env, "KILL_SWITCH_FLATTEN", False),
         kill_switch_reset_approvals=approvals,
         halt_on_reconciliation_break=_bool(env, "HALT_ON_RECONCILIATION_BREAK", False),

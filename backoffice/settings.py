@@ -273,6 +273,10 @@ RISK_EVAL_INTERVAL_S = CONFIG.risk_eval_interval_s
 SIM_TICK_INTERVAL_S = CONFIG.sim_tick_interval_s
 # The simulated broker's clock: open (default), extended (only the extended session), closed.
 SIM_MARKET_CLOCK = CONFIG.sim_market_clock
+# Milliseconds the simulated venue waits on every submit, like a broker's round trip (default 0).
+SIM_SUBMIT_LATENCY_MS = CONFIG.sim_submit_latency_ms
+# When on, order entry logs the account lock's hold time (logger orders.entry.lock, INFO).
+ORDER_ENTRY_LOCK_TIMING = CONFIG.order_entry_lock_timing
 KILL_SWITCH_FLATTEN = CONFIG.kill_switch_flatten
 KILL_SWITCH_RESET_APPROVALS = CONFIG.kill_switch_reset_approvals
 HALT_ON_RECONCILIATION_BREAK = CONFIG.halt_on_reconciliation_break

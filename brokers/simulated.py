@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+import time
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -36,7 +37,7 @@ from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import connection, transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
@@ -67,6 +68,7 @@ from brokers.types import (
     Side,
     TimeInForce,
 )
+from core.sql import insert_values, mark_saved, placeholders
 
 # Alpaca's answer to a reused client_order_id. The order pipeline resends with
 # the same id after an ambiguous submit and relies on exactly this refusal.
@@ -547,6 +549,23 @@ def _cancel_open_orders(now: dt.datetime) -> list[SimOrder]:
     return orders
 
 
+def _place_legs(entry: SimOrder, request: OrderRequest, now: dt.datetime) -> None:
+    """An oto/bracket entry's legs: orders of their own on the closing side, held until the entry fills."""
+    exit_side = Side.SELL if request.side == Side.BUY else Side.BUY
+    for leg_type, limit_price, stop_price in (
+        (OrderType.LIMIT, request.take_profit, None),
+        (OrderType.STOP, None, request.stop_loss),
+    ):
+        if limit_price is None and stop_price is None:
+            continue
+        SimOrder.objects.create(
+            client_order_id=str(uuid.uuid4()), symbol=request.symbol, side=exit_side, qty=request.qty,
+            type=leg_type, time_in_force=request.time_in_force, limit_price=limit_price, stop_price=stop_price,
+            status=SimOrderStatus.HELD, submitted_at=now, updated_at=now, order_class=entry.order_class,
+            parent=entry,
+        )
+
+
 class SimulatedBroker(BrokerClient):
     """The paper venue in the database. Every public call counts as one broker round trip."""
 
@@ -555,17 +574,39 @@ class SimulatedBroker(BrokerClient):
 
     def submit_order(self, request: OrderRequest) -> BrokerOrder:
         self.counter.record("submit_order")
+        if settings.SIM_SUBMIT_LATENCY_MS:
+            # The broker's round trip, made visible (benchmarks): the venue answers this much later.
+            time.sleep(settings.SIM_SUBMIT_LATENCY_MS / 1000)
         client_order_id = request.client_order_id
         if not client_order_id or len(client_order_id) > 128:
             raise _unprocessable("client_order_id must be between 1 and 128 characters")
-        if SimOrder.objects.filter(client_order_id=client_order_id).exists():
+        duplicate, tradable, has_market = self._submit_facts(request)
+        if duplicate:
             # Checked first, as Alpaca does: a resend after an ambiguous submit
             # must learn "duplicate", whatever else has changed since.
             raise self._duplicate()
-        self._validate(request)
+        self._validate(request, tradable=tradable, has_market=has_market)
 
+        now = timezone.now()
+        order = SimOrder(
+            client_order_id=client_order_id,
+            symbol=request.symbol,
+            side=request.side,
+            qty=request.qty,
+            type=request.type,
+            time_in_force=request.time_in_force,
+            limit_price=request.limit_price if request.type in LIMIT_TYPES else None,
+            stop_price=request.stop_price if request.type in STOP_TYPES else None,
+            status=SimOrderStatus.NEW,
+            submitted_at=now,
+            updated_at=now,
+            order_class="" if request.order_class == "simple" else request.order_class,
+        )
+        if request.side != Side.BUY and not order.order_class:
+            # One statement, atomic by itself: no transaction or savepoint of its own.
+            self._insert_unless_duplicate(order)
+            return _to_broker_order(order)
         with transaction.atomic():
-            now = timezone.now()
             if request.side == Side.BUY:
                 # The account lock serialises buys, so two at once cannot both
                 # spend the same buying power.
@@ -576,56 +617,55 @@ class SimulatedBroker(BrokerClient):
                     price = SimPrice.objects.get(symbol=request.symbol).price
                 if _money(request.qty * price) > _buying_power(account.cash):
                     raise BrokerRejected("insufficient buying power", status=403)
-            try:
-                # Its own savepoint: the caller may be inside transaction.atomic(),
-                # and a failed INSERT must not poison the caller's transaction.
-                with transaction.atomic():
-                    order = SimOrder.objects.create(
-                        client_order_id=client_order_id,
-                        symbol=request.symbol,
-                        side=request.side,
-                        qty=request.qty,
-                        type=request.type,
-                        time_in_force=request.time_in_force,
-                        limit_price=request.limit_price if request.type in LIMIT_TYPES else None,
-                        stop_price=request.stop_price if request.type in STOP_TYPES else None,
-                        status=SimOrderStatus.NEW,
-                        submitted_at=now,
-                        updated_at=now,
-                        order_class="" if request.order_class == "simple" else request.order_class,
-                    )
-                    exit_side = Side.SELL if request.side == Side.BUY else Side.BUY
-                    for leg_type, limit_price, stop_price in (
-                        (OrderType.LIMIT, request.take_profit, None),
-                        (OrderType.STOP, None, request.stop_loss),
-                    ):
-                        if limit_price is None and stop_price is None:
-                            continue
-                        SimOrder.objects.create(
-                            client_order_id=str(uuid.uuid4()), symbol=request.symbol, side=exit_side,
-                            qty=request.qty, type=leg_type, time_in_force=request.time_in_force,
-                            limit_price=limit_price, stop_price=stop_price, status=SimOrderStatus.HELD,
-                            submitted_at=now, updated_at=now, order_class=order.order_class, parent=order,
-                        )
-            except IntegrityError as exc:
-                # Another process inserted the same client_order_id between our
-                # check and our INSERT: the unique constraint decided.
-                raise self._duplicate() from exc
+            self._insert_unless_duplicate(order)
+            _place_legs(order, request, now)
         return _to_broker_order(order)
+
+    @staticmethod
+    def _submit_facts(request: OrderRequest) -> tuple[bool, bool | None, bool]:
+        """(client_order_id taken, the asset's tradable flag or None if unknown, the symbol has a price): one query."""
+        sql = (
+            f"SELECT EXISTS (SELECT 1 FROM {SimOrder._meta.db_table} WHERE client_order_id = %s), "
+            f"(SELECT tradable FROM {SimAsset._meta.db_table} WHERE symbol = %s), "
+            f"EXISTS (SELECT 1 FROM {SimPrice._meta.db_table} WHERE symbol = %s)"
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [request.client_order_id, request.symbol, request.symbol])
+            duplicate, tradable, has_market = cursor.fetchone()
+        return bool(duplicate), None if tradable is None else bool(tradable), bool(has_market)
+
+    def _insert_unless_duplicate(self, order: SimOrder) -> None:
+        """INSERT ... ON CONFLICT DO NOTHING: a concurrent submit of the same id is refused by the unique constraint.
+
+        No savepoint needed (the caller may be inside transaction.atomic()):
+        a conflict is an answer, not an error that would poison the transaction.
+        """
+        table, columns, values = insert_values(order)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {table} ({columns}) VALUES ({placeholders(values)}) ON CONFLICT DO NOTHING RETURNING id",
+                values,
+            )
+            row = cursor.fetchone()
+        if row is None:
+            # Another process inserted the same client_order_id between our
+            # check and our INSERT: the unique constraint decided.
+            raise self._duplicate()
+        order.pk = row[0]
+        mark_saved(order)
 
     @staticmethod
     def _duplicate() -> BrokerRejected:
         return BrokerRejected(DUPLICATE_CLIENT_ORDER_ID_MESSAGE, status=422, code=DUPLICATE_CLIENT_ORDER_ID_CODE)
 
     @staticmethod
-    def _validate(request: OrderRequest) -> None:
-        """Alpaca's 422s for an order it cannot accept; nothing is stored."""
-        asset = SimAsset.objects.filter(symbol=request.symbol).first()
-        if asset is None:
+    def _validate(request: OrderRequest, *, tradable: bool | None, has_market: bool) -> None:
+        """Alpaca's 422s for an order it cannot accept; nothing is stored (``tradable`` None: no such asset)."""
+        if tradable is None:
             raise _unprocessable(f"asset {request.symbol} not found")
-        if not asset.tradable:
+        if not tradable:
             raise _unprocessable(f"asset {request.symbol} is not tradable")
-        if not SimPrice.objects.filter(symbol=request.symbol).exists():
+        if not has_market:
             raise _unprocessable(f"asset {request.symbol} has no market")
         qty = request.qty
         if not qty.is_finite() or qty <= 0:
@@ -680,7 +720,7 @@ class SimulatedBroker(BrokerClient):
                 client_order_id=new.client_order_id, symbol=new.symbol, side=Side(new.side), qty=new.qty,
                 type=OrderType(new.type), time_in_force=TimeInForce(new.time_in_force), limit_price=new.limit_price,
                 stop_price=new.stop_price,
-            ))
+            ), tradable=True, has_market=True)  # the order it replaces was accepted in this symbol
             _close(old, SimOrderStatus.REPLACED, new.updated_at)
             old.save(update_fields=["status", "updated_at"])
             new.save()

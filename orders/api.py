@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import math
 from decimal import Decimal
 from typing import Any
 
+from django.db.models import Exists, OuterRef
 from django.shortcuts import get_object_or_404
 from django.utils.dateparse import parse_datetime
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_field
@@ -218,7 +220,7 @@ class OrderListQuery(StrictSerializer):
 def _order_answer(outcome: services.SubmitOutcome) -> Response:
     """201 for a new order (or amend), 200 for an idempotent replay, 400 problem for a risk denial."""
     order = outcome.order
-    body = OrderOut(order).data
+    body = order_body(order)
     if outcome.replayed:
         return Response(body, status=status.HTTP_200_OK, headers={"Idempotent-Replayed": "true"})
     if order.status == OrderStatus.DENIED:
@@ -235,11 +237,24 @@ def _order_answer(outcome: services.SubmitOutcome) -> Response:
 
 
 def _strategy_for(user: Any, slug: str) -> Strategy:
-    """Unknown strategy: 404. Known but not granted to this client: 403."""
-    strategy = get_object_or_404(Strategy, slug=slug)
-    if not strategy.clients.filter(pk=user.pk).exists():
+    """Unknown strategy: 404. Known but not granted to this client: 403. One query."""
+    grant = Strategy.clients.through.objects.filter(strategy_id=OuterRef("pk"), user_id=user.pk)
+    strategy = get_object_or_404(Strategy.objects.annotate(granted=Exists(grant)), slug=slug)
+    if not strategy.granted:  # type: ignore[attr-defined]  # the annotation above
         raise PermissionDenied(f"You are not allowed to trade strategy {slug}.")
     return strategy
+
+
+@functools.cache
+def _order_out() -> OrderOut:
+    # Built once: a serializer instance deep-copies and binds its fields on every
+    # construction, which costs more than rendering one order (issue 19).
+    return OrderOut()
+
+
+def order_body(order: Order) -> dict[str, Any]:
+    """An order as OrderOut renders it, without building a serializer per answer."""
+    return _order_out().to_representation(order)
 
 
 class OrderListCreate(APIView):

@@ -9,16 +9,18 @@ number of historical orders or fills.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
-import uuid
 import zoneinfo
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any, TypeVar
 
 from django.conf import settings
 from django.core.cache import cache
+from django.db import DEFAULT_DB_ALIAS, connection, models
 from django.db.models import Count, F, Q, QuerySet, Sum
 from django.db.models.functions import Coalesce
 
@@ -45,6 +47,7 @@ from risk.models import (
 )
 
 logger = logging.getLogger(__name__)
+ModelT = TypeVar("ModelT", bound=models.Model)
 ZERO = Decimal(0)
 ASSET_CACHE_SECONDS = 3600
 CLOCK_CACHE_SECONDS = 60
@@ -134,9 +137,9 @@ def symbols_for_snapshot(symbol: str) -> set[str]:
     Asked of market data in one call, before the account lock; a working
     market order in a symbol the account does not hold is exposure too.
     """
-    held = Position.objects.exclude(qty=0).values_list("symbol", flat=True).distinct()
-    working = working_orders().values_list("symbol", flat=True).distinct()  # through the partial index
-    return {symbol, *held, *working}
+    held = Position.objects.exclude(qty=0).order_by().values_list("symbol", flat=True)
+    working = working_orders().order_by().values_list("symbol", flat=True)  # through the partial index
+    return {symbol, *held.union(working)}  # one statement (UNION: each symbol once)
 
 
 @dataclass
@@ -172,6 +175,30 @@ class Exposure:
         return len(self.exposed_symbols)
 
 
+def _position_rows() -> list[dict[str, Any]]:
+    rows = Position.objects.exclude(qty=0).values(
+        "strategy_id", "symbol", "qty", "avg_price", "day_start_on", "day_start_unrealized_pnl"
+    )
+    return [dict(row) for row in rows]
+
+
+def _working_rows(buys_since: dt.datetime | None) -> list[dict[str, Any]]:
+    """Working orders by strategy, symbol and side (through the partial index): what they still add."""
+    sent_since = Q(created_at__gt=buys_since) if buys_since is not None else Q(pk__isnull=False)
+    return list(
+        Order.objects.filter(status__in=WORKING)
+        .values("strategy_id", "symbol", "side")
+        .annotate(
+            remaining=Sum(F("qty") - F("filled_qty")),
+            # A stop order counts at its stop price (it trades there or past it), a stop limit at its limit.
+            limit_notional=Sum((F("qty") - F("filled_qty")) * Coalesce("limit_price", "stop_price")),
+            unlimited=Count("id", filter=Q(limit_price__isnull=True, stop_price__isnull=True)),
+            remaining_since=Sum(F("qty") - F("filled_qty"), filter=sent_since),
+        )
+        .order_by()
+    )
+
+
 def exposure_summary(
     *,
     prices: dict[str, LastTrade],
@@ -179,16 +206,31 @@ def exposure_summary(
     strategy_id: int | None = None,
     symbol: str | None = None,
     buys_since: dt.datetime | None = None,
-    excluding: uuid.UUID | None = None,
+) -> Exposure:
+    """Positions marked at the last price plus working orders that add exposure (FIA); see exposure_from_rows."""
+    return exposure_from_rows(
+        positions=_position_rows(), working=_working_rows(buys_since), prices=prices, now=now,
+        strategy_id=strategy_id, symbol=symbol,
+    )
+
+
+def exposure_from_rows(
+    *,
+    positions: list[dict[str, Any]],
+    working: list[dict[str, Any]],
+    prices: dict[str, LastTrade],
+    now: dt.datetime,
+    strategy_id: int | None = None,
+    symbol: str | None = None,
 ) -> Exposure:
     """Positions marked at the last price plus working orders that add exposure (FIA).
 
-    Reads positions (one row per strategy and symbol) and working orders
-    aggregated by strategy, symbol and side through the partial index: the
-    cost follows the size of the book, not of history. Only a fresh price
-    marks anything (the check's own rule, ``checks.price_is_fresh``); a
-    symbol without one is listed in ``unpriced_symbols``, never counted as $0.
-    ``excluding``: an order an amend replaces, judged as its replacement instead.
+    ``positions``: one row per strategy and symbol held; ``working``: working
+    orders aggregated by strategy, symbol and side (_position_rows and
+    _working_rows, or order entry's one-statement read): the cost follows the
+    size of the book, not of history. Only a fresh price marks anything (the
+    check's own rule, ``checks.price_is_fresh``); a symbol without one is
+    listed in ``unpriced_symbols``, never counted as $0.
     """
     max_age = dt.timedelta(seconds=settings.MAX_PRICE_AGE_S)
     marks = {
@@ -200,9 +242,7 @@ def exposure_summary(
     today = trading_day(now)
     net_by_symbol: dict[str, Decimal] = defaultdict(lambda: ZERO)
     positions_by_key: dict[tuple[int, str], Decimal] = {}
-    for row in Position.objects.exclude(qty=0).values(
-        "strategy_id", "symbol", "qty", "avg_price", "day_start_on", "day_start_unrealized_pnl"
-    ):
+    for row in positions:
         mark = marks.get(row["symbol"])
         if mark is None:
             result.unpriced_symbols.add(row["symbol"])
@@ -228,19 +268,6 @@ def exposure_summary(
                 result.strategy_position_qty = row["qty"]
     result.exposed_symbols = {s for s, q in net_by_symbol.items() if q != 0}
 
-    sent_since = Q(created_at__gt=buys_since) if buys_since is not None else Q(pk__isnull=False)
-    working = (
-        Order.objects.filter(status__in=WORKING)
-        .exclude(pk=excluding)
-        .values("strategy_id", "symbol", "side")
-        .annotate(
-            remaining=Sum(F("qty") - F("filled_qty")),
-            # A stop order counts at its stop price (it trades there or past it), a stop limit at its limit.
-            limit_notional=Sum((F("qty") - F("filled_qty")) * Coalesce("limit_price", "stop_price")),
-            unlimited=Count("id", filter=Q(limit_price__isnull=True, stop_price__isnull=True)),
-            remaining_since=Sum(F("qty") - F("filled_qty"), filter=sent_since),
-        )
-    )
     for row in working:
         remaining = row["remaining"] or ZERO
         position = positions_by_key.get((row["strategy_id"], row["symbol"]), ZERO)
@@ -314,50 +341,27 @@ def open_trade_risk(*, marks: dict[str, Decimal], assumed_stop_distance_pct: Dec
     return largest
 
 
-def build_snapshot(
-    *,
-    strategy: Strategy,
-    intent: checks.OrderIntent,
-    prices: dict[str, LastTrade],
-    now: dt.datetime,
-    state: RiskState | None = None,
-    clock: checks.MarketClock | None = None,
-    asset: AssetFlags | None = None,
-    excluding: uuid.UUID | None = None,
-) -> checks.RiskSnapshot:
-    """Everything the pure check needs, read inside the account lock (``state`` is the locked row).
+@dataclass(frozen=True)
+class SnapshotRows:
+    """What the pre-trade check reads from the database, read inside the account lock (build_snapshot)."""
 
-    The broker is not asked here: the account comes from the last equity
-    reading (``state``), the clock and the asset from the shared cache
-    (``clock`` and ``asset`` when the caller read them before taking the lock).
-    """
-    limits_row = RiskLimits.current()
-    state = state or RiskState.current()
-    clock = clock or market_clock(now=now)
-    asset = asset or asset_flags(intent.symbol)
-    restriction = RestrictedSymbol.objects.filter(symbol=intent.symbol).values_list("reason", flat=True).first()
-    switches: dict[int | None, bool] = {
-        strategy_id: active
-        for strategy_id, active in KillSwitch.objects.filter(
-            Q(strategy__isnull=True) | Q(strategy=strategy)
-        ).values_list("strategy_id", "active")
-    }
+    state: RiskState
+    limits: RiskLimits
+    strategy: Strategy
+    restriction: str | None  # the restricted symbol's reason
+    switches: dict[int | None, bool]  # kill switches: None is the global one
+    positions: list[dict[str, Any]]  # as _position_rows
+    working: list[dict[str, Any]]  # as _working_rows(state.equity_at)
+    realised_today: Decimal  # the strategy's realised P&L since the trading day began
+    orders_last_second: int
+    orders_last_minute: int
+    identical_recent: int  # the duplicate-order check's count
 
-    exposure = exposure_summary(
-        prices=prices, now=now, strategy_id=strategy.pk, symbol=intent.symbol, buys_since=state.equity_at,
-        excluding=excluding,
-    )
-    day_start = trading_day_start(now)
-    realised_today = Fill.objects.filter(strategy=strategy, at__gte=day_start).aggregate(
-        total=Coalesce(Sum("realized_pnl"), ZERO)
-    )["total"]
-    # One read of the strategy's recent orders serves the throttle and the duplicate check. The
-    # message throttle counts messages, not fills (FIA): a denied order counts too, or a client could
-    # hammer the pre-trade check without limit. Duplicates count orders that passed (a runaway loop
-    # sending the same order), not the ones already denied.
-    duplicate_window = dt.timedelta(seconds=limits_row.duplicate_order_window_s)
-    identical = Q(
-        created_at__gte=now - duplicate_window,
+
+def _identical(intent: checks.OrderIntent, since: dt.datetime) -> Q:
+    """Orders like ``intent`` since ``since`` that passed (a runaway loop), not the ones already denied."""
+    return Q(
+        created_at__gte=since,
         symbol=intent.symbol,
         side=intent.side,
         qty=intent.qty,
@@ -365,13 +369,186 @@ def build_snapshot(
         limit_price=intent.limit_price,
         stop_price=intent.stop_price,
     ) & ~Q(status=OrderStatus.DENIED)
+
+
+def _snapshot_rows_orm(*, strategy_id: int, intent: checks.OrderIntent, now: dt.datetime) -> SnapshotRows:
+    """The portable read (SQLite, the embedded default): one query per row set."""
+    limits = RiskLimits.current()
+    state = RiskState.current()
+    strategy = Strategy.objects.get(pk=strategy_id)
+    restriction = RestrictedSymbol.objects.filter(symbol=intent.symbol).values_list("reason", flat=True).first()
+    switches: dict[int | None, bool] = dict(
+        KillSwitch.objects.filter(Q(strategy__isnull=True) | Q(strategy_id=strategy_id)).values_list(
+            "strategy_id", "active"
+        )
+    )
+    realised_today = Fill.objects.filter(strategy_id=strategy_id, at__gte=trading_day_start(now)).aggregate(
+        total=Coalesce(Sum("realized_pnl"), ZERO)
+    )["total"]
+    duplicate_window = dt.timedelta(seconds=limits.duplicate_order_window_s)
     recent = Order.objects.filter(
-        strategy=strategy, created_at__gte=now - max(dt.timedelta(seconds=60), duplicate_window)
+        strategy_id=strategy_id, created_at__gte=now - max(dt.timedelta(seconds=60), duplicate_window)
     ).aggregate(
         minute=Count("id", filter=Q(created_at__gte=now - dt.timedelta(seconds=60))),
         second=Count("id", filter=Q(created_at__gte=now - dt.timedelta(seconds=1))),
-        identical=Count("id", filter=identical),
+        identical=Count("id", filter=_identical(intent, now - duplicate_window)),
     )
+    return SnapshotRows(
+        state=state, limits=limits, strategy=strategy, restriction=restriction, switches=switches,
+        positions=_position_rows(), working=_working_rows(state.equity_at), realised_today=realised_today,
+        orders_last_second=recent["second"], orders_last_minute=recent["minute"],
+        identical_recent=recent["identical"],
+    )
+
+
+# Order entry's snapshot in ONE statement on PostgreSQL (issue 19): the same reads as
+# _snapshot_rows_orm, each a scalar subquery, row sets as JSON. One round trip and no
+# ORM compilation inside the account lock. It runs after the lock statement, never
+# merged with it: a statement's snapshot is taken when it starts, so a read merged
+# into the lock statement would predate the wait for the lock.
+_SNAPSHOT_SQL = """
+WITH limits AS (SELECT * FROM risk_risklimits WHERE id = 1),
+     state AS (SELECT * FROM risk_riskstate WHERE id = 1)
+SELECT
+  (SELECT row_to_json(state) FROM state)::text,
+  (SELECT row_to_json(limits) FROM limits)::text,
+  (SELECT row_to_json(s) FROM risk_strategy s WHERE s.id = %(strategy)s)::text,
+  (SELECT reason FROM risk_restrictedsymbol WHERE symbol = %(symbol)s),
+  (SELECT json_agg(json_build_array(strategy_id, active)) FROM risk_killswitch
+    WHERE strategy_id IS NULL OR strategy_id = %(strategy)s)::text,
+  (SELECT json_agg(p) FROM (
+     SELECT strategy_id, symbol, qty, avg_price, day_start_on, day_start_unrealized_pnl
+     FROM orders_position WHERE qty <> 0) p)::text,
+  (SELECT json_agg(w) FROM (
+     SELECT strategy_id, symbol, side,
+            SUM(qty - filled_qty) AS remaining,
+            SUM((qty - filled_qty) * COALESCE(limit_price, stop_price)) AS limit_notional,
+            COUNT(*) FILTER (WHERE limit_price IS NULL AND stop_price IS NULL) AS unlimited,
+            SUM(qty - filled_qty) FILTER (
+              WHERE (SELECT equity_at FROM state) IS NULL OR created_at > (SELECT equity_at FROM state)
+            ) AS remaining_since
+     FROM orders_order WHERE status IN ({working})
+     GROUP BY strategy_id, symbol, side) w)::text,
+  (SELECT COALESCE(SUM(realized_pnl), 0) FROM orders_fill
+    WHERE strategy_id = %(strategy)s AND at >= %(day_start)s),
+  (SELECT json_build_array(
+            COUNT(*) FILTER (WHERE created_at >= %(minute_ago)s),
+            COUNT(*) FILTER (WHERE created_at >= %(second_ago)s),
+            COUNT(*) FILTER (
+              WHERE created_at >= %(now)s - (SELECT duplicate_order_window_s FROM limits) * interval '1 second'
+              AND symbol = %(symbol)s AND side = %(side)s AND qty = %(qty)s AND type = %(type)s
+              AND limit_price IS NOT DISTINCT FROM %(limit_price)s
+              AND stop_price IS NOT DISTINCT FROM %(stop_price)s AND status <> %(denied)s))
+   FROM orders_order
+   WHERE strategy_id = %(strategy)s
+     AND created_at >= LEAST(%(minute_ago)s,
+                             %(now)s - (SELECT duplicate_order_window_s FROM limits) * interval '1 second'))::text
+"""
+
+
+def _model_from_json(model: type[ModelT], text: str | None) -> ModelT | None:
+    """A model instance from row_to_json's text, each column through its field's to_python (Decimal, datetime)."""
+    if text is None:
+        return None
+    row = json.loads(text, parse_float=Decimal)
+    fields = model._meta.concrete_fields
+    return model.from_db(DEFAULT_DB_ALIAS, [f.attname for f in fields], [f.to_python(row[f.column]) for f in fields])
+
+
+def _rows_from_json(model: type[models.Model], text: str | None) -> list[dict[str, Any]]:
+    """json_agg's rows, each value typed by the model field of the same name (aggregates: Decimal or int)."""
+    if text is None:
+        return []
+    fields = {f.column: f for f in model._meta.concrete_fields}
+    return [
+        {key: fields[key].to_python(value) if key in fields else value for key, value in row.items()}
+        for row in json.loads(text, parse_float=Decimal)
+    ]
+
+
+def _snapshot_rows_sql(*, strategy_id: int, intent: checks.OrderIntent, now: dt.datetime) -> SnapshotRows:
+    working = sorted(WORKING)
+    sql = _SNAPSHOT_SQL.format(working=", ".join(f"%(working_{i})s" for i in range(len(working))))
+    params: dict[str, Any] = {
+        "strategy": strategy_id, "symbol": intent.symbol, "side": intent.side, "qty": intent.qty,
+        "type": intent.type, "limit_price": intent.limit_price, "stop_price": intent.stop_price,
+        "denied": OrderStatus.DENIED,
+        "now": now, "minute_ago": now - dt.timedelta(seconds=60), "second_ago": now - dt.timedelta(seconds=1),
+        "day_start": trading_day_start(now),
+        **{f"working_{i}": status for i, status in enumerate(working)},
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        state_json, limits_json, strategy_json, restriction, switches, positions, working_rows, realised, recent = (
+            cursor.fetchone()
+        )
+    state = _model_from_json(RiskState, state_json)
+    limits = _model_from_json(RiskLimits, limits_json)
+    strategy = _model_from_json(Strategy, strategy_json)
+    if state is None or limits is None:  # created by migrations; a flushed test database may lack them
+        RiskState.current()
+        RiskLimits.current()
+        return _snapshot_rows_sql(strategy_id=strategy_id, intent=intent, now=now)
+    if strategy is None:
+        raise Strategy.DoesNotExist(strategy_id)
+    minute, second, identical = json.loads(recent)
+    return SnapshotRows(
+        state=state, limits=limits, strategy=strategy, restriction=restriction,
+        switches=dict(json.loads(switches or "[]")),
+        positions=_rows_from_json(Position, positions),
+        working=_rows_from_json(Order, working_rows),
+        realised_today=realised, orders_last_second=second, orders_last_minute=minute, identical_recent=identical,
+    )
+
+
+def snapshot_rows(*, strategy_id: int, intent: checks.OrderIntent, now: dt.datetime) -> SnapshotRows:
+    """Everything the check reads from the database: one statement on PostgreSQL (call it under the account lock)."""
+    if connection.vendor == "postgresql":
+        return _snapshot_rows_sql(strategy_id=strategy_id, intent=intent, now=now)
+    return _snapshot_rows_orm(strategy_id=strategy_id, intent=intent, now=now)
+
+
+def build_snapshot(
+    *,
+    strategy_id: int,
+    intent: checks.OrderIntent,
+    prices: dict[str, LastTrade],
+    now: dt.datetime,
+    clock: checks.MarketClock | None = None,
+    asset: AssetFlags | None = None,
+) -> checks.RiskSnapshot:
+    """Everything the pure check needs, read inside the account lock (snapshot_rows, then snapshot_from_rows)."""
+    rows = snapshot_rows(strategy_id=strategy_id, intent=intent, now=now)
+    return snapshot_from_rows(rows, intent=intent, prices=prices, now=now, clock=clock, asset=asset)
+
+
+def snapshot_from_rows(
+    rows: SnapshotRows,
+    *,
+    intent: checks.OrderIntent,
+    prices: dict[str, LastTrade],
+    now: dt.datetime,
+    clock: checks.MarketClock | None = None,
+    asset: AssetFlags | None = None,
+) -> checks.RiskSnapshot:
+    """The check's snapshot from what snapshot_rows read and the prices fetched before the lock.
+
+    The broker is not asked here: the account comes from the last equity
+    reading (``rows.state``), the clock and the asset from the shared cache
+    (``clock`` and ``asset`` when the caller read them before taking the lock).
+    """
+    state, limits_row, strategy, switches = rows.state, rows.limits, rows.strategy, rows.switches
+    restriction = rows.restriction
+    clock = clock or market_clock(now=now)
+    asset = asset or asset_flags(intent.symbol)
+    exposure = exposure_from_rows(
+        positions=rows.positions, working=rows.working, prices=prices, now=now, strategy_id=strategy.pk,
+        symbol=intent.symbol,
+    )
+    realised_today = rows.realised_today
+    recent = {
+        "second": rows.orders_last_second, "minute": rows.orders_last_minute, "identical": rows.identical_recent
+    }
 
     deployment_mode = Mode.LIVE if settings.TRADING_MODE == "live" else Mode.PAPER
     strategy_state = checks.StrategyState(

@@ -15,6 +15,8 @@ never replaces twice. The original closes when the broker says ``replaced``.
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 import hashlib
 import json
 from dataclasses import dataclass
@@ -40,6 +42,7 @@ from orders.services.entry import (
 from orders.services.transitions import S, _log_transition
 from risk import checks
 
+ZERO = Decimal(0)
 # Which prices an amend may change, by order type (the broker's rule: a price the order does not have cannot be set).
 PRICES_BY_TYPE: dict[str, tuple[str, ...]] = {
     "market": (),
@@ -96,6 +99,27 @@ def _refuse_unless_amendable(order: Order, request: AmendRequest) -> None:
             raise InvalidOrder(f"a {order.type} order has no {name} to amend", field=name)
 
 
+def _without(working: list[dict[str, Any]], order: Order, *, since: dt.datetime | None) -> list[dict[str, Any]]:
+    """The working-order rows (selectors._working_rows) less ``order``: an amend is judged instead of it, not on top."""
+    remaining = order.qty - order.filled_qty
+    price = order.limit_price if order.limit_price is not None else order.stop_price
+    rows = []
+    for row in working:
+        if (row["strategy_id"], row["symbol"], row["side"]) == (order.strategy_id, order.symbol, order.side):
+            row = dict(row)
+            row["remaining"] = (row["remaining"] or ZERO) - remaining
+            if price is None:
+                row["unlimited"] -= 1
+            elif row["limit_notional"] is not None:
+                row["limit_notional"] -= remaining * price
+            if row["remaining_since"] is not None and (since is None or order.created_at > since):
+                row["remaining_since"] -= remaining
+            if row["remaining"] <= 0:
+                continue
+        rows.append(row)
+    return rows
+
+
 def order_amend(*, acting_user: Any, order: Order, request: AmendRequest) -> SubmitOutcome:
     """Check the new values, store the replacement (with the original's audit row), send the broker's replace.
 
@@ -123,23 +147,22 @@ def order_amend(*, acting_user: Any, order: Order, request: AmendRequest) -> Sub
     _ensure_equity()
     try:
         with transaction.atomic():
-            state = _lock_account()
+            _lock_account()
             original = Order.objects.select_for_update().select_related("strategy").get(pk=order.pk)
             existing = Order.objects.filter(client_order_id=client_order_id).first()
             if existing is not None:  # a concurrent retry committed while we waited
                 return _replay(existing, fingerprint)
             _refuse_unless_amendable(original, request)
             now = timezone.now()
-            snapshot = selectors.build_snapshot(
-                strategy=original.strategy, intent=intent, prices=prices, now=now, state=state, clock=clock,
-                asset=asset, excluding=original.pk,
-            )
-            if set(snapshot.unpriced_symbols) - priced:
-                prices = {**prices, **_fetch_prices(set(snapshot.unpriced_symbols) - priced)}
-                snapshot = selectors.build_snapshot(
-                    strategy=original.strategy, intent=intent, prices=prices, now=now, state=state, clock=clock,
-                    asset=asset, excluding=original.pk,
-                )
+            rows = selectors.snapshot_rows(strategy_id=original.strategy_id, intent=intent, now=now)
+            rows = dataclasses.replace(rows, working=_without(rows.working, original, since=rows.state.equity_at))
+            snapshot = selectors.snapshot_from_rows(rows, intent=intent, prices=prices, now=now, clock=clock,
+                                                    asset=asset)
+            late = set(snapshot.unpriced_symbols) - priced
+            if late:  # priced now, as order entry does (entry._check_and_store)
+                prices = {**prices, **_fetch_prices(late)}
+                snapshot = selectors.snapshot_from_rows(rows, intent=intent, prices=prices, now=now, clock=clock,
+                                                        asset=asset)
             violations = checks.evaluate(intent, snapshot)
             replacement = Order.objects.create(
                 client_order_id=client_order_id, strategy=original.strategy,

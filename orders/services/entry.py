@@ -9,12 +9,14 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -26,12 +28,13 @@ from core.exceptions import BusinessRefusal
 from orders import selectors
 from orders.models import Order, OrderOrigin
 from orders.services.execution import _apply_broker_order
-from orders.services.transitions import S, _log_transition, _transition
+from orders.services.transitions import S, _transition, order_create_logged
 from risk import checks
 from risk.models import RiskState, Strategy
 from risk.selectors import kill_switch_active_share_locked
 
 logger = logging.getLogger(__name__)
+lock_logger = logging.getLogger("orders.entry.lock")
 
 
 class InvalidOrder(BusinessRefusal):
@@ -186,7 +189,6 @@ def order_submit(
     priced = selectors.symbols_for_snapshot(request.symbol)
     prices = _fetch_prices(priced)
     clock = selectors.market_clock()  # cached for a minute across processes
-    _ensure_equity()
     label = actor_label(acting_user)
     intent = checks.OrderIntent(
         strategy=request.strategy.slug,
@@ -201,17 +203,64 @@ def order_submit(
         take_profit=request.take_profit,
     )
     try:
+        try:
+            order = _check_and_store(
+                request=request, intent=intent, client_order_id=client_order_id, prices=prices, priced=priced,
+                clock=clock, asset=asset, acting_user=acting_user, label=label,
+            )
+        except _EquityUnknown:
+            _ensure_equity()  # a fresh deployment's first order: read the account, outside the lock
+            order = _check_and_store(
+                request=request, intent=intent, client_order_id=client_order_id, prices=prices, priced=priced,
+                clock=clock, asset=asset, acting_user=acting_user, label=label, ask_for_equity=False,
+            )
+    except IntegrityError:
+        # The unique client_order_id decides between concurrent duplicates (they all
+        # passed the lookup above, then queued on the account lock): the later ones
+        # replay the order the first committed.
+        existing = Order.objects.filter(client_order_id=client_order_id).first()
+        if existing is None:
+            raise
+        return _replay(existing, request)
+
+    if order.status == S.PENDING:
+        order = order_send(order_id=order.pk, label=label)
+    return SubmitOutcome(order=order, replayed=False)
+
+
+class _EquityUnknown(Exception):
+    """No equity reading yet (a fresh deployment, before the risk job ran): read it outside the lock, then retry."""
+
+
+def _check_and_store(
+    *,
+    request: OrderRequest,
+    intent: checks.OrderIntent,
+    client_order_id: str,
+    prices: dict[str, bt.LastTrade],
+    priced: set[str],
+    clock: checks.MarketClock,
+    asset: selectors.AssetFlags,
+    acting_user: Any,
+    label: str,
+    ask_for_equity: bool = True,
+) -> Order:
+    """The serialised part: lock the account, read the snapshot, check, store the order with its audit row."""
+    locked_at: float | None = None
+    try:
         with transaction.atomic():
             # The per-account serialisation point: two orders that each fit a
-            # limit but not together cannot both read the same exposure.
-            state = _lock_account()
-            existing = Order.objects.filter(client_order_id=client_order_id).first()
-            if existing is not None:  # a concurrent duplicate committed while we waited
-                return _replay(existing, request)
+            # limit but not together cannot both read the same exposure. The
+            # snapshot is read by the NEXT statement, so it sees everything
+            # committed while this one waited for the lock.
+            _lock_account()
+            locked_at = time.perf_counter()
             now = timezone.now()
-            strategy = Strategy.objects.get(pk=request.strategy.pk)
-            snapshot = selectors.build_snapshot(
-                strategy=strategy, intent=intent, prices=prices, now=now, state=state, clock=clock, asset=asset
+            rows = selectors.snapshot_rows(strategy_id=request.strategy.pk, intent=intent, now=now)
+            if rows.state.equity is None and ask_for_equity:
+                raise _EquityUnknown
+            snapshot = selectors.snapshot_from_rows(
+                rows, intent=intent, prices=prices, now=now, clock=clock, asset=asset
             )
             late = set(snapshot.unpriced_symbols) - priced
             if late:
@@ -220,13 +269,13 @@ def order_submit(
                 # race, inside the lock so the exposure read stays the one checked)
                 # rather than denying stale_price or counting that order at $0.
                 prices = {**prices, **_fetch_prices(late)}
-                snapshot = selectors.build_snapshot(
-                    strategy=strategy, intent=intent, prices=prices, now=now, state=state, clock=clock, asset=asset
+                snapshot = selectors.snapshot_from_rows(
+                    rows, intent=intent, prices=prices, now=now, clock=clock, asset=asset
                 )
             violations = checks.evaluate(intent, snapshot)
-            order = Order.objects.create(
+            order = Order(
                 client_order_id=client_order_id,
-                strategy=strategy,
+                strategy=rows.strategy,
                 submitted_by=acting_user if getattr(acting_user, "is_authenticated", False) else None,
                 symbol=request.symbol,
                 side=request.side,
@@ -248,26 +297,21 @@ def order_submit(
                 if violations
                 else "passed pre-trade check"
             )
-            _log_transition(order, "", actor=acting_user, label=label, reason=reason)
-    except IntegrityError:
-        # The unique client_order_id is the last line of defence against duplicates.
-        existing = Order.objects.filter(client_order_id=client_order_id).first()
-        if existing is None:
-            raise
-        return _replay(existing, request)
-
-    if order.status == S.PENDING:
-        order = order_send(order_id=order.pk, label=label)
-    return SubmitOutcome(order=order, replayed=False)
+            # A duplicate client_order_id raises IntegrityError here (the caller replays).
+            order_create_logged(order, actor=acting_user, label=label, reason=reason)
+    finally:
+        if locked_at is not None and settings.ORDER_ENTRY_LOCK_TIMING:
+            # From the lock granted to the COMMIT that releases it (benchmarks; off by default).
+            lock_logger.info("account lock held %.3f ms", (time.perf_counter() - locked_at) * 1000)
+    return order
 
 
-def _lock_account() -> RiskState:
-    """The per-account serialisation point: the RiskState row, FOR UPDATE."""
-    try:
-        return RiskState.objects.select_for_update().get(pk=1)
-    except RiskState.DoesNotExist:  # created by a migration; a flushed test database may lack it
+def _lock_account() -> None:
+    """The per-account serialisation point: the RiskState row, FOR UPDATE (nothing read: the snapshot reads it)."""
+    locked = RiskState.objects.select_for_update().filter(pk=1).values_list("pk", flat=True)
+    if not list(locked):  # created by a migration; a flushed test database may lack it
         RiskState.current()
-        return RiskState.objects.select_for_update().get(pk=1)
+        list(locked.all())
 
 
 def _broker_request(order: Order) -> bt.OrderRequest:
@@ -344,5 +388,6 @@ def order_send(*, order_id: uuid.UUID, label: str) -> Order:
             _transition(order, S.UNKNOWN, label=label, reason=f"send outcome unknown: {type(exc).__name__}")
         else:
             order.broker_order_id = broker_order.broker_order_id
-            _apply_broker_order(order, broker_order, label=label)
+            # Only what the send and the broker's answer changed is written (not every column).
+            _apply_broker_order(order, broker_order, label=label, also_changed=("sent_at",))
     return order

@@ -85,13 +85,54 @@ def _broker_says(broker_order: bt.BrokerOrder) -> str:
     return reason
 
 
-def _apply_broker_order(order: Order, broker_order: bt.BrokerOrder, *, label: str) -> bool:
+def _target_state(status: str, filled_qty: Decimal, broker_order: bt.BrokerOrder) -> str:
+    """The local state the broker's report moves a working order to (``filled_qty``: after its fills)."""
+    target = from_broker_status(broker_order.status)
+    if target == S.SUBMITTED and filled_qty > 0:
+        target = S.PARTIALLY_FILLED
+    # A cancel request stays pending until the broker says cancelled (or the order
+    # fills): the broker still saying "new" or "partially_filled" only means it has
+    # not cancelled it yet, and the sync keeps sending the cancel (adr/0011). Fills
+    # on the way are recorded all the same.
+    if status == S.PENDING_CANCEL and target in {S.SUBMITTED, S.PARTIALLY_FILLED}:
+        target = S.PENDING_CANCEL
+    return target
+
+
+def broker_order_changes(
+    *, status: str, filled_qty: Decimal, broker_order_id: str | None, never_received: bool,
+    broker_order: bt.BrokerOrder,
+) -> bool:
+    """Whether _apply_broker_order would change a working order in this state: a fill, a transition, the broker's id.
+
+    Read from the columns alone, so the sync locks and writes only the orders
+    that changed (issue 19: a cycle over 10,000 unchanged orders writes none).
+    """
+    if never_received and status in TERMINAL:
+        return True  # late truth: adopted (_adopt_late_truth)
+    if broker_order.filled_qty > filled_qty or broker_order_id is None:
+        return True
+    if status in TERMINAL:
+        return False
+    return _target_state(status, filled_qty, broker_order) != status
+
+
+# The columns _apply_broker_order itself may change on an order (late truth aside).
+BROKER_TRUTH_FIELDS = ("filled_qty", "filled_avg_price", "broker_order_id", "broker_updated_at")
+
+
+def _apply_broker_order(
+    order: Order, broker_order: bt.BrokerOrder, *, label: str, also_changed: tuple[str, ...] | None = None
+) -> bool:
     """Bring a locked local order to the broker's truth: fills first, then the state.
 
     Returns True when something changed (a fill, a transition, or the broker's
     id learnt: it is saved the first time any listing or lookup shows it, even
     when nothing else changed, so a cancel can be sent for the order).
+    ``also_changed``: the columns the caller changed before; with it only
+    those and BROKER_TRUTH_FIELDS are written. None writes every column.
     """
+    fields = None if also_changed is None else (*BROKER_TRUTH_FIELDS, *also_changed)
     if order.status in TERMINAL and order.never_received_at is not None:
         return _adopt_late_truth(order, broker_order, label=label)
     fill = _record_fill(
@@ -103,9 +144,7 @@ def _apply_broker_order(order: Order, broker_order: bt.BrokerOrder, *, label: st
         order.broker_order_id = broker_order.broker_order_id
         changed = True
     order.broker_updated_at = broker_order.updated_at
-    target = from_broker_status(broker_order.status)
-    if target == S.SUBMITTED and order.filled_qty > 0:
-        target = S.PARTIALLY_FILLED
+    target = _target_state(order.status, order.filled_qty, broker_order)
     if order.status in TERMINAL:
         if fill is not None:
             logger.error("fill for terminal order %s recorded from broker truth", order.client_order_id)
@@ -114,19 +153,13 @@ def _apply_broker_order(order: Order, broker_order: bt.BrokerOrder, *, label: st
         if fill is not None:
             event_record(order=order, fill=fill)
         return _record_legs(order, broker_order, label=label) or changed
-    # A cancel request stays pending until the broker says cancelled (or the order
-    # fills): the broker still saying "new" or "partially_filled" only means it has
-    # not cancelled it yet, and the sync keeps sending the cancel (adr/0011). Fills
-    # on the way are recorded all the same.
-    if order.status == S.PENDING_CANCEL and target in {S.SUBMITTED, S.PARTIALLY_FILLED}:
-        target = S.PENDING_CANCEL
     if target != order.status:
         source = order.status
         reason = _broker_says(broker_order)
         if broker_order.status.lower() == "replaced":
             successor = order.replacements.order_by("-created_at").first()
             reason += f": replaced by {successor.client_order_id if successor else broker_order.broker_order_id}"
-        _transition(order, target, label=label, reason=reason, fill=fill)
+        _transition(order, target, label=label, reason=reason, fill=fill, fields=fields)
         _record_legs(order, broker_order, label=label)
         _alert_if_unprotected(order, source=source)
         return True

@@ -17,7 +17,7 @@ from brokers.exceptions import BrokerError
 from brokers.registry import get_broker
 from orders.models import Order
 from orders.services.cancel import order_resolve
-from orders.services.execution import _apply_broker_order, order_apply_broker_update
+from orders.services.execution import _apply_broker_order, broker_order_changes, order_apply_broker_update
 from orders.services.intent import DriveResult, OpenBrokerOrder, intents_drive, open_broker_orders
 from orders.services.transitions import S
 from orders.states import WORKING
@@ -60,7 +60,14 @@ def _with_legs(page: list[bt.BrokerOrder]) -> list[bt.BrokerOrder]:
 
 
 def _apply_page(page: list[bt.BrokerOrder], *, cycle_start: dt.datetime, label: str, result: SyncResult) -> None:
-    """Apply one page of broker orders (legs included) to the local orders they name, one short transaction each."""
+    """Apply one page of broker orders (legs included) to the local orders they name, one short transaction each.
+
+    Only the orders the broker's report changes are locked and written: a row
+    lock is a write (its COMMIT flushes WAL), and in a steady book almost every
+    listed order is unchanged. What the page's one read shows may be stale by
+    the time an order is locked; the locked order is checked again. An entry
+    whose legs are not recorded yet counts as changed (its legs are new).
+    """
     by_client_id = {bo.client_order_id: bo for bo in page}
     leg_ids = [leg.client_order_id for bo in page for leg in bo.legs]
     recorded = set(Order.objects.filter(client_order_id__in=leg_ids).values_list("client_order_id", flat=True))
@@ -72,8 +79,14 @@ def _apply_page(page: list[bt.BrokerOrder], *, cycle_start: dt.datetime, label: 
     local = Order.objects.filter(client_order_id__in=by_client_id).filter(
         Q(status__in=WORKING) | Q(never_received_at__isnull=False) | Q(client_order_id__in=unrecorded)
     ).exclude(status=S.PENDING)
-    for order_id, client_order_id in local.values_list("id", "client_order_id"):
+    rows = local.values_list("id", "client_order_id", "status", "filled_qty", "broker_order_id", "never_received_at")
+    for order_id, client_order_id, status, filled_qty, broker_order_id, never_received_at in rows:
         broker_order = by_client_id[client_order_id]
+        if client_order_id not in unrecorded and not broker_order_changes(
+            status=status, filled_qty=filled_qty, broker_order_id=broker_order_id,
+            never_received=never_received_at is not None, broker_order=broker_order,
+        ):
+            continue
         with transaction.atomic():
             # skip_locked: an order being sent or cancelled right now is left to its owner.
             order = Order.objects.select_for_update(skip_locked=True).filter(pk=order_id).first()

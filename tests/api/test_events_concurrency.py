@@ -16,7 +16,6 @@ import pytest
 from django.db import connection
 
 from orders import services
-from orders.events import event_record
 from orders.models import Order, OrderEvent
 from orders.services import transitions
 from risk.models import RiskLimits, Strategy
@@ -74,13 +73,16 @@ def test_an_event_that_commits_after_a_later_one_is_still_delivered_once(alice, 
 
     inserted, release = threading.Event(), threading.Event()
 
-    def slow_commit(**kwargs: Any) -> None:
-        event_record(**kwargs)
-        if kwargs["order"].client_order_id == "slow" and not inserted.is_set():
+    # On PostgreSQL an order's audit rows (transition + feed entry) are written by one statement.
+    audited_write = transitions._audited_write
+
+    def slow_commit(transition: Any, **kwargs: Any) -> None:
+        audited_write(transition, **kwargs)
+        if transition.order.client_order_id == "slow" and not inserted.is_set():
             inserted.set()  # the event row is in, with its id; the transaction has not committed
             release.wait(30)
 
-    monkeypatch.setattr(transitions, "event_record", slow_commit)
+    monkeypatch.setattr(transitions, "_audited_write", slow_commit)
     errors: list[BaseException] = []
 
     def submit_slow() -> None:

@@ -32,6 +32,10 @@ class Sizes:
     entry_seconds: float
     entry_warmup: float
     entry_workers: int
+    latency_clients: list[int]
+    broker_ms: int
+    burst_size: int
+    burst_repeats: int
     history: list[int]
     check_repeats: int
     submit_repeats: int
@@ -60,6 +64,9 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, Sizes]:
     sizes.add_argument("--entry-clients", help="concurrent API clients per level [1,8,32]; default 1,8,32")
     sizes.add_argument("--entry-seconds", type=float, help="measured seconds per endpoint and level [3]; default 8")
     sizes.add_argument("--entry-workers", type=int, help="gunicorn sync workers; default 2 x CPUs + 1")
+    sizes.add_argument("--latency-clients", help="clients for added latency and lock hold; default 1,8")
+    sizes.add_argument("--broker-ms", type=int, help="simulated submit round trip for latency/burst; default 50")
+    sizes.add_argument("--burst", type=int, help="orders of one strategy sent at once; default 50")
     sizes.add_argument(
         "--history", help="historical orders (and fills), small,large [1000,100000]; default 1000,1000000"
     )
@@ -90,6 +97,10 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, Sizes]:
         entry_seconds=args.entry_seconds or (3.0 if quick else 8.0),
         entry_warmup=1.0 if quick else 2.0,
         entry_workers=args.entry_workers or 2 * cpus + 1,
+        latency_clients=_ints(args.latency_clients or "1,8"),
+        broker_ms=args.broker_ms if args.broker_ms is not None else 50,
+        burst_size=args.burst or 50,
+        burst_repeats=2 if quick else 4,
         history=_ints(args.history or ("1000,100000" if quick else "1000,1000000")),
         check_repeats=args.check_repeats or (100 if quick else 300),
         submit_repeats=40 if quick else 100,

@@ -45,9 +45,13 @@ def _free_port() -> int:
 
 
 class Gunicorn:
-    def __init__(self, *, workers: int, log_path: Path) -> None:
+    def __init__(
+        self, *, workers: int, log_path: Path, threads: int = 1, env: dict[str, str] | None = None
+    ) -> None:
         self.workers = workers
+        self.threads = threads
         self.log_path = log_path
+        self.env = env or {}
         self.port = _free_port()
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -58,12 +62,13 @@ class Gunicorn:
                 sys.executable, "-m", "gunicorn", "backoffice.wsgi:application",
                 "--bind", f"127.0.0.1:{self.port}",
                 "--workers", str(self.workers),
-                "--worker-class", "sync",
+                "--worker-class", "sync" if self.threads == 1 else "gthread",
+                "--threads", str(self.threads),
                 "--backlog", "2048",
                 "--timeout", "120",
                 "--log-level", "warning",
             ],
-            cwd=BASE_DIR, env=dict(os.environ), stdout=self._log, stderr=self._log,
+            cwd=BASE_DIR, env={**os.environ, **self.env}, stdout=self._log, stderr=self._log,
         )
         deadline = time.monotonic() + 60
         while True:

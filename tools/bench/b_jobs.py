@@ -66,6 +66,9 @@ def sync_cycle(venue: Venue, broker: BrokerClient, strat: Strategy, open_orders:
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
+    started = time.perf_counter()
+    services.orders_sync(label="bench:sync")  # steady state: nothing changed since the last cycle
+    steady_s = time.perf_counter() - started
     result = {
         "open_orders": open_orders,
         "filled_at_broker": filled,
@@ -76,6 +79,7 @@ def sync_cycle(venue: Venue, broker: BrokerClient, strat: Strategy, open_orders:
         "changed": first.changed,
         "fills": first.fills,
         "cycle_ms": first_s * 1000,
+        "steady_cycle_ms": steady_s * 1000,
         "peak_bytes": peak,
         "traced_checked": traced.checked,
         "traced_calls": traced.broker_calls,

@@ -63,10 +63,9 @@ def _prices() -> dict:
 
 def _check_once(strat: Strategy, prices: dict) -> tuple[list[checks.Violation], checks.RiskSnapshot]:
     with transaction.atomic():
-        RiskState.current()
-        RiskState.objects.select_for_update().get(pk=1)
-        current = Strategy.objects.get(pk=strat.pk)
-        snapshot = selectors.build_snapshot(strategy=current, intent=INTENT, prices=prices, now=timezone.now())
+        # As order_submit: the lock statement, then the snapshot in one statement.
+        list(RiskState.objects.select_for_update().filter(pk=1).values_list("pk", flat=True))
+        snapshot = selectors.build_snapshot(strategy_id=strat.pk, intent=INTENT, prices=prices, now=timezone.now())
         return checks.evaluate(INTENT, snapshot), snapshot
 
 

@@ -151,3 +151,35 @@ def run(
         return result
 
     return asyncio.run(main())
+
+
+def burst(*, host: str, port: int, path: str, token: str, bodies: list[dict], expect_status: int = 201,
+          timeout: float = 60.0) -> LoadResult:
+    """One request per body, all sent at once (one connection each); latency from each one's connect."""
+
+    async def one(body: dict, result: LoadResult) -> None:
+        raw = _request(host, port, path, token, json.dumps(body).encode())
+        start = time.perf_counter()
+        try:
+            status, payload = await _one(host, port, raw, timeout)
+        except (TimeoutError, OSError, ConnectionError, ValueError) as exc:
+            result.errors[type(exc).__name__] += 1
+            return
+        result.statuses[status] += 1
+        if status == expect_status:
+            result.latencies.append(time.perf_counter() - start)
+        try:
+            answer = json.loads(payload) if payload else {}
+        except ValueError:
+            answer = {}
+        if isinstance(answer, dict) and isinstance(answer.get("status"), str):
+            result.order_statuses[answer["status"]] += 1
+
+    async def main() -> LoadResult:
+        result = LoadResult()
+        started = time.perf_counter()
+        await asyncio.gather(*(one(body, result) for body in bodies))
+        result.elapsed = time.perf_counter() - started
+        return result
+
+    return asyncio.run(main())

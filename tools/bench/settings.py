@@ -33,6 +33,12 @@ LOGGING = {
             "filters": ["redact_secrets"],
         },
         "mail_admins": LOGGING["handlers"]["mail_admins"],
+        # ORDER_ENTRY_LOCK_TIMING's lines, one per order, read back by tools/bench/b_latency.py.
+        "lock_hold": {"class": "logging.FileHandler", "filename": str(BENCH_DIR / "lock-hold.log"), "level": "INFO"},
     },
     "root": {"handlers": ["console"], "level": "WARNING"},
+    "loggers": {
+        **LOGGING.get("loggers", {}),
+        "orders.entry.lock": {"handlers": ["lock_hold"], "level": "INFO", "propagate": False},
+    },
 }

@@ -15,6 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from django.conf import settings
+
 from tools.bench import b_admin, b_entry, b_jobs, b_precheck, fixtures, history
 from tools.bench.report import Section, check
 from tools.bench.stats import ratio
@@ -179,13 +181,15 @@ def _entry(section: Section, sizes: Any, log: Log, out_dir: Path) -> None:
     tokens, slugs = b_entry.setup(max(sizes.entry_clients))
     counted = b_entry.statements_per_request(tokens[0], slugs[0])
     section.add(
-        "  SQL statements per request, order entry / baseline (in-process count)",
-        f"{counted['entry']} / {counted['baseline']}",
+        "SQL statements per accepted order (whole POST /v1/orders, in-process count)",
+        counted["entry"],
         "",
-        "",
-        None,
+        "<= 16",
+        check(counted["entry"], at_most=16) if counted["entry_status"] == 201 else False,
         counted,
     )
+    section.add("  SQL statements per baseline insert", counted["baseline"])
+    _latency(section, sizes, log, out_dir, tokens, slugs)
     section.notes.append(
         f"gunicorn {sizes.entry_workers} sync workers; {sizes.entry_seconds:g}s measured per endpoint and N "
         f"(after {sizes.entry_warmup:g}s warm-up each); load generator, gunicorn and PostgreSQL share the machine"
@@ -202,8 +206,8 @@ def _entry(section: Section, sizes: Any, log: Log, out_dir: Path) -> None:
                 f"throughput, order entry / baseline, N={clients}",
                 result["throughput_ratio"],
                 "x",
-                ">= 0.50",
-                check(result["throughput_ratio"], at_least=0.5),
+                ">= 0.30",
+                check(result["throughput_ratio"], at_least=0.3),
                 result,
             )
             section.add(
@@ -229,6 +233,68 @@ def _entry(section: Section, sizes: Any, log: Log, out_dir: Path) -> None:
                     f"baseline answers {b['statuses']} errors {b['errors']}"
                 )
     section.add("answers that were not 201 + orders not 'submitted'", bad_total, "", "0", bad_total == 0)
+
+
+def _latency(section: Section, sizes: Any, log: Log, out_dir: Path, tokens: list[str], slugs: list[str]) -> None:
+    """Added latency over a slow broker and the account lock's hold (N clients), then a burst of one strategy."""
+    from tools.bench import b_latency
+
+    lock_log = out_dir / b_latency.LOCK_LOG
+    broker_ms = sizes.broker_ms
+    threads = max(8, -(-max(sizes.burst_size, *sizes.latency_clients) // sizes.entry_workers))
+    section.notes.append(
+        f"latency, lock hold, burst: a second gunicorn, {sizes.entry_workers} workers x {threads} threads "
+        f"(gthread: a request mostly waits on the broker), SIM_SUBMIT_LATENCY_MS={broker_ms}, "
+        f"ORDER_ENTRY_LOCK_TIMING=true; {sizes.entry_seconds:g}s per N after {sizes.entry_warmup:g}s warm-up; "
+        f"burst: {sizes.burst_repeats} bursts of {sizes.burst_size} after one warm-up burst, pooled"
+    )
+    with b_latency.server(
+        broker_ms=broker_ms, workers=sizes.entry_workers, threads=threads, out_dir=out_dir
+    ) as server:
+        for clients in sizes.latency_clients:
+            log(f"entry: latency over a {broker_ms} ms broker, N={clients}")
+            r = b_latency.closed_loop(
+                server, tokens[:clients], slugs[:clients], seconds=sizes.entry_seconds, warmup=sizes.entry_warmup,
+                broker_ms=broker_ms, lock_log=lock_log,
+            )
+            targeted = clients >= 8
+            section.add(
+                f"added latency over a {broker_ms} ms broker, p50, N={clients}",
+                r["added_p50_ms"], "ms", "<= 10" if targeted else "",
+                check(r["added_p50_ms"], at_most=10) if targeted else None, r,
+            )
+            section.add(
+                f"added latency over a {broker_ms} ms broker, p99, N={clients}",
+                r["added_p99_ms"], "ms", "<= 30" if targeted else "",
+                check(r["added_p99_ms"], at_most=30) if targeted else None,
+            )
+            section.add(f"account lock hold, p50, N={clients}", r["lock_hold_p50_ms"], "ms")
+            section.add(
+                f"account lock hold, p99, N={clients}",
+                r["lock_hold_p99_ms"], "ms", "<= 10" if targeted else "",
+                check(r["lock_hold_p99_ms"], at_most=10) if targeted else None,
+            )
+            section.add(
+                f"  N={clients}: orders/s; answer p50/p99 ms; lock holds logged",
+                f"{r['throughput_per_s']:.0f}/s; {r['answer_p50_ms']:.1f}/{r['answer_p99_ms']:.1f}; "
+                f"{r['lock_holds_logged']}",
+            )
+            if set(r["statuses"]) != {201} or r["errors"] or set(r["order_statuses"]) != {"submitted"}:
+                section.notes.append(
+                    f"latency N={clients}: answers {r['statuses']} orders {r['order_statuses']} errors {r['errors']}"
+                )
+        log(f"entry: {sizes.burst_size}-order burst of one strategy, {broker_ms} ms broker")
+        b = b_latency.burst(server, tokens[0], slugs[0], size=sizes.burst_size, repeats=sizes.burst_repeats)
+        section.add(
+            f"burst of {sizes.burst_size} orders from one strategy, {broker_ms} ms broker: p99 answer",
+            b["p99_ms"], "ms", "<= 1000", check(b["p99_ms"], at_most=1000), b,
+        )
+        section.add(
+            "  burst: p50 / max ms; answers 201 of sent",
+            f"{b['p50_ms']:.0f} / {b['max_ms']:.0f}; {b['answers_ok']} of {b['size'] * b['bursts']}",
+        )
+        if set(b["statuses"]) != {201} or b["errors"]:
+            section.notes.append(f"burst: answers {b['statuses']} orders {b['order_statuses']} errors {b['errors']}")
 
 
 def _precheck_figures(section: Section, results: dict[int, dict[str, Any]], small: int, large: int) -> None:
@@ -355,9 +421,21 @@ def _sync(section: Section, venues: list[Any], strat: Any, sizes: Any, log: Log)
                 f"  {venue.name}: peak MiB, " + " / ".join(f"{c:,}" for c in counts),
                 " / ".join(f"{results[c]['peak_bytes'] / 2**20:.2f}" for c in counts),
             )
+            interval_ms = settings.ORDER_SYNC_INTERVAL_S * 1000
+            for count in sizes.sync_orders:
+                if count < 1000:
+                    continue
+                r = results[count]
+                section.add(
+                    f"{venue.name}: sync cycle time, {count:,} open (5 fills, first sighting of each)",
+                    r["cycle_ms"],
+                    "ms",
+                    f"<= {interval_ms:,} (ORDER_SYNC_INTERVAL_S)",
+                    check(r["cycle_ms"], at_most=interval_ms),
+                )
             section.add(
-                f"  {venue.name}: cycle ms, " + " / ".join(f"{c:,}" for c in counts),
-                " / ".join(f"{results[c]['cycle_ms']:.0f}" for c in counts),
+                f"  {venue.name}: cycle ms, first / steady, " + " / ".join(f"{c:,}" for c in counts),
+                " / ".join(f"{results[c]['cycle_ms']:.0f}/{results[c]['steady_cycle_ms']:.0f}" for c in counts),
             )
             if sizes.sync_closed:
                 log(f"sync: {venue.name}, 10 open orders (one a day old), {sizes.sync_closed:,} closed since")
