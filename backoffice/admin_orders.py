@@ -170,7 +170,8 @@ class OrderAdmin(CsvExportMixin, LargeTableAdminMixin, ReadOnlyAdminMixin, Backo
     )
     fieldsets = [
         ("Order", {"fields": ["client_order_id", "strategy", "symbol", "side", "qty", "type", "limit_price",
-                              "stop_price", "time_in_force", "stop_loss", "extended_hours", "origin", "submitted_by"]}),
+                              "stop_price", "time_in_force", "stop_loss", "take_profit", "extended_hours", "origin",
+                              "submitted_by", "parent", "replaces"]}),
         ("State", {"fields": ["status_badge", "filled_qty", "filled_avg_price", "broker_order_id", "reject_reason",
                               "violation_list"]}),
         ("Cancel (driven by the status sync until the broker confirms)", {"fields": [

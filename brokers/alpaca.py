@@ -71,6 +71,7 @@ from brokers.types import (
     LastTrade,
     OrderRequest,
     OrderType,
+    ReplaceRequest,
     Side,
     TimeInForce,
 )
@@ -302,18 +303,48 @@ class AlpacaBroker(_AlpacaCalls, BrokerClient):
             body["limit_price"] = _wire_decimal(request.limit_price)
         if request.stop_price is not None:
             body["stop_price"] = _wire_decimal(request.stop_price)
+        if request.order_class != "simple":
+            body["order_class"] = request.order_class
+            if request.stop_loss is not None:
+                body["stop_loss"] = {"stop_price": _wire_decimal(request.stop_loss)}
+            if request.take_profit is not None:
+                body["take_profit"] = {"limit_price": _wire_decimal(request.take_profit)}
         # Never retried, whatever happens: a second POST could create a second
         # order. An ambiguous failure surfaces as BrokerOutcomeUnknown and the
         # pipeline resolves it with get_order_by_client_id.
         raw = self._call("submit_order", lambda: self._trading.post("/orders", body), retry=False)
         return self._parsed("submit_order", _order, raw)
 
+    def replace_order(self, broker_order_id: str, request: ReplaceRequest) -> BrokerOrder:
+        if not _is_uuid(broker_order_id):
+            raise OrderNotFound(f"alpaca has no order {broker_order_id!r}")
+        body: dict[str, Any] = {"client_order_id": request.client_order_id}
+        for name in ("qty", "limit_price", "stop_price"):
+            value = getattr(request, name)
+            if value is not None:
+                body[name] = _wire_decimal(value)
+        try:
+            # Never retried, like a submit: a second PATCH could replace the replacement.
+            raw = self._call(
+                "replace_order", lambda: self._trading.patch(f"/orders/{broker_order_id}", body), retry=False
+            )
+        except BrokerRejected as exc:
+            if exc.status == 404:
+                raise OrderNotFound(f"alpaca has no order {broker_order_id}") from None
+            raise
+        return self._parsed("replace_order", _order, raw)
+
     def get_order(self, broker_order_id: str) -> BrokerOrder:
         if not _is_uuid(broker_order_id):
             # Alpaca's order ids are UUIDs (the SDK refuses anything else): no such order.
             raise OrderNotFound(f"alpaca has no order {broker_order_id!r}")
         try:
-            raw = self._call("get_order", lambda: self._trading.get_order_by_id(broker_order_id), retry=True)
+            # nested: an entry comes with its legs (orders.services.execution records them).
+            raw = self._call(
+                "get_order",
+                functools.partial(self._trading.get, f"/orders/{broker_order_id}", {"nested": "true"}),
+                retry=True,
+            )
         except BrokerRejected as exc:
             if exc.status == 404:
                 raise OrderNotFound(f"alpaca has no order {broker_order_id}") from None
@@ -354,7 +385,7 @@ class AlpacaBroker(_AlpacaCalls, BrokerClient):
         cursor_ns = floor_ns
         seen: set[str] = set()
         while True:
-            params: dict[str, Any] = {"status": status, "limit": page_size, "direction": "asc", "nested": "false"}
+            params: dict[str, Any] = {"status": status, "limit": page_size, "direction": "asc", "nested": "true"}
             if cursor_ns is not None:
                 params["after"] = _format_ns(cursor_ns)
             page = self._call("list_orders", functools.partial(self._trading.get, "/orders", params), retry=True)
@@ -546,6 +577,9 @@ def _order(raw: Mapping[str, Any]) -> BrokerOrder:
         submitted_at=_optional_timestamp(raw.get("submitted_at")),
         updated_at=_optional_timestamp(raw.get("updated_at")),
         filled_at=_optional_timestamp(raw.get("filled_at")),
+        order_class=str(raw.get("order_class") or ""),
+        replaces=str(raw["replaces"]) if raw.get("replaces") else None,
+        legs=tuple(_order(leg) for leg in raw.get("legs") or ()),
     )
 
 

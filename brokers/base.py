@@ -20,6 +20,7 @@ from brokers.types import (
     Clock,
     LastTrade,
     OrderRequest,
+    ReplaceRequest,
 )
 
 # Alpaca's largest page for GET /v2/orders.
@@ -38,6 +39,14 @@ class BrokerClient(abc.ABC):
     @abc.abstractmethod
     def submit_order(self, request: OrderRequest) -> BrokerOrder:
         """Send one order. Raises BrokerRejected / BrokerOutcomeUnknown / BrokerRateLimited."""
+
+    @abc.abstractmethod
+    def replace_order(self, broker_order_id: str, request: ReplaceRequest) -> BrokerOrder:
+        """Replace a working order (Alpaca's PATCH): the new order, named ``request.client_order_id``.
+
+        Never retried: an ambiguous outcome raises BrokerOutcomeUnknown and is
+        resolved by looking the replacement's client_order_id up, like a send.
+        """
 
     @abc.abstractmethod
     def get_order(self, broker_order_id: str) -> BrokerOrder:

@@ -44,14 +44,19 @@ class SimOrderStatus(models.TextChoices):
     CANCELED = "canceled"
     EXPIRED = "expired"
     REJECTED = "rejected"
+    # A leg of an oto/bracket entry that has not filled yet: open, but not working.
+    HELD = "held"
+    # Replaced by another order (Alpaca's PATCH): closed; the replacement works on.
+    REPLACED = "replaced"
 
 
-OPEN_STATUSES = (SimOrderStatus.NEW, SimOrderStatus.ACCEPTED, SimOrderStatus.PARTIALLY_FILLED)
+OPEN_STATUSES = (SimOrderStatus.NEW, SimOrderStatus.ACCEPTED, SimOrderStatus.PARTIALLY_FILLED, SimOrderStatus.HELD)
 CLOSED_STATUSES = (
     SimOrderStatus.FILLED,
     SimOrderStatus.CANCELED,
     SimOrderStatus.EXPIRED,
     SimOrderStatus.REJECTED,
+    SimOrderStatus.REPLACED,
 )
 
 SIDE_CHOICES = [(side.value, side.value) for side in Side]
@@ -107,6 +112,10 @@ class SimOrder(models.Model):
     stop_price = models.DecimalField(max_digits=MAX_DIGITS, decimal_places=PRICE_PLACES, null=True, blank=True)
     # A stop (stop_limit) order works as a market (limit) order once a trade reached its stop price.
     stop_triggered = models.BooleanField(default=False)
+    # oto / bracket: the entry's protective legs are orders of their own, held until it fills.
+    order_class = models.CharField(max_length=8, blank=True)
+    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.CASCADE, related_name="legs")
+    replaces = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     status = models.CharField(max_length=24, choices=SimOrderStatus.choices, default=SimOrderStatus.NEW)
     # Cumulative, as Alpaca reports them.
     filled_qty = models.DecimalField(max_digits=MAX_DIGITS, decimal_places=QTY_PLACES, default=Decimal("0"))

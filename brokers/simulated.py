@@ -64,6 +64,7 @@ from brokers.types import (
     LastTrade,
     OrderRequest,
     OrderType,
+    ReplaceRequest,
     Side,
     TimeInForce,
 )
@@ -298,6 +299,8 @@ def _work_order(
 ) -> bool:
     """Work one order at this tick; True when it changed."""
     broker_order_id = str(order.broker_order_id)
+    if order.status == SimOrderStatus.HELD:
+        return False  # a leg waits for its entry to fill (_settle_families)
     if order.time_in_force == TimeInForce.DAY and _trading_day(order.submitted_at) < _trading_day(now):
         # A day order lives until its trading day ends; in a market that never
         # closes, that is New York midnight.
@@ -398,6 +401,7 @@ def tick() -> TickReport:
             changed_orders,
             ["status", "filled_qty", "filled_avg_price", "updated_at", "filled_at", "canceled_at", "stop_triggered"],
         )
+        _settle_families(changed_orders, now)
         book.save()
 
         state.last_tick_at = now
@@ -470,7 +474,34 @@ def set_max_fill_qty_per_tick(max_qty: Decimal | None) -> None:
 # --- The BrokerClient ----------------------------------------------------------
 
 
+def _settle_families(orders: Iterable[SimOrder], now: dt.datetime) -> None:
+    """What an entry's or a leg's end means for the rest of its family (Alpaca's oto and bracket).
+
+    An entry that filled puts its held legs to work; one cancelled or expired
+    takes them with it, unless part of it filled, which they then protect. A
+    bracket leg that filled or ended takes its sibling with it (one cancels the other).
+    """
+    for order in orders:
+        if order.order_class not in ("oto", "bracket"):
+            continue
+        held = SimOrder.objects.filter(parent=order, status=SimOrderStatus.HELD)
+        if order.parent_id is None and order.status == SimOrderStatus.FILLED:
+            held.update(status=SimOrderStatus.NEW, updated_at=now)
+        elif order.parent_id is None and order.status in CLOSED_STATUSES:
+            if order.filled_qty > 0:
+                held.update(status=SimOrderStatus.NEW, qty=order.filled_qty, updated_at=now)
+            else:
+                held.update(status=SimOrderStatus.CANCELED, updated_at=now, canceled_at=now)
+        elif order.parent_id is not None and order.order_class == "bracket" and order.status in CLOSED_STATUSES:
+            SimOrder.objects.filter(parent_id=order.parent_id, status__in=OPEN).exclude(pk=order.pk).update(
+                status=SimOrderStatus.CANCELED, updated_at=now, canceled_at=now
+            )
+
+
 def _to_broker_order(order: SimOrder) -> BrokerOrder:
+    legs = tuple(_to_broker_order(leg) for leg in order.legs.order_by("id")) if order.order_class and not (
+        order.parent_id
+    ) else ()
     return BrokerOrder(
         broker_order_id=str(order.broker_order_id),
         client_order_id=order.client_order_id,
@@ -484,6 +515,9 @@ def _to_broker_order(order: SimOrder) -> BrokerOrder:
         filled_avg_price=order.filled_avg_price,
         limit_price=order.limit_price,
         stop_price=order.stop_price,
+        order_class=order.order_class,
+        legs=legs,
+        replaces=str(order.replaces.broker_order_id) if order.replaces is not None else None,
         submitted_at=order.submitted_at,
         updated_at=order.updated_at,
         filled_at=order.filled_at,
@@ -513,6 +547,23 @@ def _cancel_open_orders(now: dt.datetime) -> list[SimOrder]:
         _close(order, SimOrderStatus.CANCELED, now)
     SimOrder.objects.bulk_update(orders, ["status", "updated_at", "canceled_at"])
     return orders
+
+
+def _place_legs(entry: SimOrder, request: OrderRequest, now: dt.datetime) -> None:
+    """An oto/bracket entry's legs: orders of their own on the closing side, held until the entry fills."""
+    exit_side = Side.SELL if request.side == Side.BUY else Side.BUY
+    for leg_type, limit_price, stop_price in (
+        (OrderType.LIMIT, request.take_profit, None),
+        (OrderType.STOP, None, request.stop_loss),
+    ):
+        if limit_price is None and stop_price is None:
+            continue
+        SimOrder.objects.create(
+            client_order_id=str(uuid.uuid4()), symbol=request.symbol, side=exit_side, qty=request.qty,
+            type=leg_type, time_in_force=request.time_in_force, limit_price=limit_price, stop_price=stop_price,
+            status=SimOrderStatus.HELD, submitted_at=now, updated_at=now, order_class=entry.order_class,
+            parent=entry,
+        )
 
 
 class SimulatedBroker(BrokerClient):
@@ -549,22 +600,25 @@ class SimulatedBroker(BrokerClient):
             status=SimOrderStatus.NEW,
             submitted_at=now,
             updated_at=now,
+            order_class="" if request.order_class == "simple" else request.order_class,
         )
-        if request.side != Side.BUY:
+        if request.side != Side.BUY and not order.order_class:
             # One statement, atomic by itself: no transaction or savepoint of its own.
             self._insert_unless_duplicate(order)
             return _to_broker_order(order)
         with transaction.atomic():
-            # The account lock serialises buys, so two at once cannot both
-            # spend the same buying power.
-            account = _locked_account()
-            # A stop buy reserves at its limit, else at its stop price, else (market) at the last trade.
-            price = request.limit_price if request.limit_price is not None else request.stop_price
-            if price is None:
-                price = SimPrice.objects.get(symbol=request.symbol).price
-            if _money(request.qty * price) > _buying_power(account.cash):
-                raise BrokerRejected("insufficient buying power", status=403)
+            if request.side == Side.BUY:
+                # The account lock serialises buys, so two at once cannot both
+                # spend the same buying power.
+                account = _locked_account()
+                # A stop buy reserves at its limit, else at its stop price, else (market) at the last trade.
+                price = request.limit_price if request.limit_price is not None else request.stop_price
+                if price is None:
+                    price = SimPrice.objects.get(symbol=request.symbol).price
+                if _money(request.qty * price) > _buying_power(account.cash):
+                    raise BrokerRejected("insufficient buying power", status=403)
             self._insert_unless_duplicate(order)
+            _place_legs(order, request, now)
         return _to_broker_order(order)
 
     @staticmethod
@@ -632,10 +686,47 @@ class SimulatedBroker(BrokerClient):
                 raise _unprocessable(
                     f"invalid {name} {price}. sub-penny increment does not fulfill minimum pricing criteria"
                 )
+        if request.order_class != "simple":
+            if request.time_in_force not in (TimeInForce.DAY, TimeInForce.GTC):
+                raise _unprocessable(f"{request.order_class} orders must be day or gtc")
+            for name, price in (("stop_loss.stop_price", request.stop_loss),
+                                ("take_profit.limit_price", request.take_profit)):
+                if price is not None and (not price.is_finite() or price <= 0):
+                    raise _unprocessable(f"{name} must be > 0")
         if request.extended_hours and not (
             request.type == OrderType.LIMIT and request.time_in_force == TimeInForce.DAY
         ):
             raise _unprocessable("extended hours order must be DAY limit orders")
+
+    def replace_order(self, broker_order_id: str, request: ReplaceRequest) -> BrokerOrder:
+        """Alpaca's replace: a new order with the new values; the old one closes as ``replaced``."""
+        self.counter.record("replace_order")
+        if SimOrder.objects.filter(client_order_id=request.client_order_id).exists():
+            raise self._duplicate()
+        with transaction.atomic():
+            old = _find_order(broker_order_id, lock=True)
+            if old.status not in (SimOrderStatus.NEW, SimOrderStatus.HELD) or old.filled_qty:
+                raise _unprocessable(f"order is {old.status}: it cannot be replaced")
+            new = SimOrder(
+                client_order_id=request.client_order_id, symbol=old.symbol, side=old.side,
+                qty=request.qty if request.qty is not None else old.qty, type=old.type,
+                time_in_force=old.time_in_force,
+                limit_price=request.limit_price if request.limit_price is not None else old.limit_price,
+                stop_price=request.stop_price if request.stop_price is not None else old.stop_price,
+                status=old.status, submitted_at=old.submitted_at, updated_at=timezone.now(),
+                order_class=old.order_class, parent=old.parent, replaces=old,
+            )
+            self._validate(OrderRequest(
+                client_order_id=new.client_order_id, symbol=new.symbol, side=Side(new.side), qty=new.qty,
+                type=OrderType(new.type), time_in_force=TimeInForce(new.time_in_force), limit_price=new.limit_price,
+                stop_price=new.stop_price,
+            ), tradable=True, has_market=True)  # the order it replaces was accepted in this symbol
+            _close(old, SimOrderStatus.REPLACED, new.updated_at)
+            old.save(update_fields=["status", "updated_at"])
+            new.save()
+            # An entry's held legs follow it to its replacement.
+            SimOrder.objects.filter(parent=old).update(parent=new)
+        return _to_broker_order(new)
 
     def get_order(self, broker_order_id: str) -> BrokerOrder:
         self.counter.record("get_order")
@@ -693,8 +784,10 @@ class SimulatedBroker(BrokerClient):
             order = _find_order(broker_order_id, lock=True)
             if not order.is_open:
                 raise _unprocessable("order is not cancelable")
-            _close(order, SimOrderStatus.CANCELED, timezone.now())
+            now = timezone.now()
+            _close(order, SimOrderStatus.CANCELED, now)
             order.save(update_fields=["status", "updated_at", "canceled_at"])
+            _settle_families([order], now)
 
     def cancel_all_orders(self) -> list[CancelResult]:
         self.counter.record("cancel_all_orders")

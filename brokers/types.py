@@ -44,6 +44,28 @@ class OrderRequest:
     limit_price: Decimal | None = None
     extended_hours: bool = False
     stop_price: Decimal | None = None
+    # Protective legs sent with the entry (Alpaca order_class oto, or bracket with both): the broker
+    # holds them until the entry fills, then works them; a filled leg cancels the other (bracket).
+    stop_loss: Decimal | None = None
+    take_profit: Decimal | None = None
+
+    @property
+    def order_class(self) -> str:
+        if self.stop_loss is not None and self.take_profit is not None:
+            return "bracket"
+        if self.stop_loss is not None or self.take_profit is not None:
+            return "oto"
+        return "simple"
+
+
+@dataclass(frozen=True, slots=True)
+class ReplaceRequest:
+    """New values for a working order (None: unchanged); ``client_order_id`` names the replacement."""
+
+    client_order_id: str
+    qty: Decimal | None = None
+    limit_price: Decimal | None = None
+    stop_price: Decimal | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +92,11 @@ class BrokerOrder:
     updated_at: dt.datetime | None
     filled_at: dt.datetime | None = None
     stop_price: Decimal | None = None
+    # "simple" (or ""), "oto", "bracket"; an entry's legs as the broker reported them (nested).
+    order_class: str = ""
+    legs: tuple[BrokerOrder, ...] = ()
+    # Set on an order that replaced another (Alpaca's PATCH): the broker id of the one it replaced.
+    replaces: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -56,14 +56,20 @@ class TransitionOut(serializers.Serializer):
 class OrderOut(serializers.ModelSerializer):
     strategy = serializers.SlugRelatedField(slug_field="slug", read_only=True)
     violations = ViolationSerializer(many=True, read_only=True)
+    parent = serializers.PrimaryKeyRelatedField(
+        read_only=True, allow_null=True, help_text="a leg's entry order (null for an entry or a simple order)"
+    )
+    replaces = serializers.PrimaryKeyRelatedField(
+        read_only=True, allow_null=True, help_text="an amend: the order this one replaced at the broker"
+    )
 
     class Meta:
         model = Order
         fields = [
             "id", "client_order_id", "strategy", "symbol", "side", "qty", "type", "limit_price", "stop_price",
-            "time_in_force",
-            "stop_loss", "extended_hours", "status", "filled_qty", "filled_avg_price", "broker_order_id",
-            "reject_reason", "violations", "created_at", "updated_at", "sent_at",
+            "time_in_force", "stop_loss", "take_profit", "parent", "origin", "extended_hours", "status", "filled_qty",
+            "filled_avg_price", "broker_order_id", "replaces", "reject_reason", "violations", "created_at",
+            "updated_at", "sent_at",
             # While the order is pending_cancel, how driving the cancel to the broker is going (adr/0011).
             "cancel_requested_at", "cancel_attempts", "cancel_last_attempt_at", "cancel_next_attempt_at",
             "cancel_last_error",
@@ -73,14 +79,19 @@ class OrderOut(serializers.ModelSerializer):
 
 class OrderDetailOut(OrderOut):
     transitions = serializers.SerializerMethodField()
+    legs = serializers.SerializerMethodField()
 
     class Meta(OrderOut.Meta):
-        fields = [*OrderOut.Meta.fields, "transitions"]
+        fields = [*OrderOut.Meta.fields, "transitions", "legs"]
         read_only_fields = fields
 
     @extend_schema_field(TransitionOut(many=True))
     def get_transitions(self, order: Order) -> list[dict[str, Any]]:
         return TransitionOut(order.transitions.all(), many=True).data
+
+    @extend_schema_field(OrderOut(many=True, help_text="the stop-loss and take-profit legs the broker placed"))
+    def get_legs(self, order: Order) -> list[dict[str, Any]]:
+        return OrderOut(order.legs.select_related("strategy").order_by("created_at", "id"), many=True).data
 
 
 class OrderIn(StrictSerializer):
@@ -103,6 +114,10 @@ class OrderIn(StrictSerializer):
         max_digits=20, decimal_places=8, min_value=Decimal("0.0001"), max_value=MAX_PRICE, required=False,
         allow_null=True,
     )
+    take_profit = serializers.DecimalField(
+        max_digits=20, decimal_places=8, min_value=Decimal("0.0001"), max_value=MAX_PRICE, required=False,
+        allow_null=True, help_text="with stop_loss: a take-profit limit leg too (Alpaca bracket)",
+    )
     extended_hours = serializers.BooleanField(default=False)
 
     # Which prices each order type takes (Alpaca's rule): required when listed, refused when not.
@@ -123,8 +138,36 @@ class OrderIn(StrictSerializer):
                 errors[name] = [f"A {order_type} order needs a {name}."]
             elif given and name not in takes:
                 errors[name] = [f"A {order_type} order must not carry a {name}."]
+        protected = attrs.get("stop_loss") is not None
+        if attrs.get("take_profit") is not None and not protected:
+            errors["take_profit"] = ["A take_profit is sent with a stop_loss (a bracket): give both."]
+        if protected and attrs.get("time_in_force") not in (TimeInForce.DAY, TimeInForce.GTC):
+            errors["time_in_force"] = ["An order with stop_loss legs must be day or gtc (the broker's rule)."]
+        if protected and attrs.get("extended_hours"):
+            errors["extended_hours"] = ["An order with stop_loss legs cannot trade in extended hours."]
         if errors:
             raise ValidationError(errors)
+        return attrs
+
+
+class OrderAmendIn(StrictSerializer):
+    client_order_id = serializers.RegexField(
+        CLIENT_ORDER_ID_PATTERN, required=False, max_length=128,
+        help_text="the replacement's id and the idempotency key (default: derived from the order and the values)",
+    )
+    qty = serializers.DecimalField(
+        max_digits=20, decimal_places=8, min_value=Decimal("0.00000001"), max_value=MAX_QTY, required=False
+    )
+    limit_price = serializers.DecimalField(
+        max_digits=20, decimal_places=8, min_value=Decimal("0.0001"), max_value=MAX_PRICE, required=False
+    )
+    stop_price = serializers.DecimalField(
+        max_digits=20, decimal_places=8, min_value=Decimal("0.0001"), max_value=MAX_PRICE, required=False
+    )
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if not {"qty", "limit_price", "stop_price"} & set(attrs):
+            raise ValidationError({"non_field_errors": ["Give at least one of qty, limit_price, stop_price."]})
         return attrs
 
 
@@ -172,6 +215,25 @@ class OrderListQuery(StrictSerializer):
     created_before = serializers.DateTimeField(required=False)
     cursor = serializers.CharField(required=False)
     limit = serializers.IntegerField(required=False, min_value=1, max_value=500)
+
+
+def _order_answer(outcome: services.SubmitOutcome) -> Response:
+    """201 for a new order (or amend), 200 for an idempotent replay, 400 problem for a risk denial."""
+    order = outcome.order
+    body = order_body(order)
+    if outcome.replayed:
+        return Response(body, status=status.HTTP_200_OK, headers={"Idempotent-Replayed": "true"})
+    if order.status == OrderStatus.DENIED:
+        return problem_response(
+            400,
+            slug="risk-denied",
+            title="Denied by pre-trade risk check",
+            detail="The order was denied: " + "; ".join(v["message"] for v in order.violations),
+            violations=order.violations,
+            order_id=str(order.pk),
+            order=body,
+        )
+    return Response(body, status=status.HTTP_201_CREATED)
 
 
 def _strategy_for(user: Any, slug: str) -> Strategy:
@@ -236,21 +298,7 @@ class OrderListCreate(APIView):
             # Nothing was stored; the client's own lookup window says when to retry.
             exc.headers = {"Retry-After": str(math.ceil(lookups.wait()))}
             raise
-        order = outcome.order
-        body = order_body(order)
-        if outcome.replayed:
-            return Response(body, status=status.HTTP_200_OK, headers={"Idempotent-Replayed": "true"})
-        if order.status == OrderStatus.DENIED:
-            return problem_response(
-                400,
-                slug="risk-denied",
-                title="Denied by pre-trade risk check",
-                detail="The order was denied: " + "; ".join(v["message"] for v in order.violations),
-                violations=order.violations,
-                order_id=str(order.pk),
-                order=body,
-            )
-        return Response(body, status=status.HTTP_201_CREATED)
+        return _order_answer(outcome)
 
     @extend_schema(
         operation_id="orders_list",
@@ -288,6 +336,34 @@ class OrderDetail(APIView):
     )
     def get(self, request: Request, pk: Any) -> Response:
         return Response(OrderDetailOut(self._order(request, pk)).data)
+
+    @extend_schema(
+        operation_id="orders_amend",
+        request=OrderAmendIn,
+        responses={
+            201: OpenApiResponse(
+                OrderOut, description="The replacement, sent as the broker's replace (its status says how it went)"
+            ),
+            200: OpenApiResponse(OrderOut, description="Idempotent replay: header Idempotent-Replayed: true"),
+            (400, PROBLEM): problem(
+                "Malformed input (nothing stored), or the new values denied by the pre-trade check "
+                "(the replacement stored denied; order_id and violations given)"
+            ),
+            (404, PROBLEM): problem("No such order"),
+            (409, PROBLEM): problem("The order cannot be amended now, or client_order_id used with another payload"),
+            **BODY_ERRORS,
+            **COMMON_ERRORS,
+        },
+    )
+    def patch(self, request: Request, pk: Any) -> Response:
+        data = OrderAmendIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        order = self._order(request, pk)
+        _strategy_for(request.user, order.strategy.slug)  # amending is trading: the strategy's clients only
+        outcome = services.order_amend(
+            acting_user=request.user, order=order, request=services.AmendRequest(**data.validated_data)
+        )
+        return _order_answer(outcome)
 
     @extend_schema(
         operation_id="orders_cancel",

@@ -41,6 +41,8 @@ class TimeInForce(models.TextChoices):
 class OrderOrigin(models.TextChoices):
     CLIENT = "client", "API client"
     FLATTEN = "flatten", "Kill-switch flatten"
+    # A stop-loss or take-profit leg the broker placed with its entry (oto / bracket).
+    LEG = "leg", "Leg of an entry"
 
 
 def _never_received(order: models.Model) -> bool:
@@ -65,6 +67,14 @@ class Order(ConcurrentTransitionMixin, models.Model):
     stop_price = models.DecimalField(**PRICE, null=True, blank=True)
     time_in_force = models.CharField(max_length=3, choices=TimeInForce.choices, default=TimeInForce.DAY)
     stop_loss = models.DecimalField(**PRICE, null=True, blank=True)
+    # With stop_loss the entry is sent as a bracket: a take-profit limit leg as well as the stop leg.
+    take_profit = models.DecimalField(**PRICE, null=True, blank=True)
+    # A leg's entry: legs are orders of their own (their broker's ids, their own states and audit rows).
+    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="legs")
+    # An amend (PATCH /v1/orders/{id}) is a new order that replaces this one at the broker (Alpaca's replace).
+    replaces = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="replacements"
+    )
     extended_hours = models.BooleanField(default=False)
     origin = models.CharField(max_length=10, choices=OrderOrigin.choices, default=OrderOrigin.CLIENT)
     # Hash of the normalised request: a replay with the same id must carry the same payload.

@@ -14,7 +14,7 @@ from django.core.cache import cache
 from orders.models import (
     Position,
 )
-from orders.selectors import exposure_summary, strategy_usage, working_orders
+from orders.selectors import exposure_summary, open_trade_risk, strategy_usage, working_orders
 from risk import checks
 from risk.models import RiskLimits, RiskState, trading_day
 
@@ -144,7 +144,12 @@ def risk_picture(*, now: dt.datetime | None = None) -> RiskPicture:
             item("max_total_drawdown", "percent", limits.max_total_drawdown_pct, total_dd),
             item("max_capital_deployed", "percent", limits.max_capital_deployed_pct, deployed_pct),
             item("max_open_positions", "count", limits.max_open_positions, exposure.open_positions),
-            item("max_risk_per_trade", "percent", limits.max_risk_per_trade_pct, None),
+            # The open book against the per-trade limit: the largest risk one position carries now, to its
+            # working stop, or at the assumed distance when it has none (never placed, or ended by the broker).
+            item("max_risk_per_trade", "percent", limits.max_risk_per_trade_pct,
+                 open_trade_risk(marks={s: t.price for s, t in prices.items()},
+                                 assumed_stop_distance_pct=limits.assumed_stop_distance_pct) / equity * hundred
+                 if equity else None),
             item("max_notional", "dollars", limits.max_notional, None),
             item("max_price_deviation", "percent", limits.max_price_deviation_pct, None),
             item("min_stock_price", "dollars", limits.min_stock_price, None),

@@ -307,6 +307,41 @@ def exposure_from_rows(
     return result
 
 
+def open_trade_risk(*, marks: dict[str, Decimal], assumed_stop_distance_pct: Decimal) -> Decimal:
+    """The largest risk one open position carries now, in dollars (docs/risk-policy.md, risk per trade).
+
+    Each strategy's position in a symbol risks, for the part a working stop
+    order covers (a stop-loss leg, or a stop order of its own, on the closing
+    side), the distance from the mark to that stop; for the rest, the assumed
+    stop distance of its market value: a position whose stop was never placed,
+    or that the broker ended, counts as unprotected. A position without a mark
+    is left out (it is named in the picture's ``unpriced_symbols``).
+    """
+    stops: dict[tuple[int, str], list[tuple[str, Decimal, Decimal]]] = defaultdict(list)
+    for strategy_id, symbol, side, stop_price, remaining in (
+        Order.objects.filter(status__in=WORKING, type__in=["stop", "stop_limit"])
+        .annotate(remaining=F("qty") - F("filled_qty"))
+        .values_list("strategy_id", "symbol", "side", "stop_price", "remaining")
+    ):
+        stops[(strategy_id, symbol)].append((side, stop_price, remaining))
+    largest = ZERO
+    for strategy_id, symbol, qty in Position.objects.exclude(qty=0).values_list("strategy_id", "symbol", "qty"):
+        mark = marks.get(symbol)
+        if mark is None:
+            continue
+        closing_side = "sell" if qty > 0 else "buy"
+        uncovered, risk = abs(qty), ZERO
+        for side, stop_price, remaining in stops.get((strategy_id, symbol), []):
+            if side != closing_side or uncovered <= 0:
+                continue
+            covered = min(uncovered, remaining)
+            risk += covered * max(ZERO, mark - stop_price if qty > 0 else stop_price - mark)
+            uncovered -= covered
+        risk += uncovered * mark * assumed_stop_distance_pct / Decimal(100)
+        largest = max(largest, risk)
+    return largest
+
+
 @dataclass(frozen=True)
 class SnapshotRows:
     """What the pre-trade check reads from the database, read inside the account lock (build_snapshot)."""

@@ -98,7 +98,7 @@ BROKER_STATUS: dict[str, str] = {
     "canceled": S.CANCELLED,
     "expired": S.EXPIRED,
     "rejected": S.REJECTED,
-    # This system never replaces orders; a replaced order is over for us.
+    # Replaced by an amend (orders.services.amend): over; its replacement is an order of its own.
     "replaced": S.CANCELLED,
     "pending_replace": S.SUBMITTED,
 }

@@ -50,6 +50,7 @@ class OrderIntent:
     stop_loss: Decimal | None = None
     extended_hours: bool = False
     stop_price: Decimal | None = None  # stop and stop_limit orders
+    take_profit: Decimal | None = None  # with stop_loss: a bracket
 
     @property
     def signed_qty(self) -> Decimal:
@@ -306,6 +307,18 @@ def check_stop_loss_wrong_side(intent: OrderIntent, price: Decimal | None) -> Vi
     return None
 
 
+def check_take_profit_wrong_side(intent: OrderIntent, price: Decimal | None) -> Violation | None:
+    """A take-profit at or through the entry price would close the trade at once, at no profit."""
+    take = intent.take_profit
+    if take is None or price is None:
+        return None
+    if intent.side == "buy" and take <= price:
+        return Violation("take_profit_wrong_side", "A buy's take_profit must be above the order price.", price, take)
+    if intent.side == "sell" and take >= price:
+        return Violation("take_profit_wrong_side", "A sell's take_profit must be below the order price.", price, take)
+    return None
+
+
 def check_stop_price_wrong_side(intent: OrderIntent, snapshot: RiskSnapshot) -> Violation | None:
     """A buy stop below the last trade (a sell stop above it) would trigger at once: a market order in disguise."""
     stop, last = intent.stop_price, snapshot.last_price
@@ -380,15 +393,18 @@ def check_max_symbol_concentration(
 def risk_per_trade(
     intent: OrderIntent, price: Decimal, notional: Decimal, assumed_stop_distance_pct: Decimal
 ) -> Decimal:
-    """The larger of the declared stop's risk and the assumed stop distance's.
+    """What the trade can lose: to its stop when the stop is placed, else at the assumed stop distance.
 
-    Until stops are placed at the broker, a declared stop is a promise, not a
-    protection: it may only make the assumed risk larger, never smaller.
+    An entry's ``stop_loss`` is placed at the broker with it, as its leg (oto,
+    or bracket with a take_profit): the broker accepts both or neither, so the
+    order this is judged for is protected from the moment it fills, and its
+    risk is qty x |price - stop_loss|. Without a stop it is notional x the
+    assumed stop distance. A stop leg that ends while its entry's position
+    is open is reported (orders.services.execution).
     """
-    assumed = notional * assumed_stop_distance_pct / HUNDRED
     if intent.stop_loss is None:
-        return assumed
-    return max(assumed, intent.qty * abs(price - intent.stop_loss))
+        return notional * assumed_stop_distance_pct / HUNDRED
+    return intent.qty * abs(price - intent.stop_loss)
 
 
 def evaluate(intent: OrderIntent, snapshot: RiskSnapshot) -> list[Violation]:
@@ -536,6 +552,7 @@ def evaluate(intent: OrderIntent, snapshot: RiskSnapshot) -> list[Violation]:
         check_max_order_qty(intent, snapshot),
         check_duplicate_order(intent, snapshot),
         check_stop_loss_wrong_side(intent, price),
+        check_take_profit_wrong_side(intent, price),
         check_stop_price_wrong_side(intent, snapshot),
         check_short_not_allowed(intent, snapshot),
     ):

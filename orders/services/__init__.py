@@ -2,6 +2,7 @@
 
 - ``entry``: submit and send (the pre-trade pipeline, the kill-switch fence);
 - ``execution``: broker updates, fills, the position ledger;
+- ``amend``: an amend (the broker's replace) of a working order, checked first;
 - ``cancel``: a client's cancel and each attempt to get it to the broker,
   settling ambiguous sends;
 - ``intent``: the kill switch's cancels and flatten, and each sync cycle's
@@ -23,6 +24,7 @@ from orders.services.adjustments import (
     ledger_adjustment_reject,
     ledger_adjustment_request,
 )
+from orders.services.amend import AmendRequest, OrderNotAmendable, order_amend
 from orders.services.cancel import OrderNotCancellable, order_cancel, order_cancel_attempt, order_resolve
 from orders.services.entry import (
     BrokerUnreachable,
@@ -42,11 +44,13 @@ from orders.services.sync import CLOSED_LISTING_WINDOW, SyncResult, orders_sync
 __all__ = [
     "CLOSED_LISTING_WINDOW",
     "AdjustmentRefused",
+    "AmendRequest",
     "BrokerUnreachable",
     "DriveResult",
     "IdempotencyConflict",
     "InvalidOrder",
     "LookupBudgetSpent",
+    "OrderNotAmendable",
     "OrderNotCancellable",
     "OrderRequest",
     "ReconcileResult",
@@ -57,6 +61,7 @@ __all__ = [
     "ledger_adjustment_approve",
     "ledger_adjustment_reject",
     "ledger_adjustment_request",
+    "order_amend",
     "order_apply_broker_update",
     "order_cancel",
     "order_cancel_attempt",

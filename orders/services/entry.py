@@ -94,6 +94,7 @@ class OrderRequest:
     extended_hours: bool = False
     client_order_id: str | None = None
     stop_price: Decimal | None = None
+    take_profit: Decimal | None = None
 
     def fingerprint(self) -> str:
         def canon(value: Any) -> Any:
@@ -113,8 +114,9 @@ class OrderRequest:
             "extended_hours": self.extended_hours,
         }
         # Only when set: the fingerprints of orders stored before stop orders existed stay valid.
-        if self.stop_price is not None:
-            payload["stop_price"] = canon(self.stop_price)
+        for name in ("stop_price", "take_profit"):
+            if getattr(self, name) is not None:
+                payload[name] = canon(getattr(self, name))
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
@@ -198,6 +200,7 @@ def order_submit(
         stop_loss=request.stop_loss,
         extended_hours=request.extended_hours,
         stop_price=request.stop_price,
+        take_profit=request.take_profit,
     )
     try:
         try:
@@ -282,6 +285,7 @@ def _check_and_store(
                 stop_price=request.stop_price,
                 time_in_force=request.time_in_force,
                 stop_loss=request.stop_loss,
+                take_profit=request.take_profit,
                 extended_hours=request.extended_hours,
                 fingerprint=request.fingerprint(),
                 status=S.DENIED if violations else S.PENDING,
@@ -321,7 +325,29 @@ def _broker_request(order: Order) -> bt.OrderRequest:
         limit_price=order.limit_price,
         extended_hours=order.extended_hours,
         stop_price=order.stop_price,
+        # The stop the pre-trade check counted on goes to the broker with the entry, as its leg (oto;
+        # bracket with a take_profit), so the broker holds it from the moment the entry fills.
+        stop_loss=order.stop_loss if order.origin == OrderOrigin.CLIENT else None,
+        take_profit=order.take_profit if order.origin == OrderOrigin.CLIENT else None,
     )
+
+
+def _replaced_is_working(replacement: Order) -> bool:
+    """An amend goes out only while the order it replaces is still working unfilled (locked until the send ends)."""
+    original = Order.objects.select_for_update().get(pk=replacement.replaces_id)
+    return original.status == S.SUBMITTED and not original.filled_qty and original.broker_order_id is not None
+
+
+def _send(order: Order) -> bt.BrokerOrder:
+    """A new order's submit, or an amend's replace of the order it replaces (orders.services.amend)."""
+    if order.replaces_id is None:
+        return get_broker().submit_order(_broker_request(order))
+    original = Order.objects.get(pk=order.replaces_id)
+    assert original.broker_order_id is not None  # _replaced_is_working checked it
+    return get_broker().replace_order(original.broker_order_id, bt.ReplaceRequest(
+        client_order_id=order.client_order_id, qty=order.qty, limit_price=order.limit_price,
+        stop_price=order.stop_price,
+    ))
 
 
 def order_send(*, order_id: uuid.UUID, label: str) -> Order:
@@ -342,9 +368,13 @@ def order_send(*, order_id: uuid.UUID, label: str) -> Order:
         if halted and order.origin != OrderOrigin.FLATTEN:
             _transition(order, S.CANCELLED, label=label, reason="kill switch active before the send: never sent")
             return order
+        if order.replaces_id is not None and not _replaced_is_working(order):
+            _transition(order, S.CANCELLED, label=label,
+                        reason="the order it amends is no longer working at the broker: never sent")
+            return order
         order.sent_at = timezone.now()
         try:
-            broker_order = get_broker().submit_order(_broker_request(order))
+            broker_order = _send(order)
         except BrokerRejected as exc:
             order.reject_reason = exc.message[:1000]
             _transition(order, S.REJECTED, label=label, reason=f"rejected by the broker: {exc.message[:200]}")

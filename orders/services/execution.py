@@ -12,7 +12,7 @@ from django.utils import timezone
 from brokers import types as bt
 from orders.day_start import position_mark_before_fill
 from orders.events import event_record
-from orders.models import Fill, Order, Position
+from orders.models import Fill, Order, OrderOrigin, Position
 from orders.services.transitions import MONEY_PLACES, PRICE_PLACES, S, _log_transition, _transition
 from orders.states import TERMINAL, from_broker_status
 from risk import alerts
@@ -152,15 +152,85 @@ def _apply_broker_order(
             order.save()
         if fill is not None:
             event_record(order=order, fill=fill)
-        return changed
+        return _record_legs(order, broker_order, label=label) or changed
     if target != order.status:
-        _transition(order, target, label=label, reason=_broker_says(broker_order), fill=fill, fields=fields)
+        source = order.status
+        reason = _broker_says(broker_order)
+        if broker_order.status.lower() == "replaced":
+            successor = order.replacements.order_by("-created_at").first()
+            reason += f": replaced by {successor.client_order_id if successor else broker_order.broker_order_id}"
+        _transition(order, target, label=label, reason=reason, fill=fill, fields=fields)
+        _record_legs(order, broker_order, label=label)
+        _alert_if_unprotected(order, source=source)
         return True
     if changed:
         order.save()
     if fill is not None:
         event_record(order=order, fill=fill)  # a further partial fill: no state change, still an event
-    return changed
+    return _record_legs(order, broker_order, label=label) or changed
+
+
+def _leg_role(leg: Order) -> str:
+    return "stop-loss" if leg.type in ("stop", "stop_limit") else "take-profit"
+
+
+def _record_legs(entry: Order, broker_order: bt.BrokerOrder, *, label: str) -> bool:
+    """The legs the broker placed with ``entry`` (locked) become orders of ours, the first time it shows them.
+
+    A leg carries the client_order_id the broker gave it (Alpaca names legs
+    itself), its broker id, and the entry as its parent. It is created
+    ``pending`` with an audit row saying whose leg it is, then moved to the
+    broker's state like any order (pending -> submitted for a held leg).
+    Every later change comes from the listings, which show the legs under
+    their entry (nested).
+    """
+    if not broker_order.legs:
+        return False
+    known = set(Order.objects.filter(client_order_id__in=[leg.client_order_id for leg in broker_order.legs])
+                .values_list("client_order_id", flat=True))
+    recorded = False
+    for leg in broker_order.legs:
+        if leg.client_order_id in known:
+            continue
+        child = Order.objects.create(
+            parent=entry, client_order_id=leg.client_order_id, broker_order_id=leg.broker_order_id,
+            strategy_id=entry.strategy_id, symbol=leg.symbol, side=leg.side.value, qty=leg.qty, type=leg.type.value,
+            limit_price=leg.limit_price, stop_price=leg.stop_price, time_in_force=leg.time_in_force.value,
+            origin=OrderOrigin.LEG, fingerprint="leg", status=S.PENDING, sent_at=entry.sent_at,
+        )
+        _log_transition(child, "", actor=None, label=label, reason=(
+            f"{_leg_role(child)} leg of {entry.client_order_id} ({broker_order.order_class}), placed at the broker "
+            "with its entry"
+        ))
+        _apply_broker_order(child, leg, label=label)
+        recorded = True
+    return recorded
+
+
+def _alert_if_unprotected(order: Order, *, source: str) -> None:
+    """A stop-loss leg the broker ended (not our cancel) while its entry holds a position: say so, loudly.
+
+    The entry's risk was judged to its stop; without the stop at the broker
+    the position is unprotected, and the officer must know (docs/risk-policy.md).
+    """
+    entry = order.parent
+    if (
+        entry is None
+        or _leg_role(order) != "stop-loss"
+        or order.status not in (S.CANCELLED, S.REJECTED, S.EXPIRED)
+        or source == S.PENDING_CANCEL
+        or entry.filled_qty <= 0
+    ):
+        return
+    alerts.alert_raise(
+        key=f"stop_not_placed:{entry.client_order_id}", level="critical", kind="stop_not_placed",
+        subject="Protective stop no longer at the broker",
+        message=(
+            f"the stop-loss leg {order.client_order_id} of {entry.client_order_id} ({entry.side} {entry.filled_qty} "
+            f"{entry.symbol}, stop {order.stop_price}) is {order.status} at the broker: the position is unprotected"
+        ),
+        symbol=entry.symbol, strategy=entry.strategy.slug, state=str(order.status),
+    )
 
 
 def _adopt_late_truth(order: Order, broker_order: bt.BrokerOrder, *, label: str) -> bool:

@@ -17,7 +17,11 @@ still not true at the broker:
   repeated or overlapping activations never send more than flat; an order
   still working in the symbol (its cancel not yet confirmed) is assumed to
   fill the way that shrinks the position, so a flatten closes too little,
-  never too much, and a later cycle closes the rest.
+  never too much, and a later cycle closes the rest. A working protective
+  leg (a stop of the position, adr/0012) is such an order: the position is
+  not closed until the leg is cancelled (the switch's scope cancels it;
+  ``positions_flatten`` cancels the positions' legs first), so a stop cannot
+  fire after the flatten and open the opposite position.
 
 It stops by itself: a cancelled or filled order leaves ``pending_cancel``, a
 kill switch with nothing open in scope sends nothing, a flat book needs no
@@ -423,8 +427,28 @@ def intents_drive(*, open_orders: list[OpenBrokerOrder], label: str) -> DriveRes
     return result
 
 
+def _cancel_legs_before_flatten(*, strategy_id: int | None, label: str) -> None:
+    """The working legs of the positions to flatten: cancelled (and confirmed) before the plan is made.
+
+    A stop leg left working could fire after the closing order and open the
+    opposite position. The plan counts every leg still working as an order
+    that may fill the way that shrinks the position, so a leg whose cancel is
+    not confirmed holds its share of the flatten back until a later flatten.
+    """
+    scope = Q(origin=OrderOrigin.LEG) & (Q() if strategy_id is None else Q(strategy_id=strategy_id))
+    _mark_pending_cancel(scope, label=label, reason="flatten: its position is being closed")
+    for order_id in list(Order.objects.filter(scope, status=S.PENDING_CANCEL, broker_order_id__isnull=False)
+                         .values_list("id", flat=True)):
+        order_cancel_attempt(order_id=order_id, label=label, force=True)
+
+
 def positions_flatten(*, strategy_id: int | None, label: str) -> list[Order]:
-    """Flatten now (global, or one strategy); symbols with a flatten order working are left to it."""
+    """Flatten now (global, or one strategy); symbols with a flatten order working are left to it.
+
+    The positions' protective legs are cancelled first; one whose cancel the
+    broker has not confirmed holds its share back (see _cancel_legs_before_flatten).
+    """
+    _cancel_legs_before_flatten(strategy_id=strategy_id, label=label)
     with transaction.atomic():
         _lock_global_switch()
         order_ids = _flatten_locked(strategy_ids=None if strategy_id is None else [strategy_id], label=label)

@@ -51,24 +51,38 @@ def _pages(broker_orders: Iterable[bt.BrokerOrder], size: int = 500) -> Iterable
         yield page
 
 
+def _with_legs(page: list[bt.BrokerOrder]) -> list[bt.BrokerOrder]:
+    """A nested listing's page with every entry's legs as orders of their own (each is one of ours).
+
+    Once each: a broker that also lists legs on their own (the simulated one) names them twice.
+    """
+    return list({bo.client_order_id: bo for bo in page + [leg for bo in page for leg in bo.legs]}.values())
+
+
 def _apply_page(page: list[bt.BrokerOrder], *, cycle_start: dt.datetime, label: str, result: SyncResult) -> None:
-    """Apply one page of broker orders to the local orders they name, one short transaction each.
+    """Apply one page of broker orders (legs included) to the local orders they name, one short transaction each.
 
     Only the orders the broker's report changes are locked and written: a row
     lock is a write (its COMMIT flushes WAL), and in a steady book almost every
     listed order is unchanged. What the page's one read shows may be stale by
-    the time an order is locked; the locked order is checked again.
+    the time an order is locked; the locked order is checked again. An entry
+    whose legs are not recorded yet counts as changed (its legs are new).
     """
     by_client_id = {bo.client_order_id: bo for bo in page}
+    leg_ids = [leg.client_order_id for bo in page for leg in bo.legs]
+    recorded = set(Order.objects.filter(client_order_id__in=leg_ids).values_list("client_order_id", flat=True))
+    # An entry whose legs are not ours yet (its send's answer was lost) is applied even if it has closed here:
+    # that records its legs (execution._record_legs).
+    unrecorded = {bo.client_order_id for bo in page if any(leg.client_order_id not in recorded for leg in bo.legs)}
     # Working orders, and orders closed as never received: the broker showing
     # one of those is late truth, adopted (execution._adopt_late_truth).
     local = Order.objects.filter(client_order_id__in=by_client_id).filter(
-        Q(status__in=WORKING) | Q(never_received_at__isnull=False)
+        Q(status__in=WORKING) | Q(never_received_at__isnull=False) | Q(client_order_id__in=unrecorded)
     ).exclude(status=S.PENDING)
     rows = local.values_list("id", "client_order_id", "status", "filled_qty", "broker_order_id", "never_received_at")
     for order_id, client_order_id, status, filled_qty, broker_order_id, never_received_at in rows:
         broker_order = by_client_id[client_order_id]
-        if not broker_order_changes(
+        if client_order_id not in unrecorded and not broker_order_changes(
             status=status, filled_qty=filled_qty, broker_order_id=broker_order_id,
             never_received=never_received_at is not None, broker_order=broker_order,
         ):
@@ -78,7 +92,7 @@ def _apply_page(page: list[bt.BrokerOrder], *, cycle_start: dt.datetime, label: 
             order = Order.objects.select_for_update(skip_locked=True).filter(pk=order_id).first()
             if order is None or order.status == S.PENDING:
                 continue
-            if order.status not in WORKING and order.never_received_at is None:
+            if order.status not in WORKING and order.never_received_at is None and client_order_id not in unrecorded:
                 continue
             filled_before = order.filled_qty
             if _apply_broker_order(order, broker_order, label=label):
@@ -159,7 +173,7 @@ def orders_sync(*, label: str = "job:order_sync", report_unknown_open: bool = Fa
     )
     open_orders: list[OpenBrokerOrder] = []
     if oldest is not None or report_unknown_open or None in switches:
-        for page in _pages(broker.iter_orders(status="open")):
+        for page in map(_with_legs, _pages(broker.iter_orders(status="open"))):
             open_orders += open_broker_orders(page)
             if report_unknown_open:
                 _collect_unknown(page, result)
@@ -172,7 +186,7 @@ def orders_sync(*, label: str = "job:order_sync", report_unknown_open: bool = Fa
         # every cycle page through the day's history. An older order that
         # closed is in neither listing and is looked up by id below.
         closed_since = max(oldest - dt.timedelta(minutes=1), cycle_start - CLOSED_LISTING_WINDOW)
-        for page in _pages(broker.iter_orders(status="closed", after=closed_since)):
+        for page in map(_with_legs, _pages(broker.iter_orders(status="closed", after=closed_since))):
             _apply_page(page, cycle_start=cycle_start, label=label, result=result)
 
     # An order sent while the listings were being read may be in neither; the

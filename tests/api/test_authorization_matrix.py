@@ -218,6 +218,11 @@ API_PROBES: dict[str, Probe] = {
         ("DELETE", "/v1/orders/{id}"), lambda api, w: api.delete(f"/v1/orders/{w.working['alpha'].pk}"),
         state=_order_status("alpha", "working"),
     ),
+    "order-amend-alpha": Probe(
+        ("PATCH", "/v1/orders/{id}"),
+        lambda api, w: api.patch(f"/v1/orders/{w.working['alpha'].pk}", {"limit_price": "98"}, format="json"),
+        state=_order_count(),  # an amend stores its replacement
+    ),
     "order-cancel-alpha-terminal": Probe(
         ("DELETE", "/v1/orders/{id}"), lambda api, w: api.delete(f"/v1/orders/{w.denied['alpha'].pk}"),
         state=_order_status("alpha", "denied"),

@@ -92,7 +92,10 @@ def cancel_committed_then_the_process_died(
     facts = {"local": Order.objects.get(pk=order["id"]).status, "broker": broker_status(fake, "drill-cancel-crash")}
     # The decision is stored and the broker never heard of it; the broker answers again from here.
     cycles = cycles_until(lambda: broker_status(fake, "drill-cancel-crash") in {"canceled", "filled"})
-    ok = facts == {"local": "pending_cancel", "broker": "new"}
+    # The killed process's DELETE was held unprocessed; the deployment's sync runs every second, so by
+    # the time these facts are read its next cycle may already have sent the cancel (broker "canceled")
+    # or even recorded it. What must hold: the decision was committed (never "working" again).
+    ok = facts["local"] in {"pending_cancel", "cancelled"} and facts["broker"] in {"new", "pending_cancel", "canceled"}
     return DrillOutcome("a cancel committed just before its process was SIGKILLed reaches the broker",
                         cycles if ok else None, "" if ok else f"after the kill: {facts}", facts)
 
@@ -116,7 +119,8 @@ def strategy_switch_committed_then_the_process_died(
 
     facts = {"switch_active": KillSwitch.objects.get(strategy=strategy).active, "open_after_kill": len(still_open())}
     cycles = cycles_until(lambda: not still_open())
-    ok = facts == {"switch_active": True, "open_after_kill": 3}
+    # As above: the sync may already have cancelled some by the time the facts are read.
+    ok = facts["switch_active"] is True
     return DrillOutcome("a strategy kill switch committed just before its process was SIGKILLed cancels its orders",
                         cycles if ok else None, "" if ok else f"after the kill: {facts}", facts)
 

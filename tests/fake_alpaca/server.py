@@ -510,13 +510,22 @@ class FakeAlpacaServer:
                     raise AlpacaError(400, CODE_INVALID_REQUEST, "request body format is invalid")
                 return _Answer(200, venue.submit(payload).to_json())
             case ("GET", ["v2", "orders"]):
-                return _Answer(200, [order.to_json() for order in venue.list_orders(**_list_filters(query))])
+                filters = _list_filters(query)
+                return _Answer(200, [order.to_json(nested=filters["nested"]) for order in venue.list_orders(**filters)])
             case ("DELETE", ["v2", "orders"]):
                 return _Answer(207, [{"id": order_id, "status": status} for order_id, status in venue.cancel_all()])
             case ("GET", ["v2", "orders:by_client_order_id"]):
                 return _Answer(200, venue.get_by_client_id(query.get("client_order_id", "")).to_json())
             case ("GET", ["v2", "orders", order_id]):
-                return _Answer(200, venue.get(order_id).to_json())
+                return _Answer(200, venue.get(order_id).to_json(nested=_query_bool(query, "nested")))
+            case ("PATCH", ["v2", "orders", order_id]):
+                try:
+                    patch = json.loads(body or b"{}")
+                except ValueError:
+                    raise AlpacaError(400, CODE_INVALID_REQUEST, "request body format is invalid") from None
+                if not isinstance(patch, dict):
+                    raise AlpacaError(400, CODE_INVALID_REQUEST, "request body format is invalid")
+                return _Answer(200, venue.replace(order_id, patch).to_json())
             case ("DELETE", ["v2", "orders", order_id]):
                 venue.cancel(order_id)
                 return _Answer(204)
@@ -635,6 +644,7 @@ def _list_filters(query: dict[str, str]) -> dict[str, Any]:
         "direction": direction,
         "symbols": symbols,
         "side": query.get("side") or None,
+        "nested": _query_bool(query, "nested"),
     }
 
 

@@ -192,6 +192,14 @@ class Order:
     stop_price: Decimal | None = None
     # A stop (stop_limit) works as a market (limit) order once a trade reached its stop price.
     triggered: bool = False
+    # "" (simple), "oto" or "bracket". An entry's legs are held until it fills; a leg knows its entry.
+    order_class: str = ""
+    legs: list[Order] = field(default_factory=list, repr=False, compare=False)
+    parent: Order | None = field(default=None, repr=False, compare=False)
+    # PATCH /v2/orders/{id}: the replaced order names its replacement, and the replacement the replaced.
+    replaced_ns: int | None = None
+    replaced_by: str | None = None
+    replaces: str | None = None
 
     @property
     def is_open(self) -> bool:
@@ -201,7 +209,9 @@ class Order:
     def remaining(self) -> Decimal:
         return self.qty - self.filled_qty
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, *, nested: bool = True) -> dict[str, Any]:
+        """Alpaca's order; ``nested``: an entry's legs under ``legs`` (else null, and listed on their own)."""
+
         def ts(ns: int | None) -> str | None:
             return None if ns is None else format_timestamp_ns(ns)
 
@@ -216,9 +226,9 @@ class Order:
             "expired_at": ts(self.expired_ns),
             "canceled_at": ts(self.canceled_ns),
             "failed_at": None,
-            "replaced_at": None,
-            "replaced_by": None,
-            "replaces": None,
+            "replaced_at": ts(self.replaced_ns),
+            "replaced_by": self.replaced_by,
+            "replaces": self.replaces,
             "asset_id": self.asset_id,
             "symbol": self.symbol,
             "asset_class": "us_equity",
@@ -226,7 +236,7 @@ class Order:
             "qty": wire_decimal(self.qty),
             "filled_qty": wire_decimal(self.filled_qty),
             "filled_avg_price": None if self.filled_avg_price is None else wire_decimal(self.filled_avg_price),
-            "order_class": "",
+            "order_class": self.order_class,
             "order_type": self.type,
             "type": self.type,
             "side": self.side,
@@ -236,7 +246,7 @@ class Order:
             "stop_price": None if self.stop_price is None else wire_decimal(self.stop_price),
             "status": self.status,
             "extended_hours": self.extended_hours,
-            "legs": None,
+            "legs": [leg.to_json() for leg in self.legs] if nested and self.legs else None,
             "trail_percent": None,
             "trail_price": None,
             "hwm": None,
@@ -381,6 +391,7 @@ class Venue:
                 raise AlpacaError(422, CODE_INVALID_REQUEST, "invalid time_in_force")
             limit_price = _price_for(body, "limit_price", needed=order_type in ("limit", "stop_limit"))
             stop_price = _price_for(body, "stop_price", needed=order_type in ("stop", "stop_limit"))
+            order_class, legs = _legs_of(body, side=side, time_in_force=time_in_force)
             if side == "buy":
                 reference = limit_price or stop_price or self._price_of(symbol)
                 cost = qty * (reference or Decimal("0"))
@@ -411,12 +422,74 @@ class Venue:
                 created_ns=now,
                 submitted_ns=now,
                 updated_ns=now,
+                order_class=order_class,
             )
             self.orders[order.id] = order
             self.orders_by_client_id[client_order_id] = order
+            for leg_type, leg_limit, leg_stop in legs:
+                # Alpaca names the legs itself; they wait ("held") until the entry has filled.
+                leg = Order(
+                    id=str(uuid.uuid4()), client_order_id=str(uuid.uuid4()), seq=next(self._seq), symbol=symbol,
+                    asset_id=asset.id, side="sell" if side == "buy" else "buy", qty=qty, type=leg_type,
+                    time_in_force=time_in_force, limit_price=leg_limit, stop_price=leg_stop, extended_hours=False,
+                    status="held", created_ns=now, submitted_ns=now, updated_ns=now, order_class=order_class,
+                    parent=order,
+                )
+                order.legs.append(leg)
+                self.orders[leg.id] = leg
+                self.orders_by_client_id[leg.client_order_id] = leg
             if self.fill_mode == "immediate":
                 self._fill_if_marketable(order)
             return order
+
+    def replace(self, order_id: str, body: Mapping[str, Any]) -> Order:
+        """PATCH /v2/orders/{id}: a new order with the new values; the old one becomes ``replaced``.
+
+        Alpaca refuses an order that is not working, or is being cancelled or replaced. The fake
+        also refuses one with fills (the project never amends one; Alpaca's rules there are
+        subtler). A leg's replacement is a leg of the same entry, listed under it with the
+        replaced one; an entry's legs follow it to its replacement.
+        """
+        with self.lock:
+            old = self.get(order_id)
+            if not old.is_open or old.status in ("pending_cancel", "pending_replace", "accepted", "pending_new"):
+                raise AlpacaError(422, CODE_UNPROCESSABLE, f'order is in "{old.status}" state: it cannot be replaced')
+            if old.filled_qty > 0:
+                raise AlpacaError(422, CODE_UNPROCESSABLE, "order with fills cannot be replaced by the fake")
+            client_order_id = body.get("client_order_id") or str(uuid.uuid4())
+            if not isinstance(client_order_id, str) or len(client_order_id) > 128:
+                raise AlpacaError(422, CODE_INVALID_REQUEST, "client_order_id must be no more than 128 characters")
+            if client_order_id in self.orders_by_client_id:
+                raise AlpacaError(422, CODE_INVALID_REQUEST, "client_order_id must be unique")
+            qty = _positive_decimal(body["qty"], "qty") if body.get("qty") not in (None, "") else old.qty
+            prices: dict[str, Decimal | None] = {"limit_price": old.limit_price, "stop_price": old.stop_price}
+            for name in prices:
+                if body.get(name) in (None, ""):
+                    continue
+                if prices[name] is None:
+                    raise AlpacaError(422, CODE_INVALID_REQUEST, f"{name} is not allowed for {old.type} orders")
+                prices[name] = _positive_decimal(body[name], name)
+            now = self.now_ns()
+            new = Order(
+                id=str(uuid.uuid4()), client_order_id=client_order_id, seq=next(self._seq), symbol=old.symbol,
+                asset_id=old.asset_id, side=old.side, qty=qty, type=old.type, time_in_force=old.time_in_force,
+                limit_price=prices["limit_price"], stop_price=prices["stop_price"],
+                extended_hours=old.extended_hours, status="held" if old.status == "held" else "new",
+                created_ns=now, submitted_ns=now, updated_ns=now, order_class=old.order_class,
+                legs=old.legs, parent=old.parent, replaces=old.id,
+            )
+            for leg in new.legs:
+                leg.parent = new
+            if old.parent is not None:
+                # The replaced leg stays listed under its entry (closed), next to its replacement.
+                old.parent.legs.append(new)
+            old.legs = []
+            old.status, old.replaced_ns, old.replaced_by, old.updated_ns = "replaced", now, new.id, now
+            self.orders[new.id] = new
+            self.orders_by_client_id[client_order_id] = new
+            if self.fill_mode == "immediate":
+                self._fill_if_marketable(new)
+            return new
 
     def get(self, order_id: str) -> Order:
         with self.lock:
@@ -450,14 +523,26 @@ class Venue:
         direction: str = "desc",
         symbols: Iterable[str] | None = None,
         side: str | None = None,
+        nested: bool = False,
     ) -> list[Order]:
-        """GET /v2/orders: Alpaca filters after/until on submission time, both exclusive."""
+        """GET /v2/orders: Alpaca filters after/until on submission time, both exclusive.
+
+        ``nested``: legs are not listed on their own but under their entry, which is listed
+        when it or one of its legs has the status asked for (a filled entry whose stop is
+        working is in the open listing).
+        """
         wanted = set(symbols) if symbols else None
+
+        def status_matches(order: Order) -> bool:
+            family = [order, *order.legs] if nested else [order]
+            return status == "all" or any((o.is_open if status == "open" else not o.is_open) for o in family)
+
         with self.lock:
             selected = [
                 order
                 for order in self.orders.values()
-                if (status == "all" or (order.is_open if status == "open" else not order.is_open))
+                if not (nested and order.parent is not None)
+                and status_matches(order)
                 and (after_ns is None or order.submitted_ns > after_ns)
                 and (until_ns is None or order.submitted_ns < until_ns)
                 and (wanted is None or order.symbol in wanted)
@@ -472,10 +557,11 @@ class Venue:
             if not order.is_open or order.status == "pending_cancel":
                 raise AlpacaError(422, CODE_UNPROCESSABLE, f'order is already in "{order.status}" state')
             now = self.now_ns()
-            if self.cancel_mode == "pending":
+            if self.cancel_mode == "pending" and order.status != "held":
                 order.status = "pending_cancel"
             else:
                 order.status, order.canceled_ns = "canceled", now
+                self._closed(order)
             order.updated_ns = now
             return order
 
@@ -484,6 +570,8 @@ class Venue:
         results: list[tuple[str, int]] = []
         with self.lock:
             for order in self._working_orders():
+                if not order.is_open or order.status == "pending_cancel":
+                    continue  # a leg its entry's cancel has just cancelled
                 try:
                     self.cancel(order.id)
                     results.append((order.id, 200))
@@ -534,6 +622,7 @@ class Venue:
                 raise VenueError(f"order {order.id} is {order.status}; it cannot expire")
             order.status = "expired"
             order.expired_ns = order.updated_ns = self.now_ns()
+            self._closed(order)
             return order
 
     def step(self) -> int:
@@ -544,6 +633,7 @@ class Venue:
                 if order.status == "pending_cancel":
                     order.status = "canceled"
                     order.canceled_ns = order.updated_ns = self.now_ns()
+                    self._closed(order)
                     changed += 1
                 elif self._fill_if_marketable(order):
                     changed += 1
@@ -668,8 +758,29 @@ class Venue:
     def _market_value(self, position: Position) -> Decimal:
         return position.qty * (self._price_of(position.symbol) or position.avg_entry_price)
 
+    def _closed(self, order: Order) -> None:
+        """An entry or a leg ended without filling: what happens to the rest of its family.
+
+        An entry cancelled or expired before any fill takes its held legs with it; one that
+        filled in part leaves them protecting what did fill. A bracket leg that ends takes
+        its sibling with it (one cancels the other).
+        """
+        now = self.now_ns()
+        for leg in order.legs:
+            if leg.status != "held":
+                continue
+            if order.filled_qty > 0:
+                leg.qty, leg.status = order.filled_qty, "new"
+            else:
+                leg.status, leg.canceled_ns = "canceled", now
+            leg.updated_ns = now
+        if order.parent is not None and order.parent.order_class == "bracket":
+            for sibling in order.parent.legs:
+                if sibling is not order and sibling.is_open:
+                    sibling.status, sibling.canceled_ns, sibling.updated_ns = "canceled", now, now
+
     def _fill_if_marketable(self, order: Order) -> bool:
-        if order.status == "pending_cancel":
+        if order.status in ("pending_cancel", "held"):
             return False
         price = self._price_of(order.symbol)
         if price is None:
@@ -698,6 +809,11 @@ class Venue:
         order.updated_ns = now
         if order.filled_qty == order.qty:
             order.status, order.filled_ns = "filled", now
+            for leg in order.legs:  # the entry has filled: its legs go to work
+                if leg.status == "held":
+                    leg.status, leg.updated_ns = "new", now
+            if order.parent is not None:
+                self._closed(order)  # a bracket leg filled: the other is cancelled
         elif order.status != "pending_cancel":
             # A fill can land after a cancel request: the order stays pending_cancel.
             order.status = "partially_filled"
@@ -725,6 +841,44 @@ class Venue:
             position.qty, position.avg_entry_price = new_qty, price
         else:  # reducing: the average cost of what is left does not change
             position.qty = new_qty
+
+
+def _legs_of(
+    body: Mapping[str, Any], *, side: str, time_in_force: str
+) -> tuple[str, list[tuple[str, Decimal | None, Decimal | None]]]:
+    """order_class with its stop_loss / take_profit: the class, and each leg's (type, limit, stop)."""
+    order_class = body.get("order_class") or ""
+    if order_class in ("", "simple"):
+        if body.get("stop_loss") or body.get("take_profit"):
+            raise AlpacaError(422, CODE_INVALID_REQUEST, "stop_loss and take_profit need order_class oto or bracket")
+        return "", []
+    if order_class not in ("oto", "bracket"):
+        raise AlpacaError(422, CODE_INVALID_REQUEST, f"order_class {order_class!r} is not supported")
+    if time_in_force not in ("day", "gtc"):
+        raise AlpacaError(422, CODE_INVALID_REQUEST, f"{order_class} orders must be day or gtc")
+    if body.get("extended_hours"):
+        raise AlpacaError(422, CODE_INVALID_REQUEST, "extended hours are not supported for advanced orders")
+    stop_loss, take_profit = body.get("stop_loss"), body.get("take_profit")
+    if order_class == "bracket" and not (stop_loss and take_profit):
+        raise AlpacaError(422, CODE_INVALID_REQUEST, "bracket orders require take_profit and stop_loss")
+    if order_class == "oto" and bool(stop_loss) == bool(take_profit):
+        raise AlpacaError(422, CODE_INVALID_REQUEST, "oto orders require either take_profit or stop_loss")
+    legs: list[tuple[str, Decimal | None, Decimal | None]] = []
+    if take_profit:
+        legs.append(("limit", _positive_decimal(take_profit.get("limit_price"), "take_profit.limit_price"), None))
+    if stop_loss:
+        stop = _positive_decimal(stop_loss.get("stop_price"), "stop_loss.stop_price")
+        limit = stop_loss.get("limit_price")
+        legs.append(("stop_limit", _positive_decimal(limit, "stop_loss.limit_price"), stop) if limit
+                    else ("stop", None, stop))
+    if take_profit and stop_loss:
+        take, stop = legs[0][1], legs[1][2]
+        assert take is not None and stop is not None
+        if (side == "buy" and take <= stop) or (side == "sell" and take >= stop):
+            raise AlpacaError(
+                422, CODE_INVALID_REQUEST, "take_profit.limit_price must be beyond stop_loss.stop_price"
+            )
+    return order_class, legs
 
 
 def _price_for(body: Mapping[str, Any], name: str, *, needed: bool) -> Decimal | None:

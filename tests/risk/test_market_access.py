@@ -325,14 +325,14 @@ def test_a_wrong_side_stop_is_reported_with_the_risk_it_does_not_reduce(alice, a
     assert violation(order, "max_risk_per_trade")["actual"] == "7.50"
 
 
-def test_a_tight_declared_stop_counts_at_least_the_assumed_stop_distance(alice, alpha, market, officer):
-    # 500 shares at $100 with a stop $0.01 away declares $5 of risk; the assumed 5 % distance counts
-    # $2,500 = 2.5 % of equity, over the 2 % limit.
+def test_a_stop_placed_at_the_broker_is_the_risk_and_without_one_the_assumed_distance_is(alice, alpha, market, officer):
+    # 500 shares at $100: with a stop at $96 (sent to the broker as the entry's leg) the risk is $2,000 = 2 %;
+    # without a stop the assumed 5 % distance says $2,500 = 2.5 %, over the 2 % limit.
     set_limits(officer, max_notional="100000", max_symbol_concentration_pct="100")
-    order = submit(alice, alpha, qty=D("500"), stop_loss=D("99.99"))
-    assert codes(order) == ["max_risk_per_trade"]
-    assert violation(order, "max_risk_per_trade")["actual"] == "2.50"
-    assert submit(alice, alpha, qty=D("400"), stop_loss=D("99.99")).status == "submitted"  # 2 %
+    unprotected = submit(alice, alpha, qty=D("500"))
+    assert codes(unprotected) == ["max_risk_per_trade"]
+    assert violation(unprotected, "max_risk_per_trade")["actual"] == "2.50"
+    assert submit(alice, alpha, qty=D("500"), stop_loss=D("96")).status == "submitted"
 
 
 def test_limits_row_defaults_are_the_policy(db):

@@ -217,14 +217,16 @@ def test_stops_on_the_right_side_pass():
     assert codes(order("sell", stop_loss=D("105")), snapshot()) == []
 
 
-def test_a_tight_declared_stop_does_not_shrink_risk_below_the_assumed_stop_distance():
-    # 400 shares at $100 = $40,000 notional (notional cap raised): a $0.01 stop declares $4 of risk, but the
-    # assumed 5 % distance says $2,000 = 2 % of equity; 402 shares is 2.01 %.
+def test_a_placed_stop_is_the_risk_even_inside_the_assumed_stop_distance():
+    # 400 shares at $100 = $40,000 notional (notional cap raised): the stop, placed at the broker with the
+    # entry, risks $0.50 a share = $200 = 0.2 %; without a stop the assumed 5 % says $2,000 = 2 %, and
+    # 402 shares 2.01 %.
     wide = snapshot(limits=Limits(max_notional=D("100000"), max_symbol_concentration_pct=D("100")))
     wide = replace(wide, strategy=StrategyState(slug="alpha", max_allocation_pct=D("100")))
     wide = replace(wide, limits=replace(wide.limits, max_capital_deployed_pct=D("100")))
-    assert codes(order(qty="400", stop_loss=D("99.99")), wide) == []
-    found = violation(order(qty="402", stop_loss=D("99.99")), wide, "max_risk_per_trade")
+    assert codes(order(qty="402", stop_loss=D("99.50")), wide) == []
+    assert codes(order(qty="400"), wide) == []
+    found = violation(order(qty="402"), wide, "max_risk_per_trade")
     assert found["actual"] == "2.01"
 
 
