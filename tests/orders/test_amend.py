@@ -232,6 +232,7 @@ def test_the_simulated_broker_replaces_a_stop(alice_api, market):
     assert Order.objects.get(pk=answer.json()["id"]).stop_price == Decimal("103")
 
 
+@pytest.mark.postgres  # the killed process works on the test database: a server, not a file
 @pytest.mark.django_db(transaction=True)
 def test_an_amend_committed_just_before_the_process_died_is_settled_by_the_sync_and_never_sent(
     alpaca: FakeAlpacaServer, alice_api, settings, tmp_path  # noqa: F811

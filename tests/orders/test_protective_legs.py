@@ -274,6 +274,7 @@ def test_the_simulated_broker_holds_the_stop_until_the_entry_fills_then_works_it
     assert Position.objects.get(symbol="AAPL").qty == 0
 
 
+@pytest.mark.postgres  # the killed process works on the test database: a server, not a file
 @pytest.mark.django_db(transaction=True)
 def test_an_entry_with_legs_sent_by_a_process_that_died_is_resolved_with_its_legs(
     alpaca: FakeAlpacaServer, alice_api, alpha, settings, tmp_path  # noqa: F811
