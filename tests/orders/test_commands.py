@@ -61,6 +61,14 @@ def test_create_risk_officer_without_input_or_password_fails_clearly(monkeypatch
         run("create_risk_officer", "rita", "--noinput")
 
 
+def test_create_risk_officer_at_an_empty_input_names_the_scripted_way_instead_of_a_traceback(monkeypatch):
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))  # no terminal and nothing typed: getpass reads EOF
+    monkeypatch.setattr("getpass.getpass", lambda prompt="": (_ for _ in ()).throw(EOFError))
+    with pytest.raises(CommandError, match="--noinput with RISK_OFFICER_PASSWORD"):
+        run("create_risk_officer", "rita")
+    assert not get_user_model().objects.filter(username="rita").exists()
+
+
 def test_the_first_debug_start_creates_demo_users_and_says_once_where_the_login_is(settings, tmp_path):
     settings.DEBUG = True
     settings.VAR_DIR = tmp_path

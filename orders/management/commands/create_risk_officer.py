@@ -20,8 +20,14 @@ class Command(BaseCommand):
 
     def handle(self, *args: object, username: str, email: str, interactive: bool, **options: object) -> None:
         if interactive:
-            password = getpass.getpass("Password: ")
-            if password != getpass.getpass("Password (again): "):
+            try:
+                password = getpass.getpass("Password: ")
+                again = getpass.getpass("Password (again): ")
+            except EOFError:  # no terminal, or Ctrl-D at the prompt
+                raise CommandError(
+                    "no password was typed; in a script use --noinput with RISK_OFFICER_PASSWORD"
+                ) from None
+            if password != again:
                 raise CommandError("The passwords do not match.")
         else:
             password = os.environ.get("RISK_OFFICER_PASSWORD", "")
