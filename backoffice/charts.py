@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 
@@ -105,6 +106,23 @@ def _nice_step(span: float, count: int) -> float:
     return next(f * magnitude for f in (1, 2, 2.5, 5, 10) if raw <= f * magnitude)
 
 
+def _scales(
+    chart: Chart, *, start: dt.datetime, end: dt.datetime, low: float, high: float
+) -> tuple[Callable[[dt.datetime], float], Callable[[float], float]]:
+    """Data to plot coordinates: time across (clamped to the window), value up."""
+    span_t = max((end - start).total_seconds(), 1.0)
+    plot_w = chart.plot_right - chart.left
+    plot_h = chart.plot_bottom - chart.top
+
+    def x_of(at: dt.datetime) -> float:
+        return chart.left + max(0.0, min(1.0, (at - start).total_seconds() / span_t)) * plot_w
+
+    def y_of(value: float) -> float:
+        return chart.top + (high - value) / (high - low) * plot_h
+
+    return x_of, y_of
+
+
 def line_chart(
     *,
     key: str,
@@ -141,15 +159,7 @@ def line_chart(
     low, high = min(values), max(values)
     pad = (high - low) * 0.08 or max(abs(high) * 0.01, 1.0)
     low, high = low - pad, high + pad
-    span_t = max((end - start).total_seconds(), 1.0)
-    plot_w = chart.plot_right - chart.left
-    plot_h = chart.plot_bottom - chart.top
-
-    def x_of(at: dt.datetime) -> float:
-        return chart.left + max(0.0, min(1.0, (at - start).total_seconds() / span_t)) * plot_w
-
-    def y_of(value: float) -> float:
-        return chart.top + (high - value) / (high - low) * plot_h
+    x_of, y_of = _scales(chart, start=start, end=end, low=low, high=high)
 
     coords = [(x_of(at), y_of(v)) for at, v in equity]
     # A hole in the history (the jobs were down) stays a hole, not a straight line.
@@ -235,15 +245,7 @@ def bar_chart(
     low, high = (low - pad if low < 0 else low), (high + pad if high > 0 else high)
     if high == low:
         high = low + 1.0
-    span_t = max((end - start).total_seconds(), 1.0)
-    plot_w = chart.plot_right - chart.left
-    plot_h = chart.plot_bottom - chart.top
-
-    def x_of(at: dt.datetime) -> float:
-        return chart.left + max(0.0, min(1.0, (at - start).total_seconds() / span_t)) * plot_w
-
-    def y_of(value: float) -> float:
-        return chart.top + (high - value) / (high - low) * plot_h
+    x_of, y_of = _scales(chart, start=start, end=end, low=low, high=high)
 
     zero = y_of(0.0)
     chart.zero_y = zero

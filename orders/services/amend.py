@@ -31,13 +31,13 @@ from core.exceptions import BusinessRefusal
 from orders import selectors
 from orders.models import Order
 from orders.services.entry import (
-    IdempotencyConflict,
     InvalidOrder,
     SubmitOutcome,
     _ensure_equity,
     _fetch_prices,
     _lock_account,
     order_send,
+    replay_or_conflict,
 )
 from orders.services.transitions import S, _log_transition
 from risk import checks
@@ -75,12 +75,6 @@ class AmendRequest:
         payload = {"replaces": str(original.pk),
                    **{name: format(value.normalize(), "f") for name, value in self.changes().items()}}
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
-
-
-def _replay(existing: Order, fingerprint: str) -> SubmitOutcome:
-    if existing.fingerprint != fingerprint:
-        raise IdempotencyConflict(existing)
-    return SubmitOutcome(order=existing, replayed=True)
 
 
 def _refuse_unless_amendable(order: Order, request: AmendRequest) -> None:
@@ -129,7 +123,7 @@ def order_amend(*, acting_user: Any, order: Order, request: AmendRequest) -> Sub
     client_order_id = request.client_order_id or f"amend-{fingerprint[:40]}"
     existing = Order.objects.filter(client_order_id=client_order_id).first()
     if existing is not None:
-        return _replay(existing, fingerprint)
+        return replay_or_conflict(existing, fingerprint)
     _refuse_unless_amendable(order, request)
     label = actor_label(acting_user)
     qty = request.qty if request.qty is not None else order.qty
@@ -151,7 +145,7 @@ def order_amend(*, acting_user: Any, order: Order, request: AmendRequest) -> Sub
             original = Order.objects.select_for_update().select_related("strategy").get(pk=order.pk)
             existing = Order.objects.filter(client_order_id=client_order_id).first()
             if existing is not None:  # a concurrent retry committed while we waited
-                return _replay(existing, fingerprint)
+                return replay_or_conflict(existing, fingerprint)
             _refuse_unless_amendable(original, request)
             now = timezone.now()
             rows = selectors.snapshot_rows(strategy_id=original.strategy_id, intent=intent, now=now)
@@ -190,7 +184,7 @@ def order_amend(*, acting_user: Any, order: Order, request: AmendRequest) -> Sub
         existing = Order.objects.filter(client_order_id=client_order_id).first()
         if existing is None:
             raise
-        return _replay(existing, fingerprint)
+        return replay_or_conflict(existing, fingerprint)
     if replacement.status == S.PENDING:
         replacement = order_send(order_id=replacement.pk, label=label)
     return SubmitOutcome(order=replacement, replayed=False)

@@ -126,8 +126,9 @@ class SubmitOutcome:
     replayed: bool
 
 
-def _replay(existing: Order, request: OrderRequest) -> SubmitOutcome:
-    if existing.fingerprint != request.fingerprint():
+def replay_or_conflict(existing: Order, fingerprint: str) -> SubmitOutcome:
+    """The stored order again for a retried request (same payload), or 409 for another payload under its id."""
+    if existing.fingerprint != fingerprint:
         raise IdempotencyConflict(existing)
     return SubmitOutcome(order=existing, replayed=True)
 
@@ -168,7 +169,7 @@ def order_submit(
     client_order_id = request.client_order_id or uuid.uuid4().hex
     existing = Order.objects.filter(client_order_id=client_order_id).first()
     if existing is not None:
-        return _replay(existing, request)
+        return replay_or_conflict(existing, request.fingerprint())
     if request.extended_hours and (request.type != "limit" or request.time_in_force != "day"):
         # The broker's own rule for the extended session; refused here so nothing is stored.
         raise InvalidOrder(
@@ -221,7 +222,7 @@ def order_submit(
         existing = Order.objects.filter(client_order_id=client_order_id).first()
         if existing is None:
             raise
-        return _replay(existing, request)
+        return replay_or_conflict(existing, request.fingerprint())
 
     if order.status == S.PENDING:
         order = order_send(order_id=order.pk, label=label)
