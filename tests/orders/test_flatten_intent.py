@@ -22,7 +22,7 @@ from django.db import connection
 from orders import services
 from orders.models import Order, OrderOrigin, Position
 from orders.states import WORKING
-from risk.models import Strategy
+from risk.models import Alert, Strategy
 from risk.services import killswitch_activate
 from tests.conftest import order_body
 from tests.fake_alpaca.server import FakeAlpacaServer
@@ -268,3 +268,36 @@ def test_a_flatten_committed_just_before_the_process_died_is_resolved_and_never_
     assert all(p.qty == 0 for p in Position.objects.all())
     sent = [o for o in flattening.orders if o["client_order_id"].startswith("flatten-")]
     assert sorted(Decimal(o["qty"]) for o in sent) == [Decimal(2), Decimal(3), Decimal(4), Decimal(10)]
+
+
+POSITIONS_FAULTS = [
+    ("http_500", {}),
+    ("http_504", {}),
+    ("http_429", {"reset_in_s": 1}),
+    ("stall", {"seconds": 1.5}),  # a timeout
+    ("drop_connection", {}),
+]
+
+
+@pytest.mark.parametrize(("kind", "options"), POSITIONS_FAULTS, ids=[kind for kind, _ in POSITIONS_FAULTS])
+def test_a_flatten_whose_position_read_failed_sends_nothing_then_flattens_once_the_broker_answers(
+    flattening: FakeAlpacaServer, officer, kind, options
+):
+    """The plan needs the broker's positions: without them nothing is guessed from the ledger, the
+    failure is alerted, and once the broker answers again the next cycle flattens once."""
+    flattening.set_fault(kind, method="GET", path="/v2/positions", count=10, **options)  # and the retries
+
+    killswitch_activate(acting_user=officer, reason="halt")
+
+    assert not Order.objects.filter(origin=OrderOrigin.FLATTEN).exists()
+    assert flatten_working(flattening) == {}
+    assert "positions unavailable" in Alert.objects.filter(key="kill_switch_cancel_failed:global").get().message
+    flattening.clear_faults()
+    if kind == "http_429":
+        time.sleep(1.1)  # the reset the 429 named
+    sync_cycles(2)
+    assert flatten_working(flattening) == {"AAPL": Decimal(-14), "MSFT": Decimal(-3), "SPY": Decimal(-2)}
+    flattening.step()
+    sync_cycles(1)
+    assert broker_positions(flattening) == {}
+    assert Order.objects.filter(origin=OrderOrigin.FLATTEN).count() == 4
