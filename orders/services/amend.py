@@ -142,7 +142,7 @@ def order_amend(*, acting_user: Any, order: Order, request: AmendRequest) -> Sub
     try:
         with transaction.atomic():
             _lock_account()
-            original = Order.objects.select_for_update().select_related("strategy").get(pk=order.pk)
+            original = Order.objects.select_for_update(of=("self",)).select_related("strategy").get(pk=order.pk)
             existing = Order.objects.filter(client_order_id=client_order_id).first()
             if existing is not None:  # a concurrent retry committed while we waited
                 return replay_or_conflict(existing, fingerprint)

@@ -362,7 +362,9 @@ def order_send(*, order_id: uuid.UUID, label: str) -> Order:
     looks an order up while its send is in flight.
     """
     with transaction.atomic():
-        order = Order.objects.select_for_update().select_related("strategy").get(pk=order_id)
+        # Only the order's row (of=self): the joined strategy row stays unlocked, or every send of one
+        # strategy would wait for the one before it to finish its broker round trip (issue 19's burst).
+        order = Order.objects.select_for_update(of=("self",)).select_related("strategy").get(pk=order_id)
         halted = kill_switch_active_share_locked(strategy_id=order.strategy_id)
         if order.status != S.PENDING:
             return order

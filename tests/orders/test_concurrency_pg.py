@@ -12,6 +12,7 @@ from brokers.models import SimOrder
 from orders import services
 from orders.models import Order
 from risk.models import Strategy
+from tests.intent import alpaca  # noqa: F401  (fixture)
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -136,3 +137,49 @@ def test_four_concurrent_23k_market_buys_in_unheld_symbols_three_pass_and_one_is
     (denied,) = [o for o in orders if o.status == "denied"]
     denial_codes = {v["code"] for v in denied.violations}
     assert "max_capital_deployed" in denial_codes and "stale_price" not in denial_codes
+
+
+def test_a_slow_broker_answer_holds_up_neither_the_next_order_of_its_strategy_nor_an_officer_editing_it(
+    alpaca, alice, officer, on_postgres, settings
+):
+    """A send locks its order's row only: the strategy row stays free during the broker round trip.
+
+    The fake holds the first order's POST for HOLD_S (then accepts it). Meanwhile a second order of the
+    same strategy goes all the way to the broker, and an officer's limit change commits; neither waits
+    for the first send's answer (a 50-order burst of one strategy used to queue behind each send).
+    """
+    from risk.services import strategy_update
+    from tests.intent import requests_to
+
+    hold_s = 3.0
+    settings.ALPACA_TIMEOUT_S = hold_s + 5  # the held send is slow, not lost: it is answered within the timeout
+    strategy = Strategy.objects.get(slug="alpha")
+    alpaca.set_fault("slow_accept", method="POST", path="/v2/orders", seconds=hold_s)
+
+    def submit(client_order_id: str):
+        request = services.OrderRequest(strategy=strategy, symbol="AAPL", side="buy", qty=Decimal("1"),
+                                        type="market", client_order_id=client_order_id)
+        return services.order_submit(acting_user=alice, request=request).order
+
+    first: dict = {}
+    held = threading.Thread(target=lambda: (first.update(order=submit("held-1")), connection.close()))
+    held.start()
+    try:
+        for _ in range(200):  # until the first POST is at the fake, held there
+            if requests_to(alpaca, "POST", "/v2/orders") == 1:
+                break
+            threading.Event().wait(0.02)
+        assert requests_to(alpaca, "POST", "/v2/orders") == 1
+
+        second = submit("next-2")
+        strategy_update(acting_user=officer, strategy=strategy, changes={"max_orders_per_minute": 119},
+                        reason="edited while a send waits on the broker")
+
+        assert second.status == "submitted"
+        assert alpaca.order(client_order_id="next-2") is not None
+        assert alpaca.order(client_order_id="held-1") is None, "the held send was answered first: it held the others"
+        assert held.is_alive()
+    finally:
+        held.join(timeout=30)
+    assert first["order"].status == "submitted"
+    assert Strategy.objects.get(pk=strategy.pk).max_orders_per_minute == 119
