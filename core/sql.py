@@ -8,9 +8,13 @@ picked up without touching the statement.
 
 from __future__ import annotations
 
-from typing import Any
+import json
+from decimal import Decimal
+from typing import Any, TypeVar
 
-from django.db import connection, models
+from django.db import DEFAULT_DB_ALIAS, connection, models
+
+ModelT = TypeVar("ModelT", bound=models.Model)
 
 
 def insert_values(obj: models.Model) -> tuple[str, str, list[Any]]:
@@ -31,3 +35,16 @@ def mark_saved(obj: models.Model) -> None:
     """What Model.save() leaves on an instance after its INSERT: no longer adding, bound to the database."""
     obj._state.adding = False
     obj._state.db = connection.alias
+
+
+def instance_from_json(model: type[ModelT], text: str | None) -> ModelT | None:
+    """A model instance from PostgreSQL's ``row_to_json`` text, each column through its field's to_python.
+
+    How a raw statement returns whole rows of several tables at once (Decimal
+    stays Decimal, datetimes come back aware); None for no row.
+    """
+    if text is None:
+        return None
+    row = json.loads(text, parse_float=Decimal)
+    fields = model._meta.concrete_fields
+    return model.from_db(DEFAULT_DB_ALIAS, [f.attname for f in fields], [f.to_python(row[f.column]) for f in fields])

@@ -9,7 +9,7 @@ import math
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Exists, OuterRef
+from django.db import connection
 from django.shortcuts import get_object_or_404
 from django.utils.dateparse import parse_datetime
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_field
@@ -237,10 +237,19 @@ def _order_answer(outcome: services.SubmitOutcome) -> Response:
 
 
 def _strategy_for(user: Any, slug: str) -> Strategy:
-    """Unknown strategy: 404. Known but not granted to this client: 403. One query."""
-    grant = Strategy.clients.through.objects.filter(strategy_id=OuterRef("pk"), user_id=user.pk)
-    strategy = get_object_or_404(Strategy.objects.annotate(granted=Exists(grant)), slug=slug)
-    if not strategy.granted:  # type: ignore[attr-defined]  # the annotation above
+    """Unknown strategy: 404. Known but not granted to this client: 403. One query, written out (issue 19)."""
+    quote = connection.ops.quote_name
+    grants = Strategy.clients.through._meta
+    sql = (
+        f"SELECT s.*, EXISTS(SELECT 1 FROM {quote(grants.db_table)} g "
+        f"WHERE g.{quote(grants.get_field('strategy').column)} = s.id "
+        f"AND g.{quote(grants.get_field('user').column)} = %s) AS granted "
+        f"FROM {quote(Strategy._meta.db_table)} s WHERE s.slug = %s"
+    )
+    strategy = next(iter(Strategy.objects.raw(sql, [user.pk, slug])), None)
+    if strategy is None:
+        raise NotFound(f"There is no strategy {slug}.")
+    if not strategy.granted:  # type: ignore[attr-defined]  # the query's extra column
         raise PermissionDenied(f"You are not allowed to trade strategy {slug}.")
     return strategy
 

@@ -16,17 +16,18 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import DEFAULT_DB_ALIAS, connection, models
+from django.db import connection, models
 from django.db.models import Count, F, Q, QuerySet, Sum
 from django.db.models.functions import Coalesce
 
 from brokers.exceptions import BrokerError
 from brokers.registry import get_broker
 from brokers.types import LastTrade
+from core.sql import instance_from_json
 from orders.models import (
     Fill,
     Order,
@@ -48,7 +49,6 @@ from risk.models import (
 )
 
 logger = logging.getLogger(__name__)
-ModelT = TypeVar("ModelT", bound=models.Model)
 ZERO = Decimal(0)
 ASSET_CACHE_SECONDS = 3600
 CLOCK_CACHE_SECONDS = 60
@@ -141,6 +141,36 @@ def symbols_for_snapshot(symbol: str) -> set[str]:
     held = Position.objects.exclude(qty=0).order_by().values_list("symbol", flat=True)
     working = working_orders().order_by().values_list("symbol", flat=True)  # through the partial index
     return {symbol, *held.union(working)}  # one statement (UNION: each symbol once)
+
+
+@dataclass(frozen=True)
+class EntryReads:
+    """What order entry reads before the account lock (entry_reads)."""
+
+    existing_id: str | None  # the order already stored under the request's client_order_id: a retry
+    symbols: set[str]  # symbols_for_snapshot's answer
+
+
+def entry_reads(*, client_order_id: str, symbol: str) -> EntryReads:
+    """Order entry's two reads before the account lock in ONE statement (issue 19).
+
+    The order a retry finds under its client_order_id (its id), and the
+    symbols to price, as symbols_for_snapshot reads them. Plain SQL, so
+    SQLite runs the same statement.
+    """
+    quote = connection.ops.quote_name
+    orders, positions = quote(Order._meta.db_table), quote(Position._meta.db_table)
+    working = sorted(WORKING)
+    sql = (
+        f"SELECT symbol, NULL FROM {positions} WHERE qty <> 0 "
+        f"UNION SELECT symbol, NULL FROM {orders} WHERE status IN ({', '.join(['%s'] * len(working))}) "
+        f"UNION ALL SELECT NULL, CAST(id AS text) FROM {orders} WHERE client_order_id = %s"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*working, client_order_id])
+        rows = cursor.fetchall()
+    existing = next((found for held, found in rows if found is not None), None)
+    return EntryReads(existing_id=existing, symbols={symbol, *(held for held, _ in rows if held is not None)})
 
 
 @dataclass
@@ -450,15 +480,6 @@ SELECT
 """
 
 
-def _model_from_json(model: type[ModelT], text: str | None) -> ModelT | None:
-    """A model instance from row_to_json's text, each column through its field's to_python (Decimal, datetime)."""
-    if text is None:
-        return None
-    row = json.loads(text, parse_float=Decimal)
-    fields = model._meta.concrete_fields
-    return model.from_db(DEFAULT_DB_ALIAS, [f.attname for f in fields], [f.to_python(row[f.column]) for f in fields])
-
-
 def _rows_from_json(model: type[models.Model], text: str | None) -> list[dict[str, Any]]:
     """json_agg's rows, each value typed by the model field of the same name (aggregates: Decimal or int)."""
     if text is None:
@@ -487,9 +508,9 @@ def _snapshot_rows_sql(*, strategy_id: int, intent: checks.OrderIntent, now: dt.
         state_json, limits_json, strategy_json, restriction, switches, positions, working_rows, realised, recent = (
             cursor.fetchone()
         )
-    state = _model_from_json(RiskState, state_json)
-    limits = _model_from_json(RiskLimits, limits_json)
-    strategy = _model_from_json(Strategy, strategy_json)
+    state = instance_from_json(RiskState, state_json)
+    limits = instance_from_json(RiskLimits, limits_json)
+    strategy = instance_from_json(Strategy, strategy_json)
     if state is None or limits is None:  # created by migrations; a flushed test database may lack them
         RiskState.current()
         RiskLimits.current()

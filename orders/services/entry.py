@@ -17,7 +17,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from brokers import types as bt
@@ -25,12 +25,13 @@ from brokers.exceptions import BrokerError, BrokerRejected
 from brokers.registry import get_broker, get_market_data
 from core.actors import actor_label
 from core.exceptions import BusinessRefusal
+from core.sql import instance_from_json
 from orders import selectors
 from orders.models import Order, OrderOrigin
 from orders.services.execution import _apply_broker_order
 from orders.services.transitions import S, _transition, order_create_logged
 from risk import checks
-from risk.models import RiskState, Strategy
+from risk.models import KillSwitch, RiskState, Strategy
 from risk.selectors import kill_switch_active_share_locked
 
 logger = logging.getLogger(__name__)
@@ -167,9 +168,10 @@ def order_submit(
     budget for asset lookups the cache cannot answer (see selectors.symbol_is_tradable).
     """
     client_order_id = request.client_order_id or uuid.uuid4().hex
-    existing = Order.objects.filter(client_order_id=client_order_id).first()
-    if existing is not None:
-        return replay_or_conflict(existing, request.fingerprint())
+    # A retry's stored order, and the symbols to price: one statement.
+    reads = selectors.entry_reads(client_order_id=client_order_id, symbol=request.symbol)
+    if reads.existing_id is not None:
+        return replay_or_conflict(Order.objects.get(pk=reads.existing_id), request.fingerprint())
     if request.extended_hours and (request.type != "limit" or request.time_in_force != "day"):
         # The broker's own rule for the extended session; refused here so nothing is stored.
         raise InvalidOrder(
@@ -187,7 +189,7 @@ def order_submit(
         raise InvalidOrder(f"{request.symbol} is not a tradable asset at the broker")
 
     # The order's symbol and every held or working one, priced before the lock.
-    priced = selectors.symbols_for_snapshot(request.symbol)
+    priced = reads.symbols
     prices = _fetch_prices(priced)
     clock = selectors.market_clock()  # cached for a minute across processes
     label = actor_label(acting_user)
@@ -309,6 +311,12 @@ def _check_and_store(
 
 def _lock_account() -> None:
     """The per-account serialisation point: the RiskState row, FOR UPDATE (nothing read: the snapshot reads it)."""
+    if connection.vendor == "postgresql":  # the statement as the ORM writes it, without compiling it per order
+        table = connection.ops.quote_name(RiskState._meta.db_table)
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT id FROM {table} WHERE id = 1 FOR UPDATE")
+            if cursor.fetchone() is not None:
+                return
     locked = RiskState.objects.select_for_update().filter(pk=1).values_list("pk", flat=True)
     if not list(locked):  # created by a migration; a flushed test database may lack it
         RiskState.current()
@@ -351,6 +359,45 @@ def _send(order: Order) -> bt.BrokerOrder:
     ))
 
 
+# The send's locks in ONE statement (PostgreSQL; issue 19): the kill-switch rows FOR SHARE, then the
+# order's row FOR UPDATE, returned with its strategy. Only the order's row is locked (OF o): the
+# strategy row stays free, or every send of one strategy would wait for the one before it to finish
+# its broker round trip. Each lock returns the row's latest committed version once granted (READ
+# COMMITTED re-reads a row that changed while the statement waited), as two statements would.
+_SEND_LOCK_SQL = """
+WITH switch AS (
+  SELECT active FROM {killswitch}
+  WHERE strategy_id IS NULL OR strategy_id = (SELECT strategy_id FROM {orders} WHERE id = %(order)s)
+  FOR SHARE
+)
+SELECT row_to_json(o)::text, row_to_json(s)::text, (SELECT COALESCE(bool_or(active), false) FROM switch)
+FROM {orders} o JOIN {strategies} s ON s.id = o.strategy_id
+WHERE o.id = %(order)s
+FOR UPDATE OF o
+"""
+
+
+def _lock_for_send(order_id: uuid.UUID) -> tuple[Order, bool]:
+    """The order to send, locked, and whether a kill switch that covers it is active (its rows share-locked)."""
+    if connection.vendor != "postgresql":  # SQLite: the IMMEDIATE transaction already serialises writers
+        order = Order.objects.select_for_update().select_related("strategy").get(pk=order_id)
+        return order, kill_switch_active_share_locked(strategy_id=order.strategy_id)
+    quote = connection.ops.quote_name
+    sql = _SEND_LOCK_SQL.format(
+        killswitch=quote(KillSwitch._meta.db_table), orders=quote(Order._meta.db_table),
+        strategies=quote(Strategy._meta.db_table),
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, {"order": order_id})
+        row = cursor.fetchone()
+    if row is None:
+        raise Order.DoesNotExist(order_id)
+    order = instance_from_json(Order, row[0])
+    assert order is not None
+    order.strategy = instance_from_json(Strategy, row[1])
+    return order, row[2]
+
+
 def order_send(*, order_id: uuid.UUID, label: str) -> Order:
     """Send a ``pending`` order to the broker, fenced against the kill switch.
 
@@ -362,10 +409,7 @@ def order_send(*, order_id: uuid.UUID, label: str) -> Order:
     looks an order up while its send is in flight.
     """
     with transaction.atomic():
-        # Only the order's row (of=self): the joined strategy row stays unlocked, or every send of one
-        # strategy would wait for the one before it to finish its broker round trip (issue 19's burst).
-        order = Order.objects.select_for_update(of=("self",)).select_related("strategy").get(pk=order_id)
-        halted = kill_switch_active_share_locked(strategy_id=order.strategy_id)
+        order, halted = _lock_for_send(order_id)
         if order.status != S.PENDING:
             return order
         if halted and order.origin != OrderOrigin.FLATTEN:
