@@ -140,7 +140,7 @@ def test_four_concurrent_23k_market_buys_in_unheld_symbols_three_pass_and_one_is
 
 
 def test_a_slow_broker_answer_holds_up_neither_the_next_order_of_its_strategy_nor_an_officer_editing_it(
-    alpaca, alice, officer, on_postgres, settings
+    alpaca, alice, officer, on_postgres, settings  # noqa: F811  (the fixture imported above)
 ):
     """A send locks its order's row only: the strategy row stays free during the broker round trip.
 
