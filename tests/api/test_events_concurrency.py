@@ -19,7 +19,7 @@ from orders import services
 from orders.models import Order, OrderEvent
 from orders.services import transitions
 from risk.models import RiskLimits, Strategy
-from tests.conftest import token_client
+from tests.conftest import NO_CEILING, set_throttle_rates, token_client
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -113,8 +113,11 @@ def test_an_event_that_commits_after_a_later_one_is_still_delivered_once(alice, 
 
 
 def test_a_client_following_the_feed_while_orders_change_concurrently_misses_nothing_and_sees_nothing_twice(
-    alice, market, on_postgres
+    alice, market, on_postgres, settings
 ):
+    # The reader polls as fast as it can, on purpose: the feed's ordering is under test, not the
+    # per-client request ceiling (which a fast enough machine or order path makes it meet).
+    set_throttle_rates(settings, **NO_CEILING)
     strategy = Strategy.objects.get(slug="alpha")
     Strategy.objects.filter(pk=strategy.pk).update(max_orders_per_second=1000, max_orders_per_minute=1000)
     RiskLimits.objects.filter(pk=1).update(duplicate_order_max=1000)  # identical orders from many threads, on purpose
