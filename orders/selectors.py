@@ -138,9 +138,7 @@ def symbols_for_snapshot(symbol: str) -> set[str]:
     Asked of market data in one call, before the account lock; a working
     market order in a symbol the account does not hold is exposure too.
     """
-    held = Position.objects.exclude(qty=0).order_by().values_list("symbol", flat=True)
-    working = working_orders().order_by().values_list("symbol", flat=True)  # through the partial index
-    return {symbol, *held.union(working)}  # one statement (UNION: each symbol once)
+    return entry_reads(client_order_id=None, symbol=symbol).symbols
 
 
 @dataclass(frozen=True)
@@ -148,26 +146,29 @@ class EntryReads:
     """What order entry reads before the account lock (entry_reads)."""
 
     existing_id: str | None  # the order already stored under the request's client_order_id: a retry
-    symbols: set[str]  # symbols_for_snapshot's answer
+    symbols: set[str]  # the symbols to price (symbols_for_snapshot)
 
 
-def entry_reads(*, client_order_id: str, symbol: str) -> EntryReads:
+def entry_reads(*, client_order_id: str | None, symbol: str) -> EntryReads:
     """Order entry's two reads before the account lock in ONE statement (issue 19).
 
-    The order a retry finds under its client_order_id (its id), and the
-    symbols to price, as symbols_for_snapshot reads them. Plain SQL, so
-    SQLite runs the same statement.
+    The symbols to price (held, working, and the order's own) and, given a
+    client_order_id, the id of the order a retry finds stored under it. Plain
+    SQL, so SQLite runs the same statement.
     """
     quote = connection.ops.quote_name
     orders, positions = quote(Order._meta.db_table), quote(Position._meta.db_table)
     working = sorted(WORKING)
     sql = (
         f"SELECT symbol, NULL FROM {positions} WHERE qty <> 0 "
-        f"UNION SELECT symbol, NULL FROM {orders} WHERE status IN ({', '.join(['%s'] * len(working))}) "
-        f"UNION ALL SELECT NULL, CAST(id AS text) FROM {orders} WHERE client_order_id = %s"
+        f"UNION SELECT symbol, NULL FROM {orders} WHERE status IN ({', '.join(['%s'] * len(working))})"
     )
+    params: list[str] = list(working)
+    if client_order_id is not None:
+        sql += f" UNION ALL SELECT NULL, CAST(id AS text) FROM {orders} WHERE client_order_id = %s"
+        params.append(client_order_id)
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*working, client_order_id])
+        cursor.execute(sql, params)
         rows = cursor.fetchall()
     existing = next((found for held, found in rows if found is not None), None)
     return EntryReads(existing_id=existing, symbols={symbol, *(held for held, _ in rows if held is not None)})

@@ -31,8 +31,8 @@ from orders.models import Order, OrderOrigin
 from orders.services.execution import _apply_broker_order
 from orders.services.transitions import S, _transition, order_create_logged
 from risk import checks
-from risk.models import KillSwitch, RiskState, Strategy
-from risk.selectors import kill_switch_active_share_locked
+from risk.models import RiskState, Strategy
+from risk.selectors import kill_switch_active_share_locked, kill_switch_rows_share_locked_sql
 
 logger = logging.getLogger(__name__)
 lock_logger = logging.getLogger("orders.entry.lock")
@@ -365,11 +365,7 @@ def _send(order: Order) -> bt.BrokerOrder:
 # its broker round trip. Each lock returns the row's latest committed version once granted (READ
 # COMMITTED re-reads a row that changed while the statement waited), as two statements would.
 _SEND_LOCK_SQL = """
-WITH switch AS (
-  SELECT active FROM {killswitch}
-  WHERE strategy_id IS NULL OR strategy_id = (SELECT strategy_id FROM {orders} WHERE id = %(order)s)
-  FOR SHARE
-)
+WITH switch AS ({switch})
 SELECT row_to_json(o)::text, row_to_json(s)::text, (SELECT COALESCE(bool_or(active), false) FROM switch)
 FROM {orders} o JOIN {strategies} s ON s.id = o.strategy_id
 WHERE o.id = %(order)s
@@ -383,9 +379,10 @@ def _lock_for_send(order_id: uuid.UUID) -> tuple[Order, bool]:
         order = Order.objects.select_for_update().select_related("strategy").get(pk=order_id)
         return order, kill_switch_active_share_locked(strategy_id=order.strategy_id)
     quote = connection.ops.quote_name
+    orders = quote(Order._meta.db_table)
     sql = _SEND_LOCK_SQL.format(
-        killswitch=quote(KillSwitch._meta.db_table), orders=quote(Order._meta.db_table),
-        strategies=quote(Strategy._meta.db_table),
+        switch=kill_switch_rows_share_locked_sql(f"(SELECT strategy_id FROM {orders} WHERE id = %(order)s)"),
+        orders=orders, strategies=quote(Strategy._meta.db_table),
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, {"order": order_id})

@@ -502,13 +502,7 @@ class FakeAlpacaServer:
         segments = path.strip("/").split("/")
         match (method, segments):
             case ("POST", ["v2", "orders"]):
-                try:
-                    payload = json.loads(body or b"{}")
-                except ValueError:
-                    raise AlpacaError(400, CODE_INVALID_REQUEST, "request body format is invalid") from None
-                if not isinstance(payload, dict):
-                    raise AlpacaError(400, CODE_INVALID_REQUEST, "request body format is invalid")
-                return _Answer(200, venue.submit(payload).to_json())
+                return _Answer(200, venue.submit(_json_object(body)).to_json())
             case ("GET", ["v2", "orders"]):
                 filters = _list_filters(query)
                 return _Answer(200, [order.to_json(nested=filters["nested"]) for order in venue.list_orders(**filters)])
@@ -519,13 +513,7 @@ class FakeAlpacaServer:
             case ("GET", ["v2", "orders", order_id]):
                 return _Answer(200, venue.get(order_id).to_json(nested=_query_bool(query, "nested")))
             case ("PATCH", ["v2", "orders", order_id]):
-                try:
-                    patch = json.loads(body or b"{}")
-                except ValueError:
-                    raise AlpacaError(400, CODE_INVALID_REQUEST, "request body format is invalid") from None
-                if not isinstance(patch, dict):
-                    raise AlpacaError(400, CODE_INVALID_REQUEST, "request body format is invalid")
-                return _Answer(200, venue.replace(order_id, patch).to_json())
+                return _Answer(200, venue.replace(order_id, _json_object(body)).to_json())
             case ("DELETE", ["v2", "orders", order_id]):
                 venue.cancel(order_id)
                 return _Answer(204)
@@ -610,6 +598,17 @@ def _query_bool(query: dict[str, str], name: str) -> bool:
     if raw in _GO_TRUE:
         return True
     raise AlpacaError(422, CODE_INVALID_REQUEST, f"invalid {name}")
+
+
+def _json_object(body: bytes) -> dict:
+    """A request body that must be a JSON object, as Alpaca reads one: anything else is its 400."""
+    try:
+        payload = json.loads(body or b"{}")
+    except ValueError:
+        raise AlpacaError(400, CODE_INVALID_REQUEST, "request body format is invalid") from None
+    if not isinstance(payload, dict):
+        raise AlpacaError(400, CODE_INVALID_REQUEST, "request body format is invalid")
+    return payload
 
 
 def _list_filters(query: dict[str, str]) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from decimal import Decimal
 
 import pytest
@@ -168,7 +169,7 @@ def test_a_slow_broker_answer_holds_up_neither_the_next_order_of_its_strategy_no
         for _ in range(200):  # until the first POST is at the fake, held there
             if requests_to(alpaca, "POST", "/v2/orders") == 1:
                 break
-            threading.Event().wait(0.02)
+            time.sleep(0.02)
         assert requests_to(alpaca, "POST", "/v2/orders") == 1
 
         second = submit("next-2")

@@ -38,6 +38,13 @@ def long_aapl(api, fake: FakeAlpacaServer, qty: str = "10") -> None:
     assert Position.objects.get(symbol="AAPL").qty == Decimal(qty)
 
 
+def trade_at(fake: FakeAlpacaServer, price: str) -> None:
+    """The market trades at ``price``, the fake venue works its orders, and a status sync reads them back."""
+    fake.set_price("AAPL", price)
+    fake.step()
+    services.orders_sync()
+
+
 def test_a_sell_stop_works_at_the_broker_until_the_price_falls_through_it_then_closes_the_position(
     alpaca: FakeAlpacaServer, alice_api  # noqa: F811
 ):
@@ -48,14 +55,10 @@ def test_a_sell_stop_works_at_the_broker_until_the_price_falls_through_it_then_c
     assert (order["status"], order["type"], order["stop_price"]) == ("submitted", "stop", "95.00000000")
     at_broker = alpaca.order(client_order_id="protect")
     assert (at_broker["type"], at_broker["stop_price"], at_broker["status"]) == ("stop", "95", "new")
-    alpaca.set_price("AAPL", "95.50")
-    alpaca.step()
-    services.orders_sync()
+    trade_at(alpaca, "95.50")
     assert Order.objects.get(client_order_id="protect").status == "submitted"
 
-    alpaca.set_price("AAPL", "94.80")
-    alpaca.step()
-    services.orders_sync()
+    trade_at(alpaca, "94.80")
 
     stop = Order.objects.get(client_order_id="protect")
     assert (stop.status, stop.filled_qty, stop.filled_avg_price) == ("filled", Decimal("10"), Decimal("94.8"))
@@ -67,14 +70,10 @@ def test_a_buy_stop_limit_triggers_at_its_stop_and_fills_only_within_its_limit(
 ):
     place(alice_api, "breakout", type="stop_limit", stop_price="102", limit_price="103")
 
-    alpaca.set_price("AAPL", "104")  # through the stop, above the limit: triggered, not filled
-    alpaca.step()
-    services.orders_sync()
+    trade_at(alpaca, "104")  # through the stop, above the limit: triggered, not filled
     assert Order.objects.get(client_order_id="breakout").status == "submitted"
 
-    alpaca.set_price("AAPL", "102.50")
-    alpaca.step()
-    services.orders_sync()
+    trade_at(alpaca, "102.50")
     order = Order.objects.get(client_order_id="breakout")
     assert (order.status, order.filled_avg_price) == ("filled", Decimal("102.5"))
     assert Position.objects.get(symbol="AAPL").qty == Decimal("10")
