@@ -140,6 +140,22 @@ def classify(response: requests.Response) -> tuple[str, dict[str, Any]]:
     return "unexpected", body
 
 
+THROTTLED_RETRIES = 5
+
+
+def post_order(session: requests.Session, url: str, body: dict[str, str], *, headers: dict[str, str],
+               timeout: Any, tally: Tally) -> requests.Response:
+    """POST /v1/orders as the contract tells a client to: a 429 (the per-client ceiling) is sent again,
+    same body, after its Retry-After. A 429 still there after THROTTLED_RETRIES is the answer (unexpected)."""
+    for _ in range(THROTTLED_RETRIES):
+        response = session.post(f"{url}/v1/orders", json=body, headers=headers, timeout=timeout)
+        if response.status_code != 429 or not response.headers.get("Retry-After"):
+            return response
+        tally.record("throttled_then_retried")
+        time.sleep(min(float(response.headers["Retry-After"]), 2.0))
+    return session.post(f"{url}/v1/orders", json=body, headers=headers, timeout=timeout)
+
+
 class ClientThread(threading.Thread):
     """One API client submitting its share of the orders, with duplicates, retries, conflicts and cancels."""
 
@@ -200,8 +216,8 @@ class ClientThread(threading.Thread):
     def submit(self, body: dict[str, str], url: str) -> str:
         started = time.monotonic()
         try:
-            response = self.session.post(f"{url}/v1/orders", json=body, headers=self.headers,
-                                         timeout=ANSWER_TIMEOUT_S)
+            response = post_order(self.session, url, body, headers=self.headers, timeout=ANSWER_TIMEOUT_S,
+                                  tally=self.tally)
         except requests.RequestException as exc:
             self.tally.record_unexpected(f"POST {body['client_order_id']}: {type(exc).__name__}")
             return "unexpected"
@@ -242,8 +258,8 @@ class ClientThread(threading.Thread):
             with requests.Session() as session:
                 barrier.wait(timeout=10)
                 try:
-                    response = session.post(f"{self.web_urls[1]}/v1/orders", json=body, headers=self.headers,
-                                            timeout=ANSWER_TIMEOUT_S)
+                    response = post_order(session, self.web_urls[1], body, headers=self.headers,
+                                          timeout=ANSWER_TIMEOUT_S, tally=self.tally)
                 except requests.RequestException as exc:
                     self.tally.record_unexpected(f"twin POST {body['client_order_id']}: {type(exc).__name__}")
                     kinds.append("unexpected")
@@ -262,8 +278,8 @@ class ClientThread(threading.Thread):
         """Give up after a few milliseconds (the server carries on), then retry the same request."""
         url = self.web_urls[self.rng.randrange(len(self.web_urls))]
         try:
-            response = self.session.post(f"{url}/v1/orders", json=body, headers=self.headers,
-                                         timeout=(2.0, IMPATIENT_TIMEOUT_S))
+            response = post_order(self.session, url, body, headers=self.headers,
+                                  timeout=(2.0, IMPATIENT_TIMEOUT_S), tally=self.tally)
         except requests.Timeout:
             self.tally.record("client_timeout")
         except requests.RequestException as exc:
@@ -280,8 +296,8 @@ class ClientThread(threading.Thread):
         changed = {**original, "qty": str(Decimal(original["qty"]) + 1)}
         url = self.web_urls[self.rng.randrange(len(self.web_urls))]
         try:
-            response = self.session.post(f"{url}/v1/orders", json=changed, headers=self.headers,
-                                         timeout=ANSWER_TIMEOUT_S)
+            response = post_order(self.session, url, changed, headers=self.headers, timeout=ANSWER_TIMEOUT_S,
+                                  tally=self.tally)
         except requests.RequestException as exc:
             self.tally.record_unexpected(f"conflicting POST: {type(exc).__name__}")
             return

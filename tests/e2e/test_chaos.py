@@ -434,7 +434,8 @@ def report_figures(report: Report, *, burst: Burst, fake_state: dict[str, Any], 
                f"{a['cancel_accepted']:,}, cancel of a terminal order (409) {a['cancel_refused_terminal']:,}, "
                f"unexpected {a['unexpected']:,}")
     report.add(f"client behaviour: {a['concurrent_duplicate']:,} ids sent twice at once, {a['client_timeout']:,} "
-               f"client timeouts, {a['retry']:,} retries after a timeout")
+               f"client timeouts, {a['retry']:,} retries after a timeout, {a['throttled_then_retried']:,} "
+               f"429s (per-client ceiling) sent again after their Retry-After")
     latency = ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in tally.latency_percentiles().items())
     report.add(f"POST /v1/orders latency: {latency}")
     report.add(f"status in the 201 answer: {_counts(tally.status_at_answer)}")
