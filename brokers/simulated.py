@@ -37,7 +37,7 @@ from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
@@ -68,7 +68,7 @@ from brokers.types import (
     Side,
     TimeInForce,
 )
-from core.sql import insert_values, mark_saved, placeholders
+from core.sql import insert_values, mark_saved, placeholders, prepared_cursor
 
 # Alpaca's answer to a reused client_order_id. The order pipeline resends with
 # the same id after an ambiguous submit and relies on exactly this refusal.
@@ -629,7 +629,7 @@ class SimulatedBroker(BrokerClient):
             f"(SELECT tradable FROM {SimAsset._meta.db_table} WHERE symbol = %s), "
             f"EXISTS (SELECT 1 FROM {SimPrice._meta.db_table} WHERE symbol = %s)"
         )
-        with connection.cursor() as cursor:
+        with prepared_cursor() as cursor:
             cursor.execute(sql, [request.client_order_id, request.symbol, request.symbol])
             duplicate, tradable, has_market = cursor.fetchone()
         return bool(duplicate), None if tradable is None else bool(tradable), bool(has_market)
@@ -641,7 +641,7 @@ class SimulatedBroker(BrokerClient):
         a conflict is an answer, not an error that would poison the transaction.
         """
         table, columns, values = insert_values(order)
-        with connection.cursor() as cursor:
+        with prepared_cursor() as cursor:
             cursor.execute(
                 f"INSERT INTO {table} ({columns}) VALUES ({placeholders(values)}) ON CONFLICT DO NOTHING RETURNING id",
                 values,

@@ -22,6 +22,7 @@ from rest_framework.views import APIView
 
 from core.api import BODY_ERRORS, COMMON_ERRORS, PROBLEM, StrictSerializer, ViolationSerializer, filtered, problem
 from core.problems import problem_response
+from core.sql import instance_from_json, prepared_cursor
 from core.throttles import ClientAssetLookupThrottle
 from orders import selectors, services, valuation
 from orders.models import Order, OrderType, ReconciliationRun, Side, TimeInForce
@@ -240,16 +241,24 @@ def _strategy_for(user: Any, slug: str) -> Strategy:
     """Unknown strategy: 404. Known but not granted to this client: 403. One query, written out (issue 19)."""
     quote = connection.ops.quote_name
     grants = Strategy.clients.through._meta
-    sql = (
-        f"SELECT s.*, EXISTS(SELECT 1 FROM {quote(grants.db_table)} g "
-        f"WHERE g.{quote(grants.get_field('strategy').column)} = s.id "
-        f"AND g.{quote(grants.get_field('user').column)} = %s) AS granted "
-        f"FROM {quote(Strategy._meta.db_table)} s WHERE s.slug = %s"
+    granted = (
+        f"EXISTS(SELECT 1 FROM {quote(grants.db_table)} g WHERE g.{quote(grants.get_field('strategy').column)} = s.id "
+        f"AND g.{quote(grants.get_field('user').column)} = %s)"
     )
-    strategy = next(iter(Strategy.objects.raw(sql, [user.pk, slug])), None)
+    table = quote(Strategy._meta.db_table)
+    strategy: Strategy | None
+    if connection.vendor == "postgresql":  # prepared once per connection; the row as JSON keeps its result type fixed
+        with prepared_cursor() as cursor:
+            cursor.execute(f"SELECT row_to_json(s)::text, {granted} FROM {table} s WHERE s.slug = %s", [user.pk, slug])
+            row = cursor.fetchone()
+        strategy, allowed = (instance_from_json(Strategy, row[0]), row[1]) if row is not None else (None, False)
+    else:
+        sql = f"SELECT s.*, {granted} AS granted FROM {table} s WHERE s.slug = %s"
+        strategy = next(iter(Strategy.objects.raw(sql, [user.pk, slug])), None)
+        allowed = getattr(strategy, "granted", False)
     if strategy is None:
         raise NotFound(f"There is no strategy {slug}.")
-    if not strategy.granted:  # type: ignore[attr-defined]  # the query's extra column
+    if not allowed:
         raise PermissionDenied(f"You are not allowed to trade strategy {slug}.")
     return strategy
 

@@ -27,7 +27,7 @@ from django.db.models.functions import Coalesce
 from brokers.exceptions import BrokerError
 from brokers.registry import get_broker
 from brokers.types import LastTrade
-from core.sql import instance_from_json
+from core.sql import instance_from_json, literals, prepared_cursor
 from orders.models import (
     Fill,
     Order,
@@ -158,16 +158,15 @@ def entry_reads(*, client_order_id: str | None, symbol: str) -> EntryReads:
     """
     quote = connection.ops.quote_name
     orders, positions = quote(Order._meta.db_table), quote(Position._meta.db_table)
-    working = sorted(WORKING)
     sql = (
         f"SELECT symbol, NULL FROM {positions} WHERE qty <> 0 "
-        f"UNION SELECT symbol, NULL FROM {orders} WHERE status IN ({', '.join(['%s'] * len(working))})"
+        f"UNION SELECT symbol, NULL FROM {orders} WHERE status IN ({literals(WORKING)})"
     )
-    params: list[str] = list(working)
+    params: list[str] = []
     if client_order_id is not None:
         sql += f" UNION ALL SELECT NULL, CAST(id AS text) FROM {orders} WHERE client_order_id = %s"
         params.append(client_order_id)
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
     existing = next((found for held, found in rows if found is not None), None)
@@ -493,8 +492,7 @@ def _rows_from_json(model: type[models.Model], text: str | None) -> list[dict[st
 
 
 def _snapshot_rows_sql(*, strategy_id: int, intent: checks.OrderIntent, now: dt.datetime) -> SnapshotRows:
-    working = sorted(WORKING)
-    sql = _SNAPSHOT_SQL.format(working=", ".join(f"%(working_{i})s" for i in range(len(working))))
+    sql = _SNAPSHOT_SQL.format(working=literals(WORKING))
     params: dict[str, Any] = {
         "strategy": strategy_id, "symbol": intent.symbol, "side": intent.side, "qty": intent.qty,
         "type": intent.type, "limit_price": intent.limit_price, "stop_price": intent.stop_price,
@@ -502,9 +500,8 @@ def _snapshot_rows_sql(*, strategy_id: int, intent: checks.OrderIntent, now: dt.
         "now": now, "minute_ago": now - dt.timedelta(seconds=60), "second_ago": now - dt.timedelta(seconds=1),
         "longest_window_ago": now - dt.timedelta(seconds=max(60, MAX_DUPLICATE_ORDER_WINDOW_S)),
         "day_start": trading_day_start(now),
-        **{f"working_{i}": status for i, status in enumerate(working)},
     }
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(sql, params)
         state_json, limits_json, strategy_json, restriction, switches, positions, working_rows, realised, recent = (
             cursor.fetchone()

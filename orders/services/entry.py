@@ -25,7 +25,7 @@ from brokers.exceptions import BrokerError, BrokerRejected
 from brokers.registry import get_broker, get_market_data
 from core.actors import actor_label
 from core.exceptions import BusinessRefusal
-from core.sql import instance_from_json
+from core.sql import instance_from_json, prepared_cursor
 from orders import selectors
 from orders.models import Order, OrderOrigin
 from orders.services.execution import _apply_broker_order
@@ -313,7 +313,7 @@ def _lock_account() -> None:
     """The per-account serialisation point: the RiskState row, FOR UPDATE (nothing read: the snapshot reads it)."""
     if connection.vendor == "postgresql":  # the statement as the ORM writes it, without compiling it per order
         table = connection.ops.quote_name(RiskState._meta.db_table)
-        with connection.cursor() as cursor:
+        with prepared_cursor() as cursor:
             cursor.execute(f"SELECT id FROM {table} WHERE id = 1 FOR UPDATE")
             if cursor.fetchone() is not None:
                 return
@@ -384,7 +384,7 @@ def _lock_for_send(order_id: uuid.UUID) -> tuple[Order, bool]:
         switch=kill_switch_rows_share_locked_sql(f"(SELECT strategy_id FROM {orders} WHERE id = %(order)s)"),
         orders=orders, strategies=quote(Strategy._meta.db_table),
     )
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(sql, {"order": order_id})
         row = cursor.fetchone()
     if row is None:

@@ -9,7 +9,7 @@ from typing import Any
 from django.db import connection
 from django_fsm import ConcurrentTransition
 
-from core.sql import insert_values, mark_saved, placeholders
+from core.sql import insert_values, mark_saved, placeholders, prepared_cursor
 from orders.events import event_record
 from orders.models import Fill, Order, OrderEvent, OrderTransition
 from orders.states import OrderStatus
@@ -50,7 +50,7 @@ def _audited_write(
         "SELECT %s, %s, new_transition.id, %s, pg_current_xact_id()::text::bigint, %s FROM new_transition "
         "RETURNING transition_id"
     )
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(sql, [*params, *values, order.pk, order.strategy_id, fill.pk if fill else None, transition.at])
         row = cursor.fetchone()
     if row is None:

@@ -1,0 +1,93 @@
+"""Order entry's fixed statements are prepared once per connection (issue 19), and stay correct when they are.
+
+PostgreSQL only: on SQLite the prepared cursor is the plain one.
+"""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+
+from tests.conftest import order_body
+
+pytestmark = pytest.mark.django_db
+
+# The hot path's statements, by how each begins (orders/selectors.py, orders/services/entry.py,
+# orders/services/transitions.py, orders/api.py, brokers/simulated.py).
+HOT_PATH = {
+    "the symbols to price": 'SELECT symbol, NULL FROM "orders_position"',
+    "the strategy and its grant": "SELECT row_to_json(s)::text, EXISTS(",
+    "the account lock": 'SELECT id FROM "risk_riskstate" WHERE id = 1 FOR UPDATE',
+    "the snapshot": "WITH limits AS (SELECT * FROM risk_risklimits",
+    "the order, its transition and feed entry": 'WITH new_order AS (INSERT INTO "orders_order"',
+    "the send's locks": "WITH switch AS (SELECT active FROM risk_killswitch",
+    "the acknowledgement": 'WITH new_order AS (UPDATE "orders_order"',
+    "the venue's facts": "SELECT EXISTS (SELECT 1 FROM brokers_simorder",
+    "the venue's insert": 'INSERT INTO "brokers_simorder"',
+}
+
+
+def _prepared() -> list[str]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements WHERE from_sql = false")
+        return [" ".join(text.split()) for (text,) in cursor.fetchall()]
+
+
+def _sell(api, client_order_id: str):  # noqa: ANN001, ANN202
+    return api.post("/v1/orders", order_body(client_order_id=client_order_id, side="sell", qty="1"), format="json")
+
+
+def test_each_statement_on_the_order_entry_path_is_prepared_on_the_connection(alice_api, market, on_postgres):
+    _sell(alice_api, "p-0")  # the first order also looks the asset up at the broker
+    answer = _sell(alice_api, "p-1")
+
+    assert answer.status_code == 201, answer.content
+    assert answer.json()["status"] == "submitted"
+    prepared = _prepared()
+    missing = [name for name, start in HOT_PATH.items() if not any(text.startswith(start) for text in prepared)]
+    assert not missing, f"not prepared: {missing}; prepared: {[text[:60] for text in prepared]}"
+
+
+def test_the_next_orders_reuse_the_prepared_statements_instead_of_preparing_more(alice_api, market, on_postgres):
+    _sell(alice_api, "p-0")  # the first order also looks the asset up at the broker
+    _sell(alice_api, "p-1")
+    after_one = len(_prepared())
+
+    for index in range(2, 5):  # five in all: the default limit is 5 orders a second
+        assert _sell(alice_api, f"p-{index}").status_code == 201
+
+    assert len(_prepared()) == after_one
+
+
+def test_orders_still_go_through_after_a_migration_adds_columns_to_the_tables_they_read(
+    alice_api, market, on_postgres
+):
+    # As when a deploy migrates while workers still hold their connections: a prepared
+    # statement whose result columns follow a table's (SELECT *) would fail with "cached
+    # plan must not change result type"; the hot path returns rows as JSON text.
+    assert _sell(alice_api, "p-1").status_code == 201
+    with connection.cursor() as cursor:
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # the test's transaction defers its foreign-key checks
+        for table in ("risk_strategy", "risk_risklimits", "risk_riskstate", "orders_order", "orders_position"):
+            cursor.execute(f"ALTER TABLE {table} ADD COLUMN added_by_a_later_release integer")
+
+    answer = _sell(alice_api, "p-2")
+
+    assert answer.status_code == 201, answer.content
+    assert answer.json()["status"] == "submitted"
+
+
+def test_a_retry_after_a_rolled_back_transaction_prepares_again_and_is_answered(alice_api, market, on_postgres):
+    # psycopg forgets its prepared statements on every ROLLBACK (and a savepoint's).
+    assert _sell(alice_api, "p-1").status_code == 201
+    with connection.cursor() as cursor:
+        cursor.execute("SAVEPOINT before_failure")
+        with pytest.raises(Exception):  # noqa: B017, PT011  (any database error: it is rolled back below)
+            cursor.execute("SELECT 1 / 0")
+        cursor.execute("ROLLBACK TO SAVEPOINT before_failure")
+
+    replay = _sell(alice_api, "p-1")
+    fresh = _sell(alice_api, "p-2")
+
+    assert replay.status_code == 200 and replay.headers["Idempotent-Replayed"] == "true"
+    assert fresh.status_code == 201, fresh.content
