@@ -95,7 +95,7 @@ class _PreparedDebugWrapper(CursorDebugWrapper):
     Django logs the text psycopg last sent, and a prepared statement's execution sends none.
     """
 
-    def execute(self, sql: str, params: Any = None) -> Any:
+    def execute(self, sql: Any, params: Any = None) -> Any:
         with self.debug_sql(sql, params):
             return CursorWrapper.execute(self, sql, params)
 
