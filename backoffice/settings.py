@@ -188,7 +188,7 @@ SERVER_EMAIL = os.environ.get("SERVER_EMAIL", "backoffice@localhost")
 # --- DRF and the /v1 API ---------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "core.authentication.TokenAuthentication",  # DRF's, its lookup prepared (adr/0013)
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],

@@ -15,6 +15,7 @@ pytestmark = pytest.mark.django_db
 # The hot path's statements, by how each begins (orders/selectors.py, orders/services/entry.py,
 # orders/services/transitions.py, orders/api.py, brokers/simulated.py).
 HOT_PATH = {
+    "the token and its user": 'SELECT row_to_json(t)::text, row_to_json(u)::text FROM "authtoken_token"',
     "the symbols to price": 'SELECT symbol, NULL FROM "orders_position"',
     "the strategy and its grant": "SELECT row_to_json(s)::text, EXISTS(",
     "the account lock": 'SELECT id FROM "risk_riskstate" WHERE id = 1 FOR UPDATE',
