@@ -461,7 +461,9 @@ SELECT
      FROM orders_order WHERE status IN ({working})
      GROUP BY strategy_id, symbol, side) w)::text,
   (SELECT COALESCE(SUM(realized_pnl), 0) FROM orders_fill
-    WHERE strategy_id = %(strategy)s AND at >= %(day_start)s),
+    WHERE strategy_id = %(strategy)s AND at >= %(day_start)s
+      -- For the plan prepared once (see below): the trading day began at most 25 hours ago.
+      AND at >= statement_timestamp() - interval '{day_window_s} seconds'),
   (SELECT json_build_array(
             COUNT(*) FILTER (WHERE created_at >= %(minute_ago)s),
             COUNT(*) FILTER (WHERE created_at >= %(second_ago)s),
@@ -475,9 +477,21 @@ SELECT
      -- The constant bound (the longest window a limit may set) is for the planner: without
      -- it the row estimate is a third of the strategy's history and it plans a parallel scan.
      AND created_at >= %(longest_window_ago)s
+     -- The same bound on the database's clock, an hour wider, for the plan prepared once (below).
+     AND created_at >= statement_timestamp() - interval '{planner_window_s} seconds'
      AND created_at >= LEAST(%(minute_ago)s,
                              %(now)s - (SELECT duplicate_order_window_s FROM limits) * interval '1 second'))::text
 """
+
+
+# The statement is prepared once per connection (adr/0013). PostgreSQL then weighs the generic
+# plan, made without the parameters' values, against a plan for each execution's values; it
+# estimates "created_at >= $n" as a third of the rows, so with a long history the generic plan
+# looks dear and every execution is planned again. The two bounds on statement_timestamp(),
+# which the planner can evaluate, make the generic estimate the real one: few rows. They
+# never narrow the result as long as the database's clock is less than an hour ahead of the
+# application's (the windows are measured on the application's clock, as orders are stamped).
+PLANNER_MARGIN_S = 3600
 
 
 def _rows_from_json(model: type[models.Model], text: str | None) -> list[dict[str, Any]]:
@@ -492,7 +506,11 @@ def _rows_from_json(model: type[models.Model], text: str | None) -> list[dict[st
 
 
 def _snapshot_rows_sql(*, strategy_id: int, intent: checks.OrderIntent, now: dt.datetime) -> SnapshotRows:
-    sql = _SNAPSHOT_SQL.format(working=literals(WORKING))
+    sql = _SNAPSHOT_SQL.format(
+        working=literals(WORKING),
+        planner_window_s=max(60, MAX_DUPLICATE_ORDER_WINDOW_S) + PLANNER_MARGIN_S,
+        day_window_s=25 * 3600 + PLANNER_MARGIN_S,  # a trading day (a DST change's 25 hours at most)
+    )
     params: dict[str, Any] = {
         "strategy": strategy_id, "symbol": intent.symbol, "side": intent.side, "qty": intent.qty,
         "type": intent.type, "limit_price": intent.limit_price, "stop_price": intent.stop_price,

@@ -5,10 +5,16 @@ PostgreSQL only: on SQLite the prepared cursor is the plain one.
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 from django.db import DataError, connection
+from django.utils import timezone
 
+from orders import selectors
+from risk import checks
 from tests.conftest import order_body
+from tools.bench import history
 
 pytestmark = pytest.mark.django_db
 
@@ -93,3 +99,25 @@ def test_a_retry_after_a_rolled_back_transaction_prepares_again_and_is_answered(
 
     assert replay.status_code == 200 and replay.headers["Idempotent-Replayed"] == "true"
     assert fresh.status_code == 201, fresh.content
+
+
+@pytest.mark.django_db(transaction=True)
+def test_with_a_long_history_the_snapshot_keeps_its_plan_instead_of_being_planned_for_each_order(
+    alpha, market, on_postgres
+):
+    # 30,000 orders of this strategy (and as many fills) from the year before, analysed, as
+    # autovacuum leaves a real table. The prepared snapshot's generic plan must look as cheap
+    # as it is, or PostgreSQL plans it again for every order (adr/0013).
+    history.load(30_000, strategy_ids=[alpha.pk])
+    intent = checks.OrderIntent(strategy=alpha.slug, symbol="AAPL", side="sell", qty=Decimal("1"), type="market")
+
+    for _ in range(8):
+        selectors.snapshot_rows(strategy_id=alpha.pk, intent=intent, now=timezone.now())
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement LIKE %s",
+            ["%FROM risk_risklimits WHERE id = 1%"],
+        )
+        generic, custom = cursor.fetchone()
+    assert generic >= 3, f"planned for each execution: {custom} custom plans, {generic} generic"
