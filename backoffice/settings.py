@@ -105,6 +105,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # first byte (SQLite gives its -wal and -shm files the database's mode).
     if DATABASES["default"]["NAME"] not in ("", ":memory:"):
         make_private_file(Path(DATABASES["default"]["NAME"]))
+else:
+    # Order entry's statements are prepared once per connection and keep the plan made for
+    # them (adr/0013): without it PostgreSQL plans the snapshot again for every order once
+    # a day of fills makes the generic estimate look dearer. Nothing else is prepared here.
+    _options = DATABASES["default"].setdefault("OPTIONS", {})
+    _options["options"] = f"{_options.get('options', '')} -c plan_cache_mode=force_generic_plan".strip()
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 if CONFIG.redis_url:

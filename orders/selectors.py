@@ -484,13 +484,13 @@ SELECT
 """
 
 
-# The statement is prepared once per connection (adr/0013). PostgreSQL then weighs the generic
-# plan, made without the parameters' values, against a plan for each execution's values; it
-# estimates "created_at >= $n" as a third of the rows, so with a long history the generic plan
-# looks dear and every execution is planned again. The two bounds on statement_timestamp(),
-# which the planner can evaluate, make the generic estimate the real one: few rows. They
-# never narrow the result as long as the database's clock is less than an hour ahead of the
-# application's (the windows are measured on the application's clock, as orders are stamped).
+# The statement is prepared once per connection and its plan made once, without the
+# parameters' values (plan_cache_mode=force_generic_plan, adr/0013). The planner estimates
+# "created_at >= $n" as a third of the rows, which with a long history would make that plan
+# scan it. The two bounds on statement_timestamp(), which the planner can evaluate, make its
+# estimates the real ones: the strategy's last hours. They never narrow the result as long
+# as the database's clock is less than an hour ahead of the application's (the windows are
+# measured on the application's clock, as orders are stamped).
 PLANNER_MARGIN_S = 3600
 
 
