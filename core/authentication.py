@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -10,6 +11,20 @@ from django.utils.translation import gettext_lazy as _
 from rest_framework import authentication, exceptions
 
 from core.sql import instance_from_json, prepared_cursor
+
+
+@functools.cache
+def _token_sql(token_model: Any) -> str:
+    """The token and its user, as JSON rows, by key: written once per process."""
+    user_model = get_user_model()
+    quote = connection.ops.quote_name
+    user_id, user_pk = str(token_model._meta.get_field("user").column), str(user_model._meta.pk.column)
+    table, key = str(token_model._meta.db_table), str(token_model._meta.pk.column)
+    return (
+        f"SELECT row_to_json(t)::text, row_to_json(u)::text FROM {quote(table)} t "
+        f"JOIN {quote(user_model._meta.db_table)} u ON u.{quote(user_pk)} = t.{quote(user_id)} "
+        f"WHERE t.{quote(key)} = %s"
+    )
 
 
 class TokenAuthentication(authentication.TokenAuthentication):
@@ -25,15 +40,8 @@ class TokenAuthentication(authentication.TokenAuthentication):
         if connection.vendor != "postgresql":
             return super().authenticate_credentials(key)
         token_model, user_model = self.get_model(), get_user_model()
-        quote = connection.ops.quote_name
-        user_id, user_pk = str(token_model._meta.get_field("user").column), str(user_model._meta.pk.column)
-        sql = (
-            f"SELECT row_to_json(t)::text, row_to_json(u)::text FROM {quote(token_model._meta.db_table)} t "
-            f"JOIN {quote(user_model._meta.db_table)} u ON u.{quote(user_pk)} = t.{quote(user_id)} "
-            f"WHERE t.{quote(token_model._meta.pk.column)} = %s"
-        )
         with prepared_cursor() as cursor:
-            cursor.execute(sql, [key])
+            cursor.execute(_token_sql(token_model), [key])
             row = cursor.fetchone()
         if row is None:
             raise exceptions.AuthenticationFailed(_("Invalid token."))

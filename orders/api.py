@@ -237,24 +237,33 @@ def _order_answer(outcome: services.SubmitOutcome) -> Response:
     return Response(body, status=status.HTTP_201_CREATED)
 
 
-def _strategy_for(user: Any, slug: str) -> Strategy:
-    """Unknown strategy: 404. Known but not granted to this client: 403. One query, written out (issue 19)."""
+@functools.cache
+def _strategy_sql(vendor: str) -> str:
+    """The strategy by slug with whether a client may trade it, written once per process.
+
+    PostgreSQL: the row as JSON (a prepared statement's result type never follows the table's
+    columns); elsewhere the row itself for ``Strategy.objects.raw``.
+    """
     quote = connection.ops.quote_name
     grants = Strategy.clients.through._meta
     granted = (
         f"EXISTS(SELECT 1 FROM {quote(grants.db_table)} g WHERE g.{quote(grants.get_field('strategy').column)} = s.id "
         f"AND g.{quote(grants.get_field('user').column)} = %s)"
     )
-    table = quote(Strategy._meta.db_table)
+    row = "row_to_json(s)::text" if vendor == "postgresql" else "s.*"
+    return f"SELECT {row}, {granted} AS granted FROM {quote(Strategy._meta.db_table)} s WHERE s.slug = %s"
+
+
+def _strategy_for(user: Any, slug: str) -> Strategy:
+    """Unknown strategy: 404. Known but not granted to this client: 403. One query, written out (issue 19)."""
     strategy: Strategy | None
     if connection.vendor == "postgresql":  # prepared once per connection; the row as JSON keeps its result type fixed
         with prepared_cursor() as cursor:
-            cursor.execute(f"SELECT row_to_json(s)::text, {granted} FROM {table} s WHERE s.slug = %s", [user.pk, slug])
+            cursor.execute(_strategy_sql(connection.vendor), [user.pk, slug])
             row = cursor.fetchone()
         strategy, allowed = (instance_from_json(Strategy, row[0]), row[1]) if row is not None else (None, False)
     else:
-        sql = f"SELECT s.*, {granted} AS granted FROM {table} s WHERE s.slug = %s"
-        strategy = next(iter(Strategy.objects.raw(sql, [user.pk, slug])), None)
+        strategy = next(iter(Strategy.objects.raw(_strategy_sql(connection.vendor), [user.pk, slug])), None)
         allowed = getattr(strategy, "granted", False)
     if strategy is None:
         raise NotFound(f"There is no strategy {slug}.")

@@ -9,6 +9,7 @@ number of historical orders or fills.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import logging
 import zoneinfo
@@ -156,21 +157,26 @@ def entry_reads(*, client_order_id: str | None, symbol: str) -> EntryReads:
     client_order_id, the id of the order a retry finds stored under it. Plain
     SQL, so SQLite runs the same statement.
     """
+    params = [client_order_id] if client_order_id is not None else []
+    with prepared_cursor() as cursor:
+        cursor.execute(_entry_reads_sql(connection.vendor, with_retry=client_order_id is not None), params)
+        rows = cursor.fetchall()
+    existing = next((found for held, found in rows if found is not None), None)
+    return EntryReads(existing_id=existing, symbols={symbol, *(held for held, _ in rows if held is not None)})
+
+
+@functools.cache
+def _entry_reads_sql(vendor: str, *, with_retry: bool) -> str:
+    """entry_reads' statement, written once per process (``vendor``: the text is the same on both)."""
     quote = connection.ops.quote_name
     orders, positions = quote(Order._meta.db_table), quote(Position._meta.db_table)
     sql = (
         f"SELECT symbol, NULL FROM {positions} WHERE qty <> 0 "
         f"UNION SELECT symbol, NULL FROM {orders} WHERE status IN ({literals(WORKING)})"
     )
-    params: list[str] = []
-    if client_order_id is not None:
+    if with_retry:
         sql += f" UNION ALL SELECT NULL, CAST(id AS text) FROM {orders} WHERE client_order_id = %s"
-        params.append(client_order_id)
-    with prepared_cursor() as cursor:
-        cursor.execute(sql, params)
-        rows = cursor.fetchall()
-    existing = next((found for held, found in rows if found is not None), None)
-    return EntryReads(existing_id=existing, symbols={symbol, *(held for held, _ in rows if held is not None)})
+    return sql
 
 
 @dataclass
@@ -494,6 +500,16 @@ SELECT
 PLANNER_MARGIN_S = 3600
 
 
+@functools.cache
+def _snapshot_sql() -> str:
+    """The snapshot statement, written once per process."""
+    return _SNAPSHOT_SQL.format(
+        working=literals(WORKING),
+        planner_window_s=max(60, MAX_DUPLICATE_ORDER_WINDOW_S) + PLANNER_MARGIN_S,
+        day_window_s=25 * 3600 + PLANNER_MARGIN_S,  # a trading day (a DST change's 25 hours at most)
+    )
+
+
 def _rows_from_json(model: type[models.Model], text: str | None) -> list[dict[str, Any]]:
     """json_agg's rows, each value typed by the model field of the same name (aggregates: Decimal or int)."""
     if text is None:
@@ -506,11 +522,6 @@ def _rows_from_json(model: type[models.Model], text: str | None) -> list[dict[st
 
 
 def _snapshot_rows_sql(*, strategy_id: int, intent: checks.OrderIntent, now: dt.datetime) -> SnapshotRows:
-    sql = _SNAPSHOT_SQL.format(
-        working=literals(WORKING),
-        planner_window_s=max(60, MAX_DUPLICATE_ORDER_WINDOW_S) + PLANNER_MARGIN_S,
-        day_window_s=25 * 3600 + PLANNER_MARGIN_S,  # a trading day (a DST change's 25 hours at most)
-    )
     params: dict[str, Any] = {
         "strategy": strategy_id, "symbol": intent.symbol, "side": intent.side, "qty": intent.qty,
         "type": intent.type, "limit_price": intent.limit_price, "stop_price": intent.stop_price,
@@ -520,7 +531,7 @@ def _snapshot_rows_sql(*, strategy_id: int, intent: checks.OrderIntent, now: dt.
         "day_start": trading_day_start(now),
     }
     with prepared_cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(_snapshot_sql(), params)
         state_json, limits_json, strategy_json, restriction, switches, positions, working_rows, realised, recent = (
             cursor.fetchone()
         )

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -373,19 +374,24 @@ FOR UPDATE OF o
 """
 
 
+@functools.cache
+def _send_lock_sql() -> str:
+    """_SEND_LOCK_SQL for PostgreSQL, written once per process."""
+    quote = connection.ops.quote_name
+    orders = quote(Order._meta.db_table)
+    return _SEND_LOCK_SQL.format(
+        switch=kill_switch_rows_share_locked_sql(f"(SELECT strategy_id FROM {orders} WHERE id = %(order)s)"),
+        orders=orders, strategies=quote(Strategy._meta.db_table),
+    )
+
+
 def _lock_for_send(order_id: uuid.UUID) -> tuple[Order, bool]:
     """The order to send, locked, and whether a kill switch that covers it is active (its rows share-locked)."""
     if connection.vendor != "postgresql":  # SQLite: the IMMEDIATE transaction already serialises writers
         order = Order.objects.select_for_update().select_related("strategy").get(pk=order_id)
         return order, kill_switch_active_share_locked(strategy_id=order.strategy_id)
-    quote = connection.ops.quote_name
-    orders = quote(Order._meta.db_table)
-    sql = _SEND_LOCK_SQL.format(
-        switch=kill_switch_rows_share_locked_sql(f"(SELECT strategy_id FROM {orders} WHERE id = %(order)s)"),
-        orders=orders, strategies=quote(Strategy._meta.db_table),
-    )
     with prepared_cursor() as cursor:
-        cursor.execute(sql, {"order": order_id})
+        cursor.execute(_send_lock_sql(), {"order": order_id})
         row = cursor.fetchone()
     if row is None:
         raise Order.DoesNotExist(order_id)
